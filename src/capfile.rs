@@ -1,0 +1,426 @@
+//! Capture files: a parser for classic pcap and pcapng over a byte buffer.
+//!
+//! Pure: it reads bytes it is given and never touches the file system. It yields every record up to
+//! the first damage and then reports that damage once, so a truncated or corrupt file still gives
+//! everything before it. pcapng files whose interfaces have different link types are read whole
+//! (libpcap refuses them after the first change of link type).
+
+use crate::decode::LinkType;
+use crate::event::Timestamp;
+
+/// One captured frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// When it was captured.
+    pub ts: Timestamp,
+    /// Link type of the interface it was captured on.
+    pub link_type: LinkType,
+    /// The captured bytes (possibly fewer than were on the wire).
+    pub data: &'a [u8],
+    /// The frame's length on the wire.
+    pub wire_len: u32,
+}
+
+/// What is wrong with a capture file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The file is empty.
+    #[error("the file is empty")]
+    Empty,
+    /// The first bytes are not a pcap or pcapng magic number.
+    #[error("not a pcap or pcapng file (magic {0:02x?})")]
+    NotACapture(Vec<u8>),
+    /// The file ends inside a header or record.
+    #[error("truncated at byte {offset}: {what} needs {needed} bytes, only {available} left")]
+    Truncated {
+        /// Byte offset where the damaged part starts.
+        offset: usize,
+        /// What was being read.
+        what: &'static str,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes left.
+        available: usize,
+    },
+    /// A record claims an impossible length.
+    #[error("damaged at byte {offset}: {what}")]
+    Corrupt {
+        /// Byte offset of the bad header.
+        offset: usize,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// Largest record accepted, as libpcap's `max_snaplen_for_dlt` (256 KiB for most link types).
+const MAX_RECORD: u32 = 256 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    fn u16(self, b: [u8; 2]) -> u16 {
+        match self {
+            Endian::Little => u16::from_le_bytes(b),
+            Endian::Big => u16::from_be_bytes(b),
+        }
+    }
+    fn u32(self, b: [u8; 4]) -> u32 {
+        match self {
+            Endian::Little => u32::from_le_bytes(b),
+            Endian::Big => u32::from_be_bytes(b),
+        }
+    }
+}
+
+/// An interface of a pcapng section.
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link_type: LinkType,
+    /// Timestamp units per second (`if_tsresol`, default 10^6).
+    units_per_sec: u64,
+}
+
+#[derive(Clone, Debug)]
+enum Format {
+    Pcap { endian: Endian, nanos: bool, link_type: LinkType, snaplen: u32 },
+    PcapNg { endian: Endian, interfaces: Vec<Interface> },
+}
+
+/// Reads the records of a pcap or pcapng file held in `bytes`.
+#[derive(Clone, Debug)]
+pub struct CaptureReader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    format: Format,
+    done: bool,
+}
+
+fn take<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
+    bytes.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
+impl<'a> CaptureReader<'a> {
+    /// Recognizes the file format from its first bytes.
+    pub fn new(bytes: &'a [u8]) -> Result<CaptureReader<'a>, FileError> {
+        if bytes.is_empty() {
+            return Err(FileError::Empty);
+        }
+        let magic = take::<4>(bytes, 0).ok_or_else(|| FileError::NotACapture(bytes.to_vec()))?;
+        let pcap = |endian, nanos| -> Result<CaptureReader<'a>, FileError> {
+            let header = take::<24>(bytes, 0).ok_or(FileError::Truncated {
+                offset: 0,
+                what: "the pcap file header",
+                needed: 24,
+                available: bytes.len(),
+            })?;
+            let snaplen = Endian::u32(endian, [header[16], header[17], header[18], header[19]]);
+            // The link type is the low 28 bits (the top bits hold the FCS length, RFC draft pcap 4.1).
+            let link = Endian::u32(endian, [header[20], header[21], header[22], header[23]]) & 0x0fff_ffff;
+            Ok(CaptureReader {
+                bytes,
+                offset: 24,
+                format: Format::Pcap { endian, nanos, link_type: LinkType(link), snaplen },
+                done: false,
+            })
+        };
+        match magic {
+            [0xd4, 0xc3, 0xb2, 0xa1] => pcap(Endian::Little, false),
+            [0xa1, 0xb2, 0xc3, 0xd4] => pcap(Endian::Big, false),
+            [0x4d, 0x3c, 0xb2, 0xa1] => pcap(Endian::Little, true),
+            [0xa1, 0xb2, 0x3c, 0x4d] => pcap(Endian::Big, true),
+            [0x0a, 0x0d, 0x0d, 0x0a] => Ok(CaptureReader {
+                bytes,
+                offset: 0,
+                format: Format::PcapNg { endian: Endian::Little, interfaces: Vec::new() },
+                done: false,
+            }),
+            _ => Err(FileError::NotACapture(magic.to_vec())),
+        }
+    }
+
+    /// The link type of a classic pcap file, or of a pcapng file's first interface once read.
+    pub fn link_type(&self) -> Option<LinkType> {
+        match &self.format {
+            Format::Pcap { link_type, .. } => Some(*link_type),
+            Format::PcapNg { interfaces, .. } => interfaces.first().map(|i| i.link_type),
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    fn truncated(&self, what: &'static str, needed: usize) -> FileError {
+        FileError::Truncated {
+            offset: self.offset,
+            what,
+            needed,
+            available: self.bytes.len() - self.offset.min(self.bytes.len()),
+        }
+    }
+
+    fn next_pcap(
+        &mut self,
+        endian: Endian,
+        nanos: bool,
+        link_type: LinkType,
+        snaplen: u32,
+    ) -> Option<Result<Record<'a>, FileError>> {
+        if self.offset >= self.bytes.len() {
+            return None;
+        }
+        let Some(h) = take::<16>(self.bytes, self.offset) else {
+            return Some(Err(self.truncated("a record header", 16)));
+        };
+        let secs = endian.u32([h[0], h[1], h[2], h[3]]);
+        let frac = endian.u32([h[4], h[5], h[6], h[7]]);
+        let caplen = endian.u32([h[8], h[9], h[10], h[11]]);
+        let wire_len = endian.u32([h[12], h[13], h[14], h[15]]);
+        if caplen > MAX_RECORD.max(snaplen) {
+            return Some(Err(FileError::Corrupt {
+                offset: self.offset,
+                what: format!("record length {caplen} is larger than the snapshot length {snaplen}"),
+            }));
+        }
+        let start = self.offset + 16;
+        let Some(data) = self.bytes.get(start..start + caplen as usize) else {
+            return Some(Err(FileError::Truncated {
+                offset: self.offset,
+                what: "a record",
+                needed: 16 + caplen as usize,
+                available: self.bytes.len() - self.offset,
+            }));
+        };
+        self.offset = start + caplen as usize;
+        let nanos_part = if nanos { frac } else { frac.saturating_mul(1000) };
+        Some(Ok(Record { ts: Timestamp::from_parts(i64::from(secs), nanos_part), link_type, data, wire_len }))
+    }
+
+    fn next_pcapng(&mut self) -> Option<Result<Record<'a>, FileError>> {
+        loop {
+            if self.offset >= self.bytes.len() {
+                return None;
+            }
+            let at = self.offset;
+            let Some(h) = take::<8>(self.bytes, at) else {
+                return Some(Err(self.truncated("a block header", 8)));
+            };
+            let Format::PcapNg { endian, .. } = &mut self.format else { return None };
+            let block_type_raw = [h[0], h[1], h[2], h[3]];
+            if block_type_raw == [0x0a, 0x0d, 0x0d, 0x0a] {
+                // Section header block: its byte-order magic decides the endianness of the whole section.
+                match take::<4>(self.bytes, at + 8) {
+                    Some([0x4d, 0x3c, 0x2b, 0x1a]) => *endian = Endian::Little,
+                    Some([0x1a, 0x2b, 0x3c, 0x4d]) => *endian = Endian::Big,
+                    Some(other) => {
+                        return Some(Err(FileError::Corrupt {
+                            offset: at,
+                            what: format!("bad byte-order magic {other:02x?}"),
+                        }))
+                    }
+                    None => return Some(Err(self.truncated("a section header block", 12))),
+                }
+            }
+            let endian = *endian;
+            let block_type = endian.u32(block_type_raw);
+            let len = endian.u32([h[4], h[5], h[6], h[7]]) as usize;
+            if len < 12 || len % 4 != 0 || len > MAX_RECORD as usize + 4096 {
+                return Some(Err(FileError::Corrupt { offset: at, what: format!("block length {len} is impossible") }));
+            }
+            let Some(block) = self.bytes.get(at..at + len) else {
+                return Some(Err(self.truncated("a block", len)));
+            };
+            self.offset = at + len;
+            let body = &block[8..len - 4];
+            match block_type {
+                0x0a0d_0d0a => {
+                    if let Format::PcapNg { interfaces, .. } = &mut self.format {
+                        interfaces.clear();
+                    }
+                }
+                1 => {
+                    let Some(interface) = parse_idb(endian, body) else {
+                        return Some(Err(FileError::Corrupt {
+                            offset: at,
+                            what: "interface description block too short".into(),
+                        }));
+                    };
+                    if let Format::PcapNg { interfaces, .. } = &mut self.format {
+                        interfaces.push(interface);
+                    }
+                }
+                // Enhanced packet block (6) and the obsolete packet block (2): interface id, timestamp, lengths, data.
+                6 | 2 => return Some(self.packet_block(endian, at, block_type, body)),
+                3 => {
+                    // Simple packet block: interface 0, no timestamp.
+                    let Format::PcapNg { interfaces, .. } = &self.format else { return None };
+                    let Some(interface) = interfaces.first().copied() else {
+                        return Some(Err(FileError::Corrupt {
+                            offset: at,
+                            what: "simple packet block before any interface".into(),
+                        }));
+                    };
+                    let wire_len = take::<4>(body, 0).map_or(0, |b| endian.u32(b));
+                    let data = body.get(4..4 + (wire_len as usize).min(body.len().saturating_sub(4))).unwrap_or(&[]);
+                    return Some(Ok(Record { ts: Timestamp(0), link_type: interface.link_type, data, wire_len }));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn packet_block(
+        &self,
+        endian: Endian,
+        at: usize,
+        block_type: u32,
+        body: &'a [u8],
+    ) -> Result<Record<'a>, FileError> {
+        let short = || FileError::Corrupt { offset: at, what: "packet block too short".into() };
+        let fields = take::<20>(body, 0).ok_or_else(short)?;
+        let interface_id = if block_type == 2 {
+            u32::from(endian.u16([fields[0], fields[1]]))
+        } else {
+            endian.u32([fields[0], fields[1], fields[2], fields[3]])
+        };
+        let ts_high = u64::from(endian.u32([fields[4], fields[5], fields[6], fields[7]]));
+        let ts_low = u64::from(endian.u32([fields[8], fields[9], fields[10], fields[11]]));
+        let caplen = endian.u32([fields[12], fields[13], fields[14], fields[15]]);
+        let wire_len = endian.u32([fields[16], fields[17], fields[18], fields[19]]);
+        let data = body.get(20..20 + caplen as usize).ok_or_else(|| FileError::Corrupt {
+            offset: at,
+            what: format!("captured length {caplen} overruns its block"),
+        })?;
+        let Format::PcapNg { interfaces, .. } = &self.format else { return Err(short()) };
+        let interface = interfaces.get(interface_id as usize).copied().ok_or_else(|| FileError::Corrupt {
+            offset: at,
+            what: format!("packet for interface {interface_id}, which was never described"),
+        })?;
+        let units = (ts_high << 32) | ts_low;
+        let per = interface.units_per_sec.max(1);
+        let secs = i64::try_from(units / per).unwrap_or(i64::MAX);
+        let nanos = u32::try_from(u128::from(units % per) * 1_000_000_000 / u128::from(per)).unwrap_or(0);
+        Ok(Record { ts: Timestamp::from_parts(secs, nanos), link_type: interface.link_type, data, wire_len })
+    }
+}
+
+/// Interface description block: link type, then options; `if_tsresol` (9) sets the time unit.
+fn parse_idb(endian: Endian, body: &[u8]) -> Option<Interface> {
+    let fixed = take::<8>(body, 0)?;
+    let link_type = LinkType(u32::from(endian.u16([fixed[0], fixed[1]])));
+    let mut units_per_sec = 1_000_000;
+    let mut at = 8;
+    while let Some(opt) = take::<4>(body, at) {
+        let code = endian.u16([opt[0], opt[1]]);
+        let len = endian.u16([opt[2], opt[3]]) as usize;
+        if code == 0 {
+            break;
+        }
+        if code == 9 && len >= 1 {
+            let resol = *body.get(at + 4)?;
+            // High bit set: a power of two; clear: a power of ten (pcapng spec, if_tsresol).
+            let exp = u32::from(resol & 0x7f);
+            units_per_sec = if resol & 0x80 != 0 { 2u64.checked_pow(exp)? } else { 10u64.checked_pow(exp)? };
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    Some(Interface { link_type, units_per_sec })
+}
+
+impl<'a> Iterator for CaptureReader<'a> {
+    type Item = Result<Record<'a>, FileError>;
+
+    /// The next record; after the first error, nothing more.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = match self.format.clone() {
+            Format::Pcap { endian, nanos, link_type, snaplen } => self.next_pcap(endian, nanos, link_type, snaplen),
+            Format::PcapNg { .. } => self.next_pcapng(),
+        };
+        if !matches!(item, Some(Ok(_))) {
+            self.done = true;
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic little-endian microsecond pcap with one 4-byte Ethernet-typed record.
+    fn pcap_le() -> Vec<u8> {
+        let mut f = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        f.extend_from_slice(&[100, 0, 0, 0, 7, 0, 0, 0, 4, 0, 0, 0, 60, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+        f
+    }
+
+    #[test]
+    fn test_pcap_one_record() {
+        let f = pcap_le();
+        let records: Vec<_> = CaptureReader::new(&f).unwrap().collect();
+        assert_eq!(records.len(), 1);
+        let r = records[0].clone().unwrap();
+        assert_eq!(r.ts, Timestamp::from_parts(100, 7_000));
+        assert_eq!(r.link_type, LinkType::ETHERNET);
+        assert_eq!(r.data, &[0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(r.wire_len, 60);
+    }
+
+    #[test]
+    fn test_pcap_truncated_record_keeps_earlier_ones() {
+        let mut f = pcap_le();
+        f.extend_from_slice(&[101, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 0, 40, 0, 0, 0, 1, 2]);
+        let records: Vec<_> = CaptureReader::new(&f).unwrap().collect();
+        assert_eq!(records.len(), 2);
+        assert!(records[0].is_ok());
+        assert!(matches!(records[1], Err(FileError::Truncated { offset: 44, .. })));
+    }
+
+    #[test]
+    fn test_pcap_every_prefix_is_safe() {
+        let f = pcap_le();
+        for len in 0..f.len() {
+            if let Ok(reader) = CaptureReader::new(&f[..len]) {
+                for _ in reader {}
+            }
+        }
+    }
+
+    #[test]
+    fn test_not_a_capture() {
+        assert!(matches!(CaptureReader::new(b"hello world"), Err(FileError::NotACapture(_))));
+        assert_eq!(CaptureReader::new(b"").unwrap_err(), FileError::Empty);
+    }
+
+    #[test]
+    fn test_pcapng_nanosecond_resolution() {
+        // SHB (28 bytes), IDB with if_tsresol=9 (linktype 1), one EPB with 4 bytes of data.
+        let mut f = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+        f.extend_from_slice(&[0xff; 8]);
+        f.extend_from_slice(&[28, 0, 0, 0]);
+        f.extend_from_slice(&[1, 0, 0, 0, 28, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 0, 9, 0, 0, 0, 28, 0, 0, 0]);
+        let units: u64 = 1_700_000_000_123_456_789;
+        let (hi, lo) = ((units >> 32) as u32, units as u32);
+        f.extend_from_slice(&[6, 0, 0, 0, 36, 0, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&hi.to_le_bytes());
+        f.extend_from_slice(&lo.to_le_bytes());
+        f.extend_from_slice(&[4, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4, 36, 0, 0, 0]);
+        let records: Vec<_> = CaptureReader::new(&f).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].ts, Timestamp(1_700_000_000_123_456_789));
+        assert_eq!(records[0].data, &[1, 2, 3, 4]);
+        for len in 0..f.len() {
+            if let Ok(reader) = CaptureReader::new(&f[..len]) {
+                for _ in reader {}
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Packet wording: tcpdump-like one-line summaries and the names of ICMP codes.
+
+use std::fmt::Write as _;
+
+use crate::decode::{ArpMessage, ArpOp, IcmpError, IcmpErrorKind, NeighborMessage, NeighborOp, TcpSegment};
+use crate::flow::Family;
+
+/// `Flags [S], seq 1, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,wscale 7], length 0`.
+pub fn tcp(seg: &TcpSegment) -> String {
+    let mut s = format!("Flags [{}], seq {}", seg.flags.tcpdump(), seg.seq);
+    if seg.flags.has(crate::decode::TcpFlags::ACK) {
+        let _ = write!(s, ", ack {}", seg.ack);
+    }
+    let _ = write!(s, ", win {}", seg.window);
+    let o = &seg.options;
+    let mut opts = Vec::new();
+    if let Some(mss) = o.mss {
+        opts.push(format!("mss {mss}"));
+    }
+    if o.sack_permitted {
+        opts.push("sackOK".to_string());
+    }
+    if let Some((val, ecr)) = o.timestamps {
+        opts.push(format!("TS val {val} ecr {ecr}"));
+    }
+    if let Some(ws) = o.window_scale {
+        opts.push(format!("wscale {ws}"));
+    }
+    if !opts.is_empty() {
+        let _ = write!(s, ", options [{}]", opts.join(","));
+    }
+    let _ = write!(s, ", length {}", seg.payload_len);
+    s
+}
+
+/// The name of an ICMP error's type and code, as tcpdump words it.
+pub fn icmp_name(icmp: &IcmpError) -> String {
+    let code = icmp.code;
+    match (icmp.family, icmp.kind) {
+        (Family::Ipv4, IcmpErrorKind::DestinationUnreachable) => match code {
+            0 => "net unreachable".into(),
+            1 => "host unreachable".into(),
+            2 => "protocol unreachable".into(),
+            3 => "port unreachable".into(),
+            4 => match icmp.mtu {
+                Some(mtu) => format!("fragmentation needed (mtu {mtu})"),
+                None => "fragmentation needed".into(),
+            },
+            5 => "source route failed".into(),
+            6 => "destination network unknown".into(),
+            7 => "destination host unknown".into(),
+            8 => "source host isolated".into(),
+            9 => "network administratively prohibited".into(),
+            10 => "host administratively prohibited".into(),
+            11 => "net unreachable for TOS".into(),
+            12 => "host unreachable for TOS".into(),
+            13 => "communication administratively prohibited".into(),
+            14 => "host precedence violation".into(),
+            15 => "precedence cutoff".into(),
+            _ => format!("unreachable, unknown code {code}"),
+        },
+        (Family::Ipv6, IcmpErrorKind::DestinationUnreachable) => match code {
+            0 => "no route to destination".into(),
+            1 => "communication administratively prohibited".into(),
+            2 => "beyond scope of source address".into(),
+            3 => "address unreachable".into(),
+            4 => "port unreachable".into(),
+            5 => "source address failed ingress/egress policy".into(),
+            6 => "reject route to destination".into(),
+            7 => "error in source routing header".into(),
+            _ => format!("unreachable, unknown code {code}"),
+        },
+        (_, IcmpErrorKind::PacketTooBig) => match icmp.mtu {
+            Some(mtu) => format!("packet too big (mtu {mtu})"),
+            None => "packet too big".into(),
+        },
+        (_, IcmpErrorKind::TimeExceeded) => match code {
+            0 if icmp.family == Family::Ipv4 => "time exceeded in-transit (TTL 0)".into(),
+            0 => "time exceeded in-transit (hop limit 0)".into(),
+            1 => "fragment reassembly time exceeded".into(),
+            _ => format!("time exceeded, code {code}"),
+        },
+        (_, IcmpErrorKind::ParameterProblem) => format!("parameter problem, code {code}"),
+        (_, IcmpErrorKind::SourceQuench) => "source quench".into(),
+        (_, IcmpErrorKind::Redirect) => format!("redirect, code {code}"),
+    }
+}
+
+/// `ICMP 198.51.100.1 > 192.0.2.10: host unreachable (type 3/code 1), quoting 192.0.2.10:40000 > 198.51.100.10:80 seq 7`.
+pub fn icmp(icmp: &IcmpError) -> String {
+    let proto = match icmp.family {
+        Family::Ipv4 => "ICMP",
+        Family::Ipv6 => "ICMP6",
+    };
+    let mut s = format!(
+        "{proto} {} > {}: {} (type {}/code {})",
+        icmp.src,
+        icmp.dst,
+        icmp_name(icmp),
+        icmp.icmp_type,
+        icmp.code
+    );
+    if let Some(q) = &icmp.quoted {
+        match &q.tcp {
+            Some(t) => {
+                let src = std::net::SocketAddr::new(q.src, t.src_port);
+                let dst = std::net::SocketAddr::new(q.dst, t.dst_port);
+                let _ = write!(s, ", quoting {src} > {dst} seq {}", t.seq);
+                if let Some(flags) = t.flags {
+                    let _ = write!(s, " [{}]", flags.tcpdump());
+                }
+            }
+            None => {
+                let _ = write!(s, ", quoting {} > {} proto {}", q.src, q.dst, q.protocol);
+            }
+        }
+    }
+    s
+}
+
+/// `ARP, who-has 192.0.2.99 tell 192.0.2.10` / `ARP, 192.0.2.1 is-at 02:00:00:00:00:01`.
+pub fn arp(arp: &ArpMessage) -> String {
+    match arp.op {
+        ArpOp::Request => format!("ARP, who-has {} tell {}", arp.target_ip, arp.sender_ip),
+        ArpOp::Reply => {
+            let hw: Vec<String> = arp.sender_hw.iter().map(|b| format!("{b:02x}")).collect();
+            format!("ARP, {} is-at {}", arp.sender_ip, hw.join(":"))
+        }
+    }
+}
+
+/// `ICMP6 neighbor solicitation, who has 2001:db8:1::99` / `... advertisement, tgt is ...`.
+pub fn neighbor(nd: &NeighborMessage) -> String {
+    match nd.op {
+        NeighborOp::Solicitation => format!("ICMP6 {} > neighbor solicitation, who has {}", nd.src, nd.target),
+        NeighborOp::Advertisement => format!("ICMP6 {} > neighbor advertisement, tgt is {}", nd.src, nd.target),
+    }
+}

@@ -1,0 +1,263 @@
+//! Verdicts: turns a finished attempt into its outcome, errno and the cause in plain words.
+
+use std::net::IpAddr;
+
+use super::{describe, AttemptState, Decision, SoftError};
+use crate::decode::{IcmpError, IcmpErrorKind};
+use crate::event::{Span, Timestamp};
+use crate::flow::Family;
+use crate::linux::{Errno, SynTiming};
+use crate::timeline::{Attempt, ErrnoSource, Outcome, What};
+
+/// Builds the reported attempt; `capture_end` is when the evidence ends.
+pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Timestamp) -> Attempt {
+    a.entries.sort_by_key(|e| e.ts);
+    let start = a.entries.first().map_or(capture_end, |e| e.ts);
+    let first_syn = a.syn_times.first().copied();
+    let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
+
+    let (outcome, errno, decided_at, rtt, mut cause) = match a.verdict.as_ref().map(|v| (v.ts, &v.decision)) {
+        Some((ts, Decision::Established { via_ack })) => {
+            let rtt = answer_rtt(&a, ts);
+            let cause = established_cause(&a, *via_ack, rtt);
+            (Outcome::Established, None, Some(ts), rtt, cause)
+        }
+        Some((ts, Decision::Refused)) => {
+            let rtt = answer_rtt(&a, ts);
+            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(&a, rtt))
+        }
+        Some((ts, Decision::Icmp { errno, error })) => {
+            let cause = icmp_cause(&a, error, *errno, ts);
+            (Outcome::Unreachable, Some(*errno), Some(ts), None, cause)
+        }
+        None => match &a.soft_error {
+            Some(soft) => {
+                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, timing, capture_end))
+            }
+            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, timing, capture_end)),
+        },
+    };
+    if let Some(side) = a.capture_side {
+        cause.push_str(&format!(" (The capture was {side}.)"));
+    }
+    if a.later_segments > 0 && outcome == Outcome::Established {
+        cause.push_str(&format!(" {} more segments of the connection follow (not shown).", a.later_segments));
+    }
+
+    let entries = a
+        .entries
+        .into_iter()
+        .map(|mut e| {
+            e.t = round_micros(e.ts.since(start).as_secs_f64());
+            e
+        })
+        .collect();
+    Attempt {
+        kind: "attempt",
+        client: a.key.client,
+        server: a.key.server,
+        family: a.key.family(),
+        outcome,
+        errno,
+        errno_source: ErrnoSource::Inferred,
+        syn_count,
+        start: first_syn.unwrap_or(start).min(start),
+        rtt_ms: rtt.map(|r| (r.as_millis_f64() * 1000.0).round() / 1000.0),
+        decided_after: decided_at.map(|ts| round_micros(ts.since(start).as_secs_f64())),
+        isn: a.isn,
+        cause,
+        events: entries,
+    }
+}
+
+fn round_micros(secs: f64) -> f64 {
+    (secs * 1e6).round() / 1e6
+}
+
+/// Handshake RTT on the wire: from the last SYN sent before the answer to the answer.
+fn answer_rtt(a: &AttemptState, answer: Timestamp) -> Option<Span> {
+    a.syn_times.iter().rev().find(|&&t| t <= answer).map(|&t| answer.since(t))
+}
+
+fn lost_syns(a: &AttemptState) -> String {
+    match a.syn_times.len() {
+        0 | 1 => String::new(),
+        n => format!(" It took {n} SYNs: the first {} got no answer in time.", n - 1),
+    }
+}
+
+fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>) -> String {
+    let mut s = if via_ack {
+        "The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.".to_string()
+    } else {
+        let after = rtt.map_or(String::new(), |r| format!(" after {r}"));
+        let mut s = format!(
+            "The server answered our SYN with a SYN-ACK acknowledging it{after}: connect() returned 0 (tcp_rcv_synsent_state_process → tcp_finish_connect)."
+        );
+        if !a.handshake_acked {
+            s.push_str(" The client's final ACK is not in the capture (it ends, or it holds only one direction).");
+        }
+        s
+    };
+    s.push_str(&lost_syns(a));
+    s.push_str(&ignored_answers(a));
+    s
+}
+
+fn refused_cause(a: &AttemptState, rtt: Option<Span>) -> String {
+    let after = rtt.map_or(String::new(), |r| format!(" {r} later"));
+    let mut s = format!(
+        "{} answered our SYN with a RST that acknowledges it{after}: nothing accepts connections on port {} (or a firewall rejects with a TCP reset in its name). Linux fails connect() at once with ECONNREFUSED (tcp_reset).",
+        a.key.server.ip(),
+        a.key.server.port()
+    );
+    s.push_str(&lost_syns(a));
+    s.push_str(&ignored_answers(a));
+    s
+}
+
+/// Who sent an ICMP error, in words.
+fn sender(a: &AttemptState, from: IpAddr) -> String {
+    if from == a.key.client.ip() {
+        format!("This host ({from}) itself")
+    } else if from == a.key.server.ip() {
+        format!("The server {from} itself")
+    } else {
+        format!("Router {from}")
+    }
+}
+
+fn err_function(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "tcp_v4_err → icmp_err_convert",
+        Family::Ipv6 => "tcp_v6_err → icmpv6_err_convert",
+    }
+}
+
+fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp) -> String {
+    if let Some(s) = neighbor_failure_cause(a, error, errno) {
+        return s;
+    }
+    let mut s = String::new();
+    if a.syn_times.is_empty() {
+        s.push_str("No SYN of this attempt is in the capture; the ICMP error quotes it. ");
+    }
+    let name = describe::icmp_name(error);
+    let after = a
+        .syn_times
+        .iter()
+        .rev()
+        .find(|&&t| t <= ts)
+        .map_or(String::new(), |&t| format!(" {} after the SYN", ts.since(t)));
+    s.push_str(&format!("{} answered our SYN with ICMP {name}{after}.", sender(a, error.src)));
+    match error.kind {
+        IcmpErrorKind::TimeExceeded => s.push_str(
+            " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT",
+        ),
+        IcmpErrorKind::ParameterProblem => s.push_str(" A router found the SYN's IP header malformed; Linux treats this as a hard error in SYN-SENT"),
+        _ => s.push_str(" Linux aborts a connect in SYN-SENT at the first valid ICMP error"),
+    }
+    s.push_str(&format!(" ({}), so connect() fails with {errno}.", err_function(error.family)));
+    if a.soft_error.is_some() {
+        s.push_str(" An earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt.");
+    } else if error.kind == IcmpErrorKind::DestinationUnreachable {
+        s.push_str(" (4.4BSD would keep retrying for 75 s.)");
+    }
+    s.push_str(&ignored_answers(a));
+    s
+}
+
+/// ARP/ND for the next hop went unanswered: the kernel drops the queued SYN and reports to itself.
+fn neighbor_failure_cause(a: &AttemptState, error: &IcmpError, errno: Errno) -> Option<String> {
+    if !a.syn_times.is_empty() || error.src != a.key.client.ip() || errno != Errno::Ehostunreach {
+        return None;
+    }
+    let requests: Vec<_> = a.entries.iter().filter(|e| matches!(e.what, What::ArpRequest | What::Ns)).collect();
+    let replied = a.entries.iter().any(|e| matches!(e.what, What::ArpReply | What::Na));
+    if requests.is_empty() || replied {
+        return None;
+    }
+    let (protocol, function) = match error.family {
+        Family::Ipv4 => ("ARP", "icmp_send"),
+        Family::Ipv6 => ("neighbour discovery", "icmp6_send"),
+    };
+    let target = match a.resolving.as_slice() {
+        [one] => one.to_string(),
+        _ => "the next hop".to_string(),
+    };
+    let n = requests.len();
+    let span = match (requests.first(), requests.last()) {
+        (Some(f), Some(l)) if n > 1 => format!(" over {}", l.ts.since(f.ts)),
+        _ => String::new(),
+    };
+    Some(format!(
+        "No {protocol} reply for {target}: the kernel sent {n} request(s){span}, got no answer, dropped the SYN it had queued (so no SYN ever reached the wire) and reported {errno} to itself with an ICMP {} (neigh_invalidate → {function}). Nobody on the link owns {target}, or it is down.",
+        describe::icmp_name(error)
+    ))
+}
+
+fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &SynTiming, capture_end: Timestamp) -> String {
+    let mut s = format!(
+        "{} answered a SYN with ICMP {} while connect() still held the socket, so Linux only remembered it (sk_err_soft) and kept retransmitting; with no other answer, connect() fails at the deadline with the remembered {} instead of ETIMEDOUT.",
+        sender(a, soft.error.src),
+        describe::icmp_name(&soft.error),
+        soft.errno
+    );
+    s.push_str(&deadline_sentence(a, timing, capture_end));
+    s
+}
+
+fn timed_out_cause(a: &AttemptState, timing: &SynTiming, capture_end: Timestamp) -> String {
+    let n = a.syn_times.len();
+    let span = match (a.syn_times.first(), a.syn_times.last()) {
+        (Some(f), Some(l)) if n > 1 => format!(" over {}", l.since(*f)),
+        _ => String::new(),
+    };
+    let mut s = format!("No answer to {n} SYN(s){span}: nothing came back, neither SYN-ACK, RST nor ICMP error.");
+    s.push_str(&ignored_answers(a));
+    s.push_str(&deadline_sentence(a, timing, capture_end));
+    s
+}
+
+/// Relates the capture's end (or the next attempt) to the kernel's deadline.
+fn deadline_sentence(a: &AttemptState, timing: &SynTiming, capture_end: Timestamp) -> String {
+    let Some(&first) = a.syn_times.first() else { return String::new() };
+    let schedule = timing.schedule();
+    let sysctls = format!("tcp_syn_retries={}, tcp_syn_linear_timeouts={}", timing.syn_retries, timing.linear_timeouts);
+    if let Some(next) = a.superseded_at {
+        return format!(
+            " A new SYN with another ISN on the same 4-tuple {} after the first shows the client gave up on this attempt first; Linux alone would have waited {} ({sysctls}).",
+            next.since(first),
+            schedule.deadline
+        );
+    }
+    let seen = capture_end.since(first);
+    if seen >= schedule.deadline {
+        return format!(
+            " Linux gives up {} after the first SYN ({sysctls}) and connect() fails with ETIMEDOUT.",
+            schedule.deadline
+        );
+    }
+    let mut s = format!(
+        " The capture ends {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",
+        schedule.deadline
+    );
+    // The kernel's next retransmit was due before the capture ended but never came: the client stopped early.
+    let sent = a.syn_times.len();
+    if let Some(&due) = schedule.retransmits.get(sent - 1) {
+        if due.0 + Span::from_millis(500).0 < seen.0 {
+            s.push_str(&format!(
+                " No retransmit #{sent} although Linux sends it {due} after the first SYN: the client stopped early (a lowered tcp_syn_retries or TCP_SYNCNT, a connect timeout in the application, or not Linux)."
+            ));
+        }
+    }
+    s
+}
+
+fn ignored_answers(a: &AttemptState) -> String {
+    match a.entries.iter().filter(|e| e.ignored).count() {
+        0 => String::new(),
+        1 => " One answer arrived that Linux ignores (see the timeline).".to_string(),
+        n => format!(" {n} answers arrived that Linux ignores (see the timeline)."),
+    }
+}

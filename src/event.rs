@@ -1,0 +1,97 @@
+//! Events: everything the correlator sees, each stamped with the time it happened.
+//!
+//! The core never reads a clock: the capture shell stamps packets with libpcap's time, and replay uses the
+//! times stored in the file. Times are nanoseconds since the Unix epoch (`CLOCK_REALTIME`).
+
+use std::fmt;
+
+use crate::decode::Packet;
+
+/// A point in time, in nanoseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// Builds a timestamp from seconds and nanoseconds, as pcap records store them.
+    pub fn from_parts(secs: i64, nanos: u32) -> Self {
+        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(i64::from(nanos)))
+    }
+
+    /// Seconds since the epoch as a float (for JSON's `start`).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// The time elapsed from `earlier` to `self` (negative if `earlier` is later).
+    pub fn since(self, earlier: Timestamp) -> Span {
+        Span(self.0.saturating_sub(earlier.0))
+    }
+
+    /// This time moved forward by `span`.
+    pub fn plus(self, span: Span) -> Timestamp {
+        Timestamp(self.0.saturating_add(span.0))
+    }
+}
+
+/// A signed duration in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Span(pub i64);
+
+impl Span {
+    /// A span of whole milliseconds.
+    pub const fn from_millis(ms: i64) -> Span {
+        Span(ms * 1_000_000)
+    }
+
+    /// A span of whole seconds.
+    pub const fn from_secs(s: i64) -> Span {
+        Span(s * 1_000_000_000)
+    }
+
+    /// The span in seconds.
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
+    /// The span in milliseconds.
+    pub fn as_millis_f64(self) -> f64 {
+        self.0 as f64 / 1e6
+    }
+}
+
+impl fmt::Display for Span {
+    /// Human form: `850 µs`, `12.3 ms`, `1.02 s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.0.unsigned_abs();
+        let sign = if self.0 < 0 { "-" } else { "" };
+        if ns < 1_000_000 {
+            write!(f, "{sign}{} µs", ns / 1_000)
+        } else if ns < 1_000_000_000 {
+            write!(f, "{sign}{:.1} ms", ns as f64 / 1e6)
+        } else {
+            write!(f, "{sign}{:.2} s", ns as f64 / 1e9)
+        }
+    }
+}
+
+/// One piece of evidence with its time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// When it happened.
+    pub ts: Timestamp,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of evidence the correlator ties together.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A decoded packet; `frame` is its 1-based position in the capture (as Wireshark numbers frames).
+    Packet {
+        /// Frame number in the capture.
+        frame: u64,
+        /// The decoded packet.
+        packet: Packet,
+    },
+}

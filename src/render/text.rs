@@ -1,0 +1,159 @@
+//! Text output: an annotated timeline per attempt, its verdict and cause, and a summary table.
+
+use std::io::{self, Write};
+
+use colored::{Color, Colorize};
+
+use crate::event::{Span, Timestamp};
+use crate::flow::Family;
+use crate::linux::Errno;
+use crate::timeline::{Attempt, Entry, Outcome, Summary};
+
+/// How to draw text output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// Use ANSI colours.
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, s: &str, color: Color) -> String {
+        if self.color {
+            s.color(color).to_string()
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn bold(self, s: &str) -> String {
+        if self.color {
+            s.bold().to_string()
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn dim(self, s: &str) -> String {
+        if self.color {
+            s.dimmed().to_string()
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+fn outcome_color(outcome: Outcome) -> Color {
+    match outcome {
+        Outcome::Established => Color::Green,
+        Outcome::Refused | Outcome::Unreachable | Outcome::LocalError => Color::Red,
+        Outcome::TimedOut | Outcome::Aborted => Color::Yellow,
+    }
+}
+
+/// `2026-11-24 23:38:36.123456 UTC` from a timestamp (proleptic Gregorian, Howard Hinnant's
+/// `civil_from_days`).
+pub fn utc(ts: Timestamp) -> String {
+    let secs = ts.0.div_euclid(1_000_000_000);
+    let micros = ts.0.rem_euclid(1_000_000_000) / 1_000;
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{micros:06} UTC", tod / 3600, tod / 60 % 60, tod % 60)
+}
+
+fn errno_words(errno: Errno) -> String {
+    format!("{} ({}: {})", errno.name(), errno.number(), errno.strerror())
+}
+
+/// Writes one attempt: header, timeline, verdict and cause.
+pub fn attempt(w: &mut dyn Write, a: &Attempt, style: Style) -> io::Result<()> {
+    let family = match a.family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    };
+    writeln!(
+        w,
+        "{} → {}  {family}  {}",
+        style.bold(&a.client.to_string()),
+        style.bold(&a.server.to_string()),
+        utc(a.start)
+    )?;
+    for entry in &a.events {
+        timeline_line(w, entry, style)?;
+    }
+    let color = outcome_color(a.outcome);
+    let decided = a.decided_after.map_or(String::new(), |t| format!(" after {}", Span((t * 1e9) as i64)));
+    let syns = match a.syn_count {
+        1 => "1 SYN".to_string(),
+        n => format!("{n} SYNs"),
+    };
+    let verdict = match a.errno {
+        Some(errno) => format!("{}: {}{decided}", a.outcome.name(), errno_words(errno)),
+        None => format!("{}: connect() returned 0{decided}", a.outcome.name()),
+    };
+    let source = match a.errno_source {
+        crate::timeline::ErrnoSource::Syscall => "returned by connect()",
+        crate::timeline::ErrnoSource::Inferred => "inferred from the packets",
+    };
+    writeln!(w, "  {} {}  ({syns}; {source})", style.paint("⇒", color), style.paint(&verdict, color))?;
+    writeln!(w, "  {} {}", style.bold("why:"), a.cause)?;
+    writeln!(w)
+}
+
+fn timeline_line(w: &mut dyn Write, e: &Entry, style: Style) -> io::Result<()> {
+    let offset = format!("+{:.6}", e.t);
+    let label = format!("{:<12}", e.what.label());
+    let note = match (&e.note, e.ignored) {
+        (Some(note), true) => format!("  — {}", style.dim(note)),
+        (Some(note), false) => format!("  — {}", style.paint(note, Color::Cyan)),
+        (None, _) => String::new(),
+    };
+    let label = if e.ignored { style.dim(&label) } else { style.bold(&label) };
+    writeln!(w, "  {offset:>11} {} {label} {}{note}", e.dir.arrow(), e.summary)
+}
+
+/// Writes the summary table: attempts per outcome and per errno.
+pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io::Result<()> {
+    writeln!(
+        w,
+        "{}",
+        style.bold(&format!(
+            "{source}: {} attempt(s) in {} packet(s), {} undecodable",
+            s.attempts, s.packets, s.undecodable
+        ))
+    )?;
+    for outcome in Outcome::ALL {
+        if let Some(n) = s.outcomes.get(outcome.name()) {
+            writeln!(w, "  {:<14}{n:>6}", style.paint(outcome.name(), outcome_color(outcome)))?;
+        }
+    }
+    for errno in Errno::ALL {
+        if let Some(n) = s.errnos.get(errno.name()) {
+            writeln!(w, "  {:<14}{n:>6}  {}", errno.name(), errno.strerror())?;
+        }
+    }
+    if let Some(damage) = &s.damaged {
+        writeln!(w, "  {} {damage}; results are partial", style.paint("damaged:", Color::Red))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_utc_known_dates() {
+        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00:00.000000 UTC");
+        assert_eq!(utc(Timestamp::from_parts(1_700_000_000, 123_456_000)), "2023-11-14 22:13:20.123456 UTC");
+        assert_eq!(utc(Timestamp::from_parts(951_782_400, 0)), "2000-02-29 00:00:00.000000 UTC");
+    }
+}

@@ -1,0 +1,225 @@
+//! The output model: attempts with their annotated timelines and verdicts, and the run's summary.
+//!
+//! These types serialize to the JSON Lines contract of DESIGN.md; the field names are part of it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Serialize, Serializer};
+
+use crate::event::Timestamp;
+use crate::flow::{Dir, Family};
+use crate::linux::Errno;
+
+/// How a connection attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The handshake completed: connect() returned 0.
+    Established,
+    /// The server (or a firewall in its name) answered with a RST.
+    Refused,
+    /// An ICMP/ICMPv6 error ended the attempt.
+    Unreachable,
+    /// No answer before the kernel's SYN deadline.
+    TimedOut,
+    /// connect() failed at once, with no packet on the wire.
+    LocalError,
+    /// The application stopped waiting before the kernel decided.
+    Aborted,
+}
+
+impl Outcome {
+    /// Every outcome, in report order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Established,
+        Outcome::Refused,
+        Outcome::Unreachable,
+        Outcome::TimedOut,
+        Outcome::LocalError,
+        Outcome::Aborted,
+    ];
+
+    /// The name used in JSON and in the text summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Established => "established",
+            Outcome::Refused => "refused",
+            Outcome::Unreachable => "unreachable",
+            Outcome::TimedOut => "timed_out",
+            Outcome::LocalError => "local_error",
+            Outcome::Aborted => "aborted",
+        }
+    }
+}
+
+/// Where the errno came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrnoSource {
+    /// Returned by the traced syscall itself.
+    Syscall,
+    /// Inferred from the packets by Linux's rules.
+    Inferred,
+}
+
+/// What a timeline entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum What {
+    /// The client's SYN (first or retransmit).
+    Syn,
+    /// The server's SYN-ACK.
+    SynAck,
+    /// The client's ACK that completes the handshake.
+    Ack,
+    /// A reset, either way.
+    Rst,
+    /// A FIN, either way.
+    Fin,
+    /// ICMP/ICMPv6 destination unreachable.
+    IcmpUnreachable,
+    /// ICMP/ICMPv6 time exceeded.
+    IcmpTimeExceeded,
+    /// ICMP/ICMPv6 parameter problem.
+    IcmpParameterProblem,
+    /// ICMPv6 packet too big.
+    IcmpPacketTooBig,
+    /// ICMP source quench or redirect.
+    IcmpOther,
+    /// ARP who-has.
+    ArpRequest,
+    /// ARP is-at.
+    ArpReply,
+    /// IPv6 neighbour solicitation.
+    Ns,
+    /// IPv6 neighbour advertisement.
+    Na,
+}
+
+impl What {
+    /// A short upper-case label for the text timeline.
+    pub fn label(self) -> &'static str {
+        match self {
+            What::Syn => "SYN",
+            What::SynAck => "SYN-ACK",
+            What::Ack => "ACK",
+            What::Rst => "RST",
+            What::Fin => "FIN",
+            What::IcmpUnreachable => "ICMP-UNREACH",
+            What::IcmpTimeExceeded => "ICMP-TIMEEXC",
+            What::IcmpParameterProblem => "ICMP-PARAM",
+            What::IcmpPacketTooBig => "ICMP-TOOBIG",
+            What::IcmpOther => "ICMP",
+            What::ArpRequest => "ARP-REQ",
+            What::ArpReply => "ARP-REPLY",
+            What::Ns => "ND-NS",
+            What::Na => "ND-NA",
+        }
+    }
+}
+
+/// One line of an attempt's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Entry {
+    /// Seconds since the attempt's start.
+    pub t: f64,
+    /// Direction relative to the client.
+    pub dir: Dir,
+    /// What it is.
+    pub what: What,
+    /// The packet in tcpdump-like words.
+    pub summary: String,
+    /// What it means for the attempt (`retransmit #2, ...`, `quotes our SYN`, `ignored: ...`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Whether Linux would ignore this packet for the attempt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+    /// The frame number in the capture (1-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u64>,
+    /// Absolute time (kept for sorting and rendering).
+    #[serde(skip)]
+    pub ts: Timestamp,
+}
+
+/// A TCP connection attempt and its verdict.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Always `"attempt"`.
+    pub kind: &'static str,
+    /// The client's address and port.
+    #[serde(serialize_with = "display")]
+    pub client: SocketAddr,
+    /// The server's address and port.
+    #[serde(serialize_with = "display")]
+    pub server: SocketAddr,
+    /// Address family.
+    pub family: Family,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The errno connect() returned, or null for `established` and `aborted`.
+    pub errno: Option<Errno>,
+    /// Whether the errno was returned by a syscall or inferred from packets.
+    pub errno_source: ErrnoSource,
+    /// SYN transmissions seen on the wire (the first and its retransmits).
+    pub syn_count: u32,
+    /// Start of the attempt, in seconds since the epoch.
+    #[serde(serialize_with = "timestamp_secs")]
+    pub start: Timestamp,
+    /// Handshake round-trip time on the wire (SYN to SYN-ACK or RST), in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Seconds from the start until the attempt was decided, if it was.
+    pub decided_after: Option<f64>,
+    /// The client's initial sequence number.
+    pub isn: u32,
+    /// Why, in one or two plain sentences.
+    pub cause: String,
+    /// The annotated timeline.
+    pub events: Vec<Entry>,
+}
+
+fn display<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+fn timestamp_secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    // Microsecond precision, as tcpdump prints; a float keeps JSON consumers simple.
+    s.serialize_f64((ts.as_secs_f64() * 1e6).round() / 1e6)
+}
+
+/// The closing object of a run.
+#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+pub struct Summary {
+    /// Always `"summary"`.
+    pub kind: &'static str,
+    /// Number of attempts reported.
+    pub attempts: usize,
+    /// Attempts per outcome.
+    pub outcomes: BTreeMap<&'static str, usize>,
+    /// Attempts per errno.
+    pub errnos: BTreeMap<&'static str, usize>,
+    /// Packets read.
+    pub packets: u64,
+    /// Packets that could not be decoded.
+    pub undecodable: u64,
+    /// Why the input ended early, when it did (results are then partial).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+}
+
+impl Summary {
+    /// Counts the attempts' outcomes and errnos.
+    pub fn of(attempts: &[Attempt], packets: u64, undecodable: u64, damaged: Option<String>) -> Summary {
+        let mut outcomes = BTreeMap::new();
+        let mut errnos = BTreeMap::new();
+        for attempt in attempts {
+            *outcomes.entry(attempt.outcome.name()).or_insert(0) += 1;
+            if let Some(errno) = attempt.errno {
+                *errnos.entry(errno.name()).or_insert(0) += 1;
+            }
+        }
+        Summary { kind: "summary", attempts: attempts.len(), outcomes, errnos, packets, undecodable, damaged }
+    }
+}
