@@ -203,16 +203,11 @@ impl Correlator {
     }
 
     fn on_syn_retransmit(&mut self, i: usize, ts: Timestamp, frame: u64, seg: &TcpSegment) {
-        let schedule = self.timing.schedule();
         let a = &mut self.attempts[i];
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
-        let gap = ts.since(previous);
-        let expected_gap = expected_gap(&schedule.retransmits, number);
-        let mut note = format!("retransmit #{number}, +{gap} after the previous SYN");
-        if let Some(expected) = expected_gap {
-            note.push_str(&format!(" (Linux backoff here: {expected})"));
-        }
+        // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
+        let mut note = format!("retransmit #{number}, +{} after the previous SYN", ts.since(previous));
         match a.verdict.as_ref().map(|v| &v.decision) {
             None => {}
             Some(Decision::Refused) => note.push_str(
@@ -258,16 +253,6 @@ impl Correlator {
         out.sort_by_key(|a| a.start);
         out
     }
-}
-
-/// The gap Linux leaves before retransmit `number` (1-based), from the predicted schedule.
-fn expected_gap(retransmits: &[Span], number: usize) -> Option<Span> {
-    let at = *retransmits.get(number.checked_sub(1)?)?;
-    let before = match number {
-        1 => Span(0),
-        n => *retransmits.get(n - 2)?,
-    };
-    Some(Span(at.0 - before.0))
 }
 
 /// Whether `seq` lies in `[low, high]` in sequence space (RFC 9293 3.4; the kernel's `between()`).

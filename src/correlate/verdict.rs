@@ -12,6 +12,7 @@ use crate::timeline::{Attempt, ErrnoSource, Outcome, What};
 /// Builds the reported attempt; `capture_end` is when the evidence ends.
 pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Timestamp) -> Attempt {
     a.entries.sort_by_key(|e| e.ts);
+    let fitted = annotate_retransmits(&mut a, timing);
     let start = a.entries.first().map_or(capture_end, |e| e.ts);
     let first_syn = a.syn_times.first().copied();
     let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
@@ -32,9 +33,9 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         }
         None => match &a.soft_error {
             Some(soft) => {
-                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, timing, capture_end))
+                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, &fitted, capture_end))
             }
-            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, timing, capture_end)),
+            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, &fitted, capture_end)),
         },
     };
     if let Some(side) = a.capture_side {
@@ -70,6 +71,60 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
     }
 }
 
+/// Picks the Linux retransmission schedule that fits the observed SYN gaps best — the given one
+/// (by default Linux 6.5+: linear, then exponential) or the classic exponential backoff of Linux
+/// before 6.5 (and of most other stacks) — and notes each retransmit's expected gap.
+fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTiming {
+    let classic = SynTiming { linear_timeouts: 0, ..*timing };
+    let gaps: Vec<i64> = a.syn_times.windows(2).map(|w| w[1].since(w[0]).0).collect();
+    let misfit = |t: &SynTiming| -> i64 {
+        let expected = expected_gaps(t);
+        gaps.iter().zip(expected.iter()).map(|(seen, want)| (seen - want.0).abs()).sum()
+    };
+    let (fitted, label) = if timing.linear_timeouts > 0 && misfit(&classic) < misfit(timing) {
+        (classic, "classic exponential backoff, as Linux before 6.5")
+    } else if timing.linear_timeouts > 0 {
+        (*timing, "Linux 6.5+ backoff")
+    } else {
+        (*timing, "Linux backoff")
+    };
+    let expected = expected_gaps(&fitted);
+    // A gap more than 30% (plus 100 ms of jitter) off the schedule is not Linux's doing.
+    let follows_linux = gaps.iter().zip(expected.iter()).all(|(&seen, want)| (seen - want.0).abs() <= want.0 * 3 / 10 + 100_000_000);
+    let mut number = 0;
+    for entry in a.entries.iter_mut().filter(|e| e.what == What::Syn) {
+        if number > 0 {
+            if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(number - 1)) {
+                note.push_str(&format!(" (expected {want} with {label})"));
+            }
+        }
+        number += 1;
+    }
+    FittedTiming { timing: fitted, follows_linux }
+}
+
+/// The timing chosen for an attempt by [`annotate_retransmits`].
+struct FittedTiming {
+    timing: SynTiming,
+    /// Whether every observed gap matches the schedule.
+    follows_linux: bool,
+}
+
+/// The gap before each retransmit in a schedule (retransmit #1 first).
+fn expected_gaps(timing: &SynTiming) -> Vec<Span> {
+    let schedule = timing.schedule();
+    let mut previous = Span(0);
+    schedule
+        .retransmits
+        .iter()
+        .map(|&at| {
+            let gap = Span(at.0 - previous.0);
+            previous = at;
+            gap
+        })
+        .collect()
+}
+
 fn round_micros(secs: f64) -> f64 {
     (secs * 1e6).round() / 1e6
 }
@@ -82,6 +137,7 @@ fn answer_rtt(a: &AttemptState, answer: Timestamp) -> Option<Span> {
 fn lost_syns(a: &AttemptState) -> String {
     match a.syn_times.len() {
         0 | 1 => String::new(),
+        2 => " It took 2 SYNs: the first got no answer in time.".to_string(),
         n => format!(" It took {n} SYNs: the first {} got no answer in time.", n - 1),
     }
 }
@@ -90,7 +146,7 @@ fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>) -> Stri
     let mut s = if via_ack {
         "The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.".to_string()
     } else {
-        let after = rtt.map_or(String::new(), |r| format!(" after {r}"));
+        let after = rtt.map_or(String::new(), |r| format!(" {r} after the SYN it answers"));
         let mut s = format!(
             "The server answered our SYN with a SYN-ACK acknowledging it{after}: connect() returned 0 (tcp_rcv_synsent_state_process → tcp_finish_connect)."
         );
@@ -196,7 +252,7 @@ fn neighbor_failure_cause(a: &AttemptState, error: &IcmpError, errno: Errno) -> 
     ))
 }
 
-fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &SynTiming, capture_end: Timestamp) -> String {
+fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &FittedTiming, capture_end: Timestamp) -> String {
     let mut s = format!(
         "{} answered a SYN with ICMP {} while connect() still held the socket, so Linux only remembered it (sk_err_soft) and kept retransmitting; with no other answer, connect() fails at the deadline with the remembered {} instead of ETIMEDOUT.",
         sender(a, soft.error.src),
@@ -207,7 +263,7 @@ fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &SynTiming, capt
     s
 }
 
-fn timed_out_cause(a: &AttemptState, timing: &SynTiming, capture_end: Timestamp) -> String {
+fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, capture_end: Timestamp) -> String {
     let n = a.syn_times.len();
     let span = match (a.syn_times.first(), a.syn_times.last()) {
         (Some(f), Some(l)) if n > 1 => format!(" over {}", l.since(*f)),
@@ -220,8 +276,9 @@ fn timed_out_cause(a: &AttemptState, timing: &SynTiming, capture_end: Timestamp)
 }
 
 /// Relates the capture's end (or the next attempt) to the kernel's deadline.
-fn deadline_sentence(a: &AttemptState, timing: &SynTiming, capture_end: Timestamp) -> String {
+fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Timestamp) -> String {
     let Some(&first) = a.syn_times.first() else { return String::new() };
+    let timing = &fitted.timing;
     let schedule = timing.schedule();
     let sysctls = format!("tcp_syn_retries={}, tcp_syn_linear_timeouts={}", timing.syn_retries, timing.linear_timeouts);
     if let Some(next) = a.superseded_at {
@@ -242,6 +299,10 @@ fn deadline_sentence(a: &AttemptState, timing: &SynTiming, capture_end: Timestam
         " The capture ends {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",
         schedule.deadline
     );
+    if !fitted.follows_linux {
+        s.push_str(" The gaps between the SYNs do not follow Linux's backoff (the client is not Linux, or SYNs were lost before the capture point), so that deadline is only indicative.");
+        return s;
+    }
     // The kernel's next retransmit was due before the capture ended but never came: the client stopped early.
     let sent = a.syn_times.len();
     if let Some(&due) = schedule.retransmits.get(sent - 1) {

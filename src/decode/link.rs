@@ -64,6 +64,8 @@ pub enum NetPayload<'a> {
     EtherType(u16, &'a [u8]),
     /// An IP packet whose version is read from its first nibble.
     Ip(&'a [u8]),
+    /// A well-formed frame that carries no network-layer packet (802.3 LLC, netlink, ...): why.
+    NotIp(&'static str),
 }
 
 /// A frame with its link layer removed.
@@ -89,9 +91,9 @@ pub enum LinkError {
     /// The link type is not one synscope decodes.
     #[error("unsupported link type {0}")]
     UnsupportedLinkType(u32),
-    /// The link layer carries something other than a network-layer packet (e.g. an NFLOG without payload).
+    /// The link-layer header is malformed: an impossible length, an unknown version, too many tags.
     #[error("{0}")]
-    NoNetworkPayload(&'static str),
+    Malformed(&'static str),
 }
 
 // EtherTypes this module produces or looks through (IEEE Registration Authority assignments).
@@ -179,7 +181,7 @@ fn loopback(frame: &[u8], big_endian_only: bool) -> Result<LinkFrame<'_>, LinkEr
     let known = |af: u32| LOOPBACK_FAMILIES.contains(&af);
     let is_ip = known(u32::from_be_bytes(*family)) || (!big_endian_only && known(u32::from_le_bytes(*family)));
     if !is_ip {
-        return Err(LinkError::NoNetworkPayload("loopback address family is neither IPv4 nor IPv6"));
+        return Ok(undirected(NetPayload::NotIp("loopback address family is neither IPv4 nor IPv6")));
     }
     Ok(undirected(NetPayload::Ip(rest)))
 }
@@ -207,7 +209,7 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8], frame_len: usize) -> Result
             // 802.1Q: each tag is TCI (2 bytes) then the next type/length (2 bytes).
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 if tags == MAX_VLAN_TAGS {
-                    return Err(LinkError::NoNetworkPayload("more than 8 stacked VLAN tags"));
+                    return Err(LinkError::Malformed("more than 8 stacked VLAN tags"));
                 }
                 let (tag, inner) = header::<4>(rest, "VLAN tag", frame_len)?;
                 ethertype = u16::from_be_bytes([tag[2], tag[3]]);
@@ -215,9 +217,7 @@ fn by_ethertype(mut ethertype: u16, mut rest: &[u8], frame_len: usize) -> Result
                 tags += 1;
             }
             ETHERTYPE_MPLS_UNICAST | ETHERTYPE_MPLS_MULTICAST => return mpls(rest, frame_len),
-            t if t < MIN_ETHERTYPE => {
-                return Err(LinkError::NoNetworkPayload("802.3 length field (LLC frame), not an EtherType"))
-            }
+            t if t < MIN_ETHERTYPE => return Ok(NetPayload::NotIp("802.3 length field (LLC frame), not an EtherType")),
             _ => return Ok(NetPayload::EtherType(ethertype, rest)),
         }
     }
@@ -238,7 +238,7 @@ fn mpls(mut rest: &[u8], frame_len: usize) -> Result<NetPayload<'_>, LinkError> 
     match rest.first().map(|b| b >> 4) {
         None => Err(LinkError::Truncated { layer: "MPLS payload", len: frame_len }),
         Some(4 | 6) => Ok(NetPayload::Ip(rest)),
-        Some(_) => Err(LinkError::NoNetworkPayload("MPLS payload is not IP (pseudowire?)")),
+        Some(_) => Ok(NetPayload::NotIp("MPLS payload is not IP (pseudowire?)")),
     }
 }
 
@@ -263,13 +263,14 @@ fn cooked(
     rest: &[u8],
     frame_len: usize,
 ) -> Result<LinkFrame<'_>, LinkError> {
-    if arphrd == ARPHRD_NETLINK {
-        return Err(LinkError::NoNetworkPayload("Linux cooked capture of netlink messages"));
-    }
-    if protocol < MIN_ETHERTYPE {
-        return Err(LinkError::NoNetworkPayload("Linux cooked protocol is not an EtherType"));
-    }
-    Ok(LinkFrame { direction: cooked_direction(packet_type), payload: by_ethertype(protocol, rest, frame_len)? })
+    let payload = if arphrd == ARPHRD_NETLINK {
+        NetPayload::NotIp("Linux cooked capture of netlink messages")
+    } else if protocol < MIN_ETHERTYPE {
+        NetPayload::NotIp("Linux cooked protocol is not an EtherType")
+    } else {
+        by_ethertype(protocol, rest, frame_len)?
+    };
+    Ok(LinkFrame { direction: cooked_direction(packet_type), payload })
 }
 
 /// `LINKTYPE_LINUX_SLL`: packet type (2), ARPHRD type (2), address length (2), address (8),
@@ -302,16 +303,16 @@ fn nflog(frame: &[u8]) -> Result<LinkFrame<'_>, LinkError> {
     let (hdr, mut tlvs) = header::<4>(frame, "NFLOG", frame.len())?;
     if hdr[1] != 0 {
         // Only version 0 is defined (libpcap `nflog.h`); tcpdump's printer rejects others too.
-        return Err(LinkError::NoNetworkPayload("unknown NFLOG version"));
+        return Err(LinkError::Malformed("unknown NFLOG version"));
     }
     let mut little_endian = None;
     loop {
         let Some((tlv, _)) = tlvs.split_first_chunk::<4>() else {
-            return Err(if tlvs.is_empty() {
-                LinkError::NoNetworkPayload("NFLOG record without payload")
+            return if tlvs.is_empty() {
+                Ok(undirected(NetPayload::NotIp("NFLOG record without payload")))
             } else {
-                LinkError::Truncated { layer: "NFLOG TLV", len: frame.len() }
-            });
+                Err(LinkError::Truncated { layer: "NFLOG TLV", len: frame.len() })
+            };
         };
         let le = *little_endian.get_or_insert_with(|| u16::from_le_bytes([tlv[2], tlv[3]]) & NLA_TYPE_MASK < 0x100);
         let read = |b: [u8; 2]| {
@@ -325,7 +326,7 @@ fn nflog(frame: &[u8]) -> Result<LinkFrame<'_>, LinkError> {
         let tlv_type = read([tlv[2], tlv[3]]) & NLA_TYPE_MASK;
         if tlv_len < 4 {
             // A length that does not even cover the TLV header would never advance the walk.
-            return Err(LinkError::NoNetworkPayload("malformed NFLOG TLV (length below 4)"));
+            return Err(LinkError::Malformed("malformed NFLOG TLV (length below 4)"));
         }
         if tlv_type == NFULA_PAYLOAD {
             // A snaplen may cut the payload short: hand over what was captured.
@@ -369,7 +370,7 @@ fn arcnet_linux(frame: &[u8]) -> Result<LinkFrame<'_>, LinkError> {
         // ARCNET ARP is ordinary ARP with hardware type 7 and 1-byte hardware addresses.
         ARC_P_ARP | ARC_P_ARP_RFC1051 => ETHERTYPE_ARP,
         ARC_P_RARP => ETHERTYPE_RARP,
-        _ => return Err(LinkError::NoNetworkPayload("ARCNET protocol is not IP, ARP or RARP")),
+        _ => return Ok(undirected(NetPayload::NotIp("ARCNET protocol is not IP, ARP or RARP"))),
     };
     Ok(undirected(NetPayload::EtherType(ethertype, payload)))
 }
@@ -461,7 +462,7 @@ mod tests {
         // AF_APPLETALK (16) in front of the real packet: not IP.
         let mut f = NULL_IPV4;
         f[..4].copy_from_slice(&16u32.to_le_bytes());
-        assert!(matches!(strip(LinkType::NULL, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::NULL, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -480,7 +481,7 @@ mod tests {
         assert_eq!(d.direction, LinkDirection::Unknown);
         assert_eq!(ip(d), &NULL_IPV4[4..]);
         // The little-endian form is not LOOP.
-        assert!(matches!(strip(LinkType::LOOP, &NULL_IPV4), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::LOOP, &NULL_IPV4), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -570,10 +571,7 @@ mod tests {
         let (t, p) = ether(strip(LinkType::ETHERNET, &ok).expect("decodes"));
         assert_eq!(t, ETHERTYPE_IPV4);
         assert_eq!(p[0], 0x45);
-        assert!(matches!(
-            strip(LinkType::ETHERNET, &with_tags(MAX_VLAN_TAGS + 1)),
-            Err(LinkError::NoNetworkPayload(_))
-        ));
+        assert!(matches!(strip(LinkType::ETHERNET, &with_tags(MAX_VLAN_TAGS + 1)), Err(LinkError::Malformed(_))));
     }
 
     #[test]
@@ -600,7 +598,7 @@ mod tests {
         // An RFC 4385 control word (first nibble 0) after the stack: Ethernet pseudowire.
         let mut f = ETH_MPLS[..18].to_vec();
         f.extend_from_slice(&[0x00, 0x00, 0x00, 0x00]);
-        assert!(matches!(strip(LinkType::ETHERNET, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::ETHERNET, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -609,7 +607,7 @@ mod tests {
         // header, as on any switched LAN: 802.3, not Ethernet II.
         let mut f = ETH_VLAN0[..12].to_vec();
         f.extend_from_slice(&[0x00, 0x26, 0x42, 0x42, 0x03]);
-        assert!(matches!(strip(LinkType::ETHERNET, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::ETHERNET, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -706,7 +704,7 @@ mod tests {
         let mut f = SLL_TO_US;
         f[2..4].copy_from_slice(&ARPHRD_NETLINK.to_be_bytes());
         f[14..16].copy_from_slice(&[0x00, 0x00]);
-        assert!(matches!(strip(LinkType::LINUX_SLL, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::LINUX_SLL, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -714,7 +712,7 @@ mod tests {
         // ETH_P_802_2 (0x0004): LLC, which Linux reports instead of an EtherType.
         let mut f = SLL_TO_US;
         f[14..16].copy_from_slice(&[0x00, 0x04]);
-        assert!(matches!(strip(LinkType::LINUX_SLL, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::LINUX_SLL, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -760,7 +758,7 @@ mod tests {
         f[10] = 0;
         assert_eq!(strip(LinkType::LINUX_SLL2, &f).expect("decodes").direction, LinkDirection::ToUs);
         f[8..10].copy_from_slice(&ARPHRD_NETLINK.to_be_bytes());
-        assert!(matches!(strip(LinkType::LINUX_SLL2, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::LINUX_SLL2, &f), Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })));
     }
 
     #[test]
@@ -877,7 +875,7 @@ mod tests {
         // The first TLV's length zeroed: must end with an error, not spin forever.
         let mut f = NFLOG_FRAME;
         f[4..6].copy_from_slice(&[0, 0]);
-        assert!(matches!(strip(LinkType::NFLOG, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::NFLOG, &f), Err(LinkError::Malformed(_))));
         // Likewise a length of 2 (shorter than the TLV header) in the middle of the walk.
         let mut f = NFLOG_FRAME;
         f[20..22].copy_from_slice(&2u16.to_le_bytes());
@@ -887,14 +885,17 @@ mod tests {
     #[test]
     fn test_nflog_without_payload() {
         // The record cut right before the payload TLV: all TLVs walked, none is NFULA_PAYLOAD.
-        assert!(matches!(strip(LinkType::NFLOG, &NFLOG_FRAME[..44]), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(
+            strip(LinkType::NFLOG, &NFLOG_FRAME[..44]),
+            Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })
+        ));
     }
 
     #[test]
     fn test_nflog_unknown_version() {
         let mut f = NFLOG_FRAME;
         f[1] = 1;
-        assert!(matches!(strip(LinkType::NFLOG, &f), Err(LinkError::NoNetworkPayload(_))));
+        assert!(matches!(strip(LinkType::NFLOG, &f), Err(LinkError::Malformed(_))));
     }
 
     #[test]
@@ -905,7 +906,7 @@ mod tests {
         for len in 5..48 {
             let result = strip(LinkType::NFLOG, &NFLOG_FRAME[..len]);
             match result {
-                Err(LinkError::NoNetworkPayload(_)) => {
+                Ok(LinkFrame { payload: NetPayload::NotIp(_), .. }) => {
                     assert!([12, 20, 28, 36, 44].contains(&len), "{len}: {result:?}")
                 }
                 Err(LinkError::Truncated { .. }) => {}
@@ -1024,7 +1025,10 @@ mod tests {
         assert_eq!(ether(strip(LinkType::ARCNET_LINUX, &rarp).expect("decodes")).0, ETHERTYPE_RARP);
         // AppleTalk (0xdd), IPX (0xfa), diagnostics (0x80): no IP.
         for p in [0xdd, 0xfa, ARC_P_DIAGNOSE] {
-            assert!(matches!(strip(LinkType::ARCNET_LINUX, &with_protocol(p)), Err(LinkError::NoNetworkPayload(_))));
+            assert!(matches!(
+                strip(LinkType::ARCNET_LINUX, &with_protocol(p)),
+                Ok(LinkFrame { payload: NetPayload::NotIp(_), .. })
+            ));
         }
     }
 

@@ -272,6 +272,7 @@ pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> 
         NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => decode_ip(bytes)?,
         NetPayload::EtherType(ETHERTYPE_ARP, bytes) => decode_arp(bytes)?,
         NetPayload::EtherType(_, _) => PacketBody::Other("non-IP frame"),
+        NetPayload::NotIp(why) => PacketBody::Other(why),
     };
     Ok(Packet { link_direction: linked.direction, body })
 }
@@ -308,11 +309,51 @@ fn is_later_fragment(ip: &LaxIpSlice<'_>) -> bool {
 }
 
 fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> Result<TcpSegment, DecodeError> {
-    let tcp = TcpSlice::from_slice(bytes).map_err(|e| DecodeError::Tcp(e.to_string()))?;
+    let tcp = match TcpSlice::from_slice(bytes) {
+        Ok(tcp) => tcp,
+        // The snapshot length cut into the options: the fixed 20 bytes still say what the segment is.
+        Err(etherparse::err::tcp::HeaderSliceError::Len(_)) if bytes.len() >= 20 => {
+            return Ok(decode_tcp_truncated(src, dst, ttl, bytes));
+        }
+        Err(e) => return Err(DecodeError::Tcp(e.to_string())),
+    };
+    let header = tcp.header_slice();
+    Ok(TcpSegment {
+        src: SocketAddr::new(src, tcp.source_port()),
+        dst: SocketAddr::new(dst, tcp.destination_port()),
+        // The flag byte is byte 13 of the header (RFC 9293 figure 1); read it whole rather than bit by bit.
+        flags: TcpFlags(header.get(13).copied().unwrap_or(0)),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        window: tcp.window_size(),
+        options: read_options(tcp.options()),
+        payload_len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
+        ttl,
+    })
+}
+
+/// A TCP header whose options run past the captured bytes: fixed fields, and the options captured.
+fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> TcpSegment {
+    let be16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let be32 = |at: usize| bytes.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    TcpSegment {
+        src: SocketAddr::new(src, be16(0)),
+        dst: SocketAddr::new(dst, be16(2)),
+        flags: TcpFlags(bytes.get(13).copied().unwrap_or(0)),
+        seq: be32(4),
+        ack: be32(8),
+        window: be16(14),
+        options: read_options(bytes.get(20..).unwrap_or(&[])),
+        payload_len: 0,
+        ttl,
+    }
+}
+
+/// Reads the options synscope reports. A malformed option ends the walk and keeps what was read,
+/// as Linux's `tcp_parse_options` stops at the first bad length.
+fn read_options(raw: &[u8]) -> TcpOptions {
     let mut options = TcpOptions::default();
-    // A malformed option ends the walk; the fields read so far are kept (Linux's tcp_parse_options
-    // also stops at the first bad length).
-    for option in tcp.options_iterator() {
+    for option in etherparse::TcpOptionsIterator::from_slice(raw) {
         match option {
             Ok(TcpOptionElement::MaximumSegmentSize(mss)) => options.mss = Some(mss),
             Ok(TcpOptionElement::WindowScale(shift)) => options.window_scale = Some(shift),
@@ -322,19 +363,7 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> Result<TcpSegm
             Err(_) => break,
         }
     }
-    // The header's flag byte is byte 13 (RFC 9293 figure 1); read it whole rather than bit by bit.
-    let flags = TcpFlags(tcp.header_slice().get(13).copied().unwrap_or(0));
-    Ok(TcpSegment {
-        src: SocketAddr::new(src, tcp.source_port()),
-        dst: SocketAddr::new(dst, tcp.destination_port()),
-        flags,
-        seq: tcp.sequence_number(),
-        ack: tcp.acknowledgment_number(),
-        window: tcp.window_size(),
-        options,
-        payload_len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
-        ttl,
-    })
+    options
 }
 
 /// Splits an ICMP message into (type, code, bytes 4..8, body after the 8-byte header).
