@@ -21,22 +21,23 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Every TCP connection attempt in a pcap/pcapng file: timeline and the errno a Linux client saw.
+    /// Every TCP connection attempt in pcap/pcapng files: timeline and the errno a Linux client saw.
     Replay(ReplayArgs),
 }
 
 /// Arguments of `synscope replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture file (pcap or pcapng).
-    pub file: PathBuf,
+    /// The capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Only attempts to this server: ADDR or ADDR:PORT ([v6]:PORT).
+    /// Only attempts to this server: ADDR or ADDR:PORT (`[v6]:PORT`).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub server: Option<EndpointFilter>,
-    /// Only attempts from this client: ADDR or ADDR:PORT ([v6]:PORT).
+    /// Only attempts from this client: ADDR or ADDR:PORT (`[v6]:PORT`).
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub client: Option<EndpointFilter>,
     /// Only attempts that did not establish.
@@ -100,7 +101,8 @@ mod tests {
 
     #[test]
     fn test_endpoint_filter_forms() {
-        let table: [(&str, Option<(&str, Option<u16>)>); 6] = [
+        type Expected<'a> = Option<(&'a str, Option<u16>)>;
+        let table: [(&str, Expected); 6] = [
             ("192.0.2.1", Some(("192.0.2.1", None))),
             ("192.0.2.1:80", Some(("192.0.2.1", Some(80)))),
             ("2001:db8::1", Some(("2001:db8::1", None))),
@@ -133,6 +135,8 @@ mod tests {
         assert!(args.failed);
         assert_eq!(args.server.unwrap().port, Some(80));
         assert!(Cli::try_parse_from(["synscope", "replay"]).is_err());
+        let Command::Replay(two) = Cli::try_parse_from(["synscope", "replay", "a.pcap", "b.pcapng"]).unwrap().command;
+        assert_eq!(two.files.len(), 2);
         assert!(Cli::try_parse_from(["synscope", "replay", "x", "--format", "xml"]).is_err());
     }
 }

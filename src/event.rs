@@ -83,6 +83,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+impl Event {
+    /// The order the correlator processes events in: by time, then by capture frame, so the result
+    /// does not depend on the order events were handed over.
+    pub fn order_key(&self) -> (Timestamp, u64) {
+        match &self.kind {
+            EventKind::Packet { frame, .. } => (self.ts, *frame),
+        }
+    }
+}
+
 /// The kinds of evidence the correlator ties together.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

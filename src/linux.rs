@@ -210,26 +210,41 @@ pub struct SynSchedule {
 impl SynTiming {
     /// The retransmission schedule these settings give.
     ///
-    /// Mirrors `tcp_retransmit_timer` and `tcp_write_timeout`: each time the timer fires in SYN-SENT
-    /// the attempt expires once `icsk_retransmits` reaches `syn_retries + syn_linear_timeouts`;
-    /// otherwise the SYN is resent and the RTO stays the same for the first `linear_timeouts` expiries
-    /// (`tp->total_rto <= tcp_syn_linear_timeouts`), then doubles up to `TCP_RTO_MAX`. With defaults:
-    /// 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s and ETIMEDOUT at 131 s; before 6.5: 1, 3, 7, 15, 31, 63 s, 127 s.
+    /// Mirrors `tcp_retransmit_timer` and `tcp_write_timeout`. Each time the timer fires in SYN-SENT,
+    /// `retransmits_timed_out` gives up once the time since the first SYN reaches
+    /// `tcp_model_timeout(syn_retries, TCP_TIMEOUT_INIT)`, the time `syn_retries` purely exponential
+    /// backoffs would take: (2^(n+1) − 1) × 1 s, with steps capped at `TCP_RTO_MAX`. Otherwise the SYN
+    /// is resent; the RTO stays the same for the first `syn_linear_timeouts` expiries and doubles after.
+    /// Defaults: retransmits at 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, ETIMEDOUT at 131 s; before 6.5:
+    /// 1, 3, 7, 15, 31, 63 s and 127 s; `tcp_syn_retries=2` on 6.18: 1, 2, 3, 4, 5 s and 7 s.
     pub fn schedule(&self) -> SynSchedule {
-        let max_retransmits = self.syn_retries.saturating_add(self.linear_timeouts);
+        let timeout = self.model_timeout();
         let mut rto = self.initial_rto;
         let mut now = Span(0);
         let mut retransmits = Vec::new();
         loop {
             now = Span(now.0.saturating_add(rto.0));
-            if retransmits.len() as u32 >= max_retransmits {
+            if now >= timeout {
                 return SynSchedule { retransmits, deadline: now };
             }
             retransmits.push(now);
-            let total_rto = retransmits.len() as u32;
-            if total_rto > self.linear_timeouts {
+            if retransmits.len() as u32 > self.linear_timeouts {
                 rto = Span(rto.0.saturating_mul(2)).min(TCP_RTO_MAX);
             }
+        }
+    }
+
+    /// `tcp_model_timeout`: how long `syn_retries` exponential backoffs from the initial RTO take.
+    fn model_timeout(&self) -> Span {
+        let base = self.initial_rto.0.max(1);
+        // ilog2(TCP_RTO_MAX / rto_base): the backoff after which every step is TCP_RTO_MAX.
+        let threshold = (TCP_RTO_MAX.0 / base).max(1).ilog2();
+        let n = self.syn_retries;
+        let exponential = |k: u32| ((2i64 << k.min(62)) - 1).saturating_mul(base);
+        if n <= threshold {
+            Span(exponential(n))
+        } else {
+            Span(exponential(threshold).saturating_add(i64::from(n - threshold).saturating_mul(TCP_RTO_MAX.0)))
         }
     }
 }
@@ -255,6 +270,22 @@ mod tests {
         let schedule = timing.schedule();
         assert_eq!(schedule.retransmits, secs(&[1, 3, 7, 15, 31, 63]));
         assert_eq!(schedule.deadline, Span::from_secs(127));
+    }
+
+    #[test]
+    fn test_schedule_lab_syn_retries_2() {
+        // fixtures/unanswered-v4.pcap: SYNs at 0, 1, 2, 3, 4, 5 s, connect() failed after 7.14 s.
+        let timing = SynTiming { syn_retries: 2, ..SynTiming::default() };
+        assert_eq!(timing.schedule().retransmits, secs(&[1, 2, 3, 4, 5]));
+        assert_eq!(timing.schedule().deadline, Span::from_secs(7));
+    }
+
+    #[test]
+    fn test_schedule_many_retries_capped_at_rto_max() {
+        // tcp_model_timeout past ilog2(120) = 6 backoffs adds TCP_RTO_MAX per extra retry.
+        let timing = SynTiming { syn_retries: 8, linear_timeouts: 0, ..SynTiming::default() };
+        assert_eq!(timing.schedule().retransmits, secs(&[1, 3, 7, 15, 31, 63, 127, 247]));
+        assert_eq!(timing.schedule().deadline, Span::from_secs(367));
     }
 
     #[test]

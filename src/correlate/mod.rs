@@ -96,10 +96,9 @@ pub struct Correlator {
 /// long capture of a misbehaving flow cannot grow one timeline without bound.
 const MAX_LATE_ENTRIES: usize = 16;
 
-/// Correlates events given in any order: sorts them by time (stable, so equal times keep their
-/// capture order), then runs the correlator. `capture_end` is when the evidence ends.
+/// Correlates events given in any order: sorts them by time and frame, then runs the correlator. `capture_end` is when the evidence ends.
 pub fn correlate(mut events: Vec<Event>, timing: SynTiming, capture_end: Option<Timestamp>) -> Vec<Attempt> {
-    events.sort_by_key(|e| e.ts);
+    events.sort_by_key(Event::order_key);
     let end = capture_end.or_else(|| events.last().map(|e| e.ts)).unwrap_or_default();
     let mut correlator = Correlator::new(timing);
     for event in &events {

@@ -1,1 +1,333 @@
+//! Correlator tests: hand-built packets with literal timestamps, one Linux rule per test.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::correlate;
+use crate::decode::{
+    ArpMessage, ArpOp, IcmpError, IcmpErrorKind, LinkDirection, Packet, PacketBody, QuotedPacket, QuotedTcp, TcpFlags,
+    TcpOptions, TcpSegment,
+};
+use crate::event::{Event, EventKind, Timestamp};
+use crate::flow::{Dir, Family};
+use crate::linux::{Errno, SynTiming};
+use crate::timeline::{Attempt, Outcome, What};
+
+const CLIENT: &str = "192.0.2.10:40000";
+const SERVER: &str = "198.51.100.10:8080";
+const ROUTER: &str = "192.0.2.1";
+const ISN: u32 = 1000;
+/// 2023-11-14 22:13:20 UTC, in nanoseconds.
+const T0: i64 = 1_700_000_000_000_000_000;
+
+fn at_ms(ms: i64) -> Timestamp {
+    Timestamp(T0 + ms * 1_000_000)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+fn packet(ms: i64, frame: u64, body: PacketBody) -> Event {
+    Event {
+        ts: at_ms(ms),
+        kind: EventKind::Packet { frame, packet: Packet { link_direction: LinkDirection::Unknown, body } },
+    }
+}
+
+fn segment(src: &str, dst: &str, flags: u8, seq: u32, ack: u32) -> PacketBody {
+    PacketBody::Tcp(TcpSegment {
+        src: addr(src),
+        dst: addr(dst),
+        flags: TcpFlags(flags),
+        seq,
+        ack,
+        window: 64240,
+        options: TcpOptions::default(),
+        payload_len: 0,
+        ttl: 64,
+    })
+}
+
+fn syn(ms: i64, frame: u64) -> Event {
+    packet(ms, frame, segment(CLIENT, SERVER, TcpFlags::SYN, ISN, 0))
+}
+
+fn from_server(ms: i64, frame: u64, flags: u8, seq: u32, ack: u32) -> Event {
+    packet(ms, frame, segment(SERVER, CLIENT, flags, seq, ack))
+}
+
+fn from_client(ms: i64, frame: u64, flags: u8, seq: u32, ack: u32) -> Event {
+    packet(ms, frame, segment(CLIENT, SERVER, flags, seq, ack))
+}
+
+fn icmp(ms: i64, frame: u64, from: &str, icmp_type: u8, code: u8, quoted_seq: u32) -> Event {
+    let client = addr(CLIENT);
+    let server = addr(SERVER);
+    let from: IpAddr = from.parse().expect("test address");
+    let family = Family::of(from);
+    let kind = match (family, icmp_type) {
+        (Family::Ipv4, 3) | (Family::Ipv6, 1) => IcmpErrorKind::DestinationUnreachable,
+        (Family::Ipv4, 11) | (Family::Ipv6, 3) => IcmpErrorKind::TimeExceeded,
+        (Family::Ipv6, 2) => IcmpErrorKind::PacketTooBig,
+        _ => IcmpErrorKind::ParameterProblem,
+    };
+    packet(
+        ms,
+        frame,
+        PacketBody::IcmpError(IcmpError {
+            src: from,
+            dst: client.ip(),
+            family,
+            kind,
+            icmp_type,
+            code,
+            mtu: None,
+            quoted: Some(QuotedPacket {
+                src: client.ip(),
+                dst: server.ip(),
+                protocol: 6,
+                tcp: Some(QuotedTcp {
+                    src_port: client.port(),
+                    dst_port: server.port(),
+                    seq: quoted_seq,
+                    flags: Some(TcpFlags(TcpFlags::SYN)),
+                }),
+            }),
+        }),
+    )
+}
+
+fn arp_request(ms: i64, frame: u64, target: Ipv4Addr) -> Event {
+    let IpAddr::V4(sender_ip) = addr(CLIENT).ip() else { unreachable!("the test client is IPv4") };
+    packet(
+        ms,
+        frame,
+        PacketBody::Arp(ArpMessage {
+            op: ArpOp::Request,
+            sender_ip,
+            sender_hw: vec![2, 0, 0, 0, 0, 10],
+            target_ip: target,
+        }),
+    )
+}
+
+fn only(events: Vec<Event>) -> Attempt {
+    let mut attempts = correlate(events, SynTiming::default(), None);
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    attempts.remove(0)
+}
+
+fn verdict(a: &Attempt) -> (Outcome, Option<Errno>, u32) {
+    (a.outcome, a.errno, a.syn_count)
+}
+
+#[test]
+fn test_syn_sent_rst_ack_refused() {
+    let a = only(vec![syn(0, 1), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)]);
+    assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 1));
+    assert_eq!(a.rtt_ms, Some(1.0));
+    assert_eq!(a.decided_after, Some(0.001));
+    assert_eq!(a.events[1].what, What::Rst);
+    assert!(!a.events[1].ignored);
+}
+
+#[test]
+fn test_syn_sent_rst_without_ack_ignored() {
+    let a = only(vec![syn(0, 1), from_server(1, 2, TcpFlags::RST, 0, 0)]);
+    assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 1));
+    assert!(a.events[1].ignored);
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("without ACK"));
+    assert!(a.cause.contains("Linux ignores"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_rst_wrong_ack_ignored() {
+    // ack = ISN, not ISN+1: the RST does not acknowledge our SYN (RFC 9293 3.10.7.3).
+    let a = only(vec![syn(0, 1), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN)]);
+    assert_eq!(a.outcome, Outcome::TimedOut);
+    assert!(a.events[1].ignored);
+}
+
+#[test]
+fn test_syn_sent_syn_ack_established() {
+    let a = only(vec![
+        syn(0, 1),
+        from_server(20, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1),
+        from_client(20, 3, TcpFlags::ACK, ISN + 1, 5001),
+        from_client(21, 4, TcpFlags::ACK | TcpFlags::PSH, ISN + 1, 5001),
+    ]);
+    assert_eq!(verdict(&a), (Outcome::Established, None, 1));
+    assert_eq!(a.rtt_ms, Some(20.0));
+    let whats: Vec<What> = a.events.iter().map(|e| e.what).collect();
+    assert_eq!(whats, [What::Syn, What::SynAck, What::Ack]);
+    assert!(a.cause.contains("1 more segments"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_syn_ack_wrong_ack_ignored() {
+    let a = only(vec![syn(0, 1), from_server(20, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 7)]);
+    assert_eq!(a.outcome, Outcome::TimedOut);
+    assert!(a.events[1].ignored);
+}
+
+#[test]
+fn test_syn_sent_client_ack_without_captured_syn_ack() {
+    // One-sided capture: only the client's direction was recorded.
+    let a = only(vec![syn(0, 1), from_client(30, 2, TcpFlags::ACK, ISN + 1, 5001)]);
+    assert_eq!(verdict(&a), (Outcome::Established, None, 1));
+    assert!(a.cause.contains("does not hold"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_fast_open_ack_covers_data() {
+    // TCP Fast Open: 39 bytes on the SYN; a SYN-ACK may acknowledge them (ack in (ISN, ISN+1+39]).
+    let mut syn_with_data = syn(0, 1);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &mut syn_with_data.kind {
+        seg.payload_len = 39;
+    }
+    let a = only(vec![syn_with_data, from_server(5, 2, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 40)]);
+    assert_eq!(a.outcome, Outcome::Established);
+}
+
+#[test]
+fn test_syn_sent_icmp_host_unreachable() {
+    let a = only(vec![syn(0, 1), icmp(3, 2, ROUTER, 3, 1, ISN)]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
+    assert_eq!(a.events[1].dir, Dir::In);
+    assert!(a.cause.starts_with("Router 192.0.2.1 answered our SYN with ICMP host unreachable"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_icmp_port_unreachable_from_server() {
+    let a = only(vec![syn(0, 1), icmp(3, 2, "198.51.100.10", 3, 3, ISN)]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Econnrefused), 1));
+    assert!(a.cause.starts_with("The server 198.51.100.10 itself"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_icmp_fragmentation_needed_not_fatal() {
+    let a = only(vec![syn(0, 1), icmp(3, 2, ROUTER, 3, 4, ISN)]);
+    assert_eq!(a.outcome, Outcome::TimedOut);
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("path MTU"));
+}
+
+#[test]
+fn test_syn_sent_icmp_quoting_other_seq_ignored() {
+    let a = only(vec![syn(0, 1), icmp(3, 2, ROUTER, 3, 1, ISN + 5000)]);
+    assert_eq!(a.outcome, Outcome::TimedOut);
+    assert!(a.events[1].ignored);
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("OutOfWindowIcmps"));
+}
+
+#[test]
+fn test_syn_sent_icmp_while_socket_locked_then_second_icmp() {
+    // Zero-RTT path: the first ICMP lands while connect() holds the socket, so Linux only remembers
+    // it and retransmits the SYN 1 s later; the second ICMP ends the attempt.
+    let a = only(vec![syn(0, 1), icmp(0, 2, ROUTER, 3, 1, ISN), syn(1020, 3), icmp(1020, 4, ROUTER, 3, 1, ISN)]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 2));
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("only remembered"));
+    assert_eq!(a.decided_after, Some(1.02));
+    assert!(a.cause.contains("only remembered"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_soft_error_reported_at_deadline() {
+    // The remembered ICMP error replaces ETIMEDOUT when nothing else arrives.
+    let a = only(vec![syn(0, 1), icmp(0, 2, ROUTER, 3, 1, ISN), syn(1000, 3)]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 2));
+    assert_eq!(a.decided_after, None);
+    assert!(a.cause.contains("instead of ETIMEDOUT"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_icmpv6_port_unreachable() {
+    let client = "[2001:db8:1::10]:40000";
+    let server = "[2001:db8:2::10]:8080";
+    let syn6 = packet(0, 1, segment(client, server, TcpFlags::SYN, ISN, 0));
+    let mut unreach = icmp(2, 2, "2001:db8:1::1", 1, 4, ISN);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut unreach.kind {
+        e.dst = addr(client).ip();
+        if let Some(q) = e.quoted.as_mut() {
+            q.src = addr(client).ip();
+            q.dst = addr(server).ip();
+        }
+    }
+    let a = only(vec![syn6, unreach]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Econnrefused), 1));
+    assert_eq!(a.family, Family::Ipv6);
+}
+
+#[test]
+fn test_syn_sent_retransmits_then_capture_ends() {
+    let a = only(vec![syn(0, 1), syn(1000, 2), syn(2000, 3), syn(3000, 4)]);
+    assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 4));
+    let note = a.events[3].note.as_deref().unwrap_or_default();
+    assert!(note.starts_with("retransmit #3, +1.00 s"), "{note}");
+    assert!(note.contains("expected 1.00 s with Linux 6.5+ backoff"), "{note}");
+    assert!(a.cause.contains("before Linux's deadline of 131.00 s"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_classic_backoff_recognised() {
+    let a = only(vec![syn(0, 1), syn(1000, 2), syn(3000, 3), syn(7000, 4)]);
+    assert!(a.events[3].note.as_deref().unwrap_or_default().contains("classic exponential"));
+    assert!(a.cause.contains("deadline of 127.00 s"), "{}", a.cause);
+}
+
+#[test]
+fn test_syn_sent_new_isn_supersedes() {
+    let mut events = vec![syn(0, 1)];
+    events.push(packet(5000, 2, segment(CLIENT, SERVER, TcpFlags::SYN, ISN + 99_999, 0)));
+    let attempts = correlate(events, SynTiming::default(), None);
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[0].cause.contains("gave up on this attempt"), "{}", attempts[0].cause);
+}
+
+#[test]
+fn test_refused_then_syn_again_is_counted() {
+    // Windows re-sends the same SYN after a RST; Linux would not.
+    let a = only(vec![
+        syn(0, 1),
+        from_server(50, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
+        syn(550, 3),
+        from_server(600, 4, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
+    ]);
+    assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 2));
+    assert!(a.events[2].note.as_deref().unwrap_or_default().contains("Windows"));
+}
+
+#[test]
+fn test_arp_failure_found_from_local_icmp() {
+    // No SYN on the wire: three unanswered who-has, then the host's own ICMP host unreachable on lo.
+    let target = Ipv4Addr::new(198, 51, 100, 10);
+    let a = only(vec![
+        arp_request(0, 1, target),
+        arp_request(1000, 2, target),
+        arp_request(2000, 3, target),
+        icmp(3050, 4, "192.0.2.10", 3, 1, ISN),
+    ]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 0));
+    assert_eq!(a.events.len(), 4);
+    assert_eq!(a.events[3].dir, Dir::Local);
+    assert_eq!(a.events[0].t, 0.0);
+    assert!(
+        a.cause.starts_with("No ARP reply for 198.51.100.10: the kernel sent 3 request(s) over 2.00 s"),
+        "{}",
+        a.cause
+    );
+}
+
+#[test]
+fn test_events_in_any_order_give_the_same_attempts() {
+    let ordered = vec![
+        syn(0, 1),
+        icmp(0, 2, ROUTER, 3, 1, ISN),
+        syn(1020, 3),
+        icmp(1020, 4, ROUTER, 3, 1, ISN),
+        arp_request(1500, 5, Ipv4Addr::new(198, 51, 100, 10)),
+    ];
+    let expected = correlate(ordered.clone(), SynTiming::default(), None);
+    let mut reversed = ordered;
+    reversed.reverse();
+    assert_eq!(correlate(reversed, SynTiming::default(), None), expected);
+}

@@ -90,15 +90,13 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     };
     let expected = expected_gaps(&fitted);
     // A gap more than 30% (plus 100 ms of jitter) off the schedule is not Linux's doing.
-    let follows_linux = gaps.iter().zip(expected.iter()).all(|(&seen, want)| (seen - want.0).abs() <= want.0 * 3 / 10 + 100_000_000);
-    let mut number = 0;
-    for entry in a.entries.iter_mut().filter(|e| e.what == What::Syn) {
-        if number > 0 {
-            if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(number - 1)) {
-                note.push_str(&format!(" (expected {want} with {label})"));
-            }
+    let follows_linux =
+        gaps.iter().zip(expected.iter()).all(|(&seen, want)| (seen - want.0).abs() <= want.0 * 3 / 10 + 100_000_000);
+    // The n-th SYN entry after the first is retransmit #n.
+    for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1).enumerate() {
+        if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
+            note.push_str(&format!(" (expected {want} with {label})"));
         }
-        number += 1;
     }
     FittedTiming { timing: fitted, follows_linux }
 }
@@ -206,18 +204,20 @@ fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp) 
         .find(|&&t| t <= ts)
         .map_or(String::new(), |&t| format!(" {} after the SYN", ts.since(t)));
     s.push_str(&format!("{} answered our SYN with ICMP {name}{after}.", sender(a, error.src)));
+    let function = err_function(error.family);
     match error.kind {
-        IcmpErrorKind::TimeExceeded => s.push_str(
-            " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT",
-        ),
-        IcmpErrorKind::ParameterProblem => s.push_str(" A router found the SYN's IP header malformed; Linux treats this as a hard error in SYN-SENT"),
-        _ => s.push_str(" Linux aborts a connect in SYN-SENT at the first valid ICMP error"),
-    }
-    s.push_str(&format!(" ({}), so connect() fails with {errno}.", err_function(error.family)));
-    if a.soft_error.is_some() {
-        s.push_str(" An earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt.");
-    } else if error.kind == IcmpErrorKind::DestinationUnreachable {
-        s.push_str(" (4.4BSD would keep retrying for 75 s.)");
+        IcmpErrorKind::TimeExceeded => s.push_str(&format!(
+            " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
+        )),
+        IcmpErrorKind::ParameterProblem => s.push_str(&format!(
+            " A router found the SYN's IP header malformed; Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
+        )),
+        _ if a.soft_error.is_some() => s.push_str(&format!(
+            " Linux aborts a connect in SYN-SENT at a valid ICMP error ({function}) unless the socket is busy at that instant: an earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt with {errno}."
+        )),
+        _ => s.push_str(&format!(
+            " Linux aborts a connect in SYN-SENT at the first valid ICMP error ({function}), so connect() fails with {errno} (4.4BSD would keep retrying for 75 s)."
+        )),
     }
     s.push_str(&ignored_answers(a));
     s

@@ -366,16 +366,27 @@ fn read_options(raw: &[u8]) -> TcpOptions {
     options
 }
 
-/// Splits an ICMP message into (type, code, bytes 4..8, body after the 8-byte header).
-fn icmp_header(bytes: &[u8]) -> Result<(u8, u8, [u8; 4], &[u8]), DecodeError> {
+/// The fixed 8 bytes of an ICMP/ICMPv6 message and what follows them.
+struct IcmpHeader<'a> {
+    icmp_type: u8,
+    code: u8,
+    /// Bytes 4..8: unused, a next-hop MTU, or a pointer, depending on the type.
+    rest: [u8; 4],
+    /// The body: for errors, the quoted packet.
+    body: &'a [u8],
+}
+
+fn icmp_header(bytes: &[u8]) -> Result<IcmpHeader<'_>, DecodeError> {
     match bytes {
-        [t, c, _, _, b4, b5, b6, b7, body @ ..] => Ok((*t, *c, [*b4, *b5, *b6, *b7], body)),
+        [t, c, _, _, b4, b5, b6, b7, body @ ..] => {
+            Ok(IcmpHeader { icmp_type: *t, code: *c, rest: [*b4, *b5, *b6, *b7], body })
+        }
         _ => Err(DecodeError::Icmp(format!("{} bytes, the header needs 8", bytes.len()))),
     }
 }
 
 fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, DecodeError> {
-    let (icmp_type, code, rest, body) = icmp_header(bytes)?;
+    let IcmpHeader { icmp_type, code, rest, body } = icmp_header(bytes)?;
     let kind = match icmp_type {
         3 => IcmpErrorKind::DestinationUnreachable,
         4 => IcmpErrorKind::SourceQuench,
@@ -400,7 +411,7 @@ fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, D
 }
 
 fn decode_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, DecodeError> {
-    let (icmp_type, code, rest, body) = icmp_header(bytes)?;
+    let IcmpHeader { icmp_type, code, rest, body } = icmp_header(bytes)?;
     let kind = match icmp_type {
         1 => IcmpErrorKind::DestinationUnreachable,
         2 => IcmpErrorKind::PacketTooBig,
@@ -475,4 +486,138 @@ fn decode_arp(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
         return Err(DecodeError::Arp("protocol address is not 4 bytes".into()));
     };
     Ok(PacketBody::Arp(ArpMessage { op, sender_ip, sender_hw: arp.sender_hw_addr().to_vec(), target_ip }))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Frames recorded in the lab (`fixtures/record.sh`), as tcpdump -xx printed them.
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test hex")).collect()
+    }
+
+    /// fixtures/success-v4.pcap frame 3: the client's SYN, Ethernet.
+    const SYN_V4: &str = "02000000010102000000011008004500003c360740004006186dc000020ac633640aad6c1f90b656270300000000a002faf0ec760000020405b40402080a8ac7c387000000000103030a";
+    /// fixtures/host-unreachable-v4.pcap frame 4: ICMP host unreachable from the router, quoting the whole SYN.
+    const ICMP_HOST_UNREACH_V4: &str = "020000000110020000000101080045c00058e941000040010c98c0000201c000020a030101b9000000004500003ce69040003f0668e3c000020ac633640a937a1f90adcbadda00000000a002faf0ec760000020405b40402080a3ef00e69000000000103030a";
+    /// fixtures/refused-v4-sll.pcap frame 4: the server's RST+ACK, Linux cooked v1, received.
+    const RST_SLL: &str = "0000000100060200000001010000080045000028000040003f064f88c633640ac000020a1f90973800000000c702312c5014000014910000";
+    /// fixtures/refused-v4.pcap frame 1: ARP who-has 192.0.2.1 tell 192.0.2.10.
+    const ARP_REQUEST: &str = "ffffffffffff02000000011008060001080006040001020000000110c000020a000000000000c0000201";
+    /// fixtures/nd-failure-v6.pcap frame 1: neighbour solicitation for 2001:db8:1::99, cooked v2.
+    const NS_SLL2: &str = "86dd0000000000020001040602000000011000006000000000203aff20010db8000100000000000000000010ff0200000000000000000001ff000099870019d90000000020010db80001000000000000000000990101020000000110";
+    /// fixtures/nd-failure-v6.pcap frame 4: this host's own ICMPv6 address unreachable on lo, quoting the SYN.
+    const ICMP6_LOCAL_SLL2: &str = "86dd000000000001030400060000000000000000600c83e000583a4020010db800010000000000000000001020010db80001000000000000000000100103451500000000600373370028064020010db800010000000000000000001020010db8000100000000000000000099b5f61f9009afdbca00000000a002fd205c4b0000020405a00402080a457d1657000000000103030a";
+
+    #[test]
+    fn test_decode_syn_with_options() {
+        let p = decode(LinkType::ETHERNET, &hex(SYN_V4)).expect("decodes");
+        let PacketBody::Tcp(seg) = p.body else { panic!("{p:?}") };
+        assert_eq!(seg.src, "192.0.2.10:44396".parse().expect("addr"));
+        assert_eq!(seg.dst, "198.51.100.10:8080".parse().expect("addr"));
+        assert!(seg.flags.is_syn_only());
+        assert_eq!(seg.seq, 3_059_099_395);
+        assert_eq!(seg.window, 64240);
+        assert_eq!(
+            seg.options,
+            TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(10),
+                sack_permitted: true,
+                timestamps: Some((2_328_347_527, 0))
+            }
+        );
+        assert_eq!((seg.payload_len, seg.ttl), (0, 64));
+    }
+
+    #[test]
+    fn test_decode_icmp_host_unreachable_quotes_syn() {
+        let p = decode(LinkType::ETHERNET, &hex(ICMP_HOST_UNREACH_V4)).expect("decodes");
+        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
+        assert_eq!((e.kind, e.icmp_type, e.code), (IcmpErrorKind::DestinationUnreachable, 3, 1));
+        assert_eq!(e.src, IpAddr::from([192, 0, 2, 1]));
+        let q = e.quoted.expect("quote");
+        assert_eq!((q.src, q.dst, q.protocol), (IpAddr::from([192, 0, 2, 10]), IpAddr::from([198, 51, 100, 10]), 6));
+        let t = q.tcp.expect("quoted tcp");
+        assert_eq!((t.src_port, t.dst_port, t.seq), (37754, 8080, 2_915_806_682));
+        assert_eq!(t.flags, Some(TcpFlags(TcpFlags::SYN)));
+    }
+
+    #[test]
+    fn test_decode_icmp_quote_of_only_8_tcp_bytes() {
+        // RFC 792 only promises the IP header and 8 bytes: ports and sequence number, no flags.
+        let mut frame = hex(ICMP_HOST_UNREACH_V4);
+        let quote_tcp_start = 14 + 20 + 8 + 20;
+        frame.truncate(quote_tcp_start + 8);
+        let p = decode(LinkType::ETHERNET, &frame).expect("decodes");
+        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
+        let t = e.quoted.and_then(|q| q.tcp).expect("quoted tcp");
+        assert_eq!((t.src_port, t.dst_port, t.seq, t.flags), (37754, 8080, 2_915_806_682, None));
+        frame.truncate(quote_tcp_start + 7);
+        let p = decode(LinkType::ETHERNET, &frame).expect("decodes");
+        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
+        assert_eq!(e.quoted.expect("ip quote").tcp, None);
+    }
+
+    #[test]
+    fn test_decode_rst_cooked_direction() {
+        let p = decode(LinkType::LINUX_SLL, &hex(RST_SLL)).expect("decodes");
+        assert_eq!(p.link_direction, LinkDirection::ToUs);
+        let PacketBody::Tcp(seg) = p.body else { panic!("{p:?}") };
+        assert_eq!(seg.flags.tcpdump(), "R.");
+        assert_eq!(seg.ack, 3_338_809_644);
+    }
+
+    #[test]
+    fn test_decode_arp_request() {
+        let p = decode(LinkType::ETHERNET, &hex(ARP_REQUEST)).expect("decodes");
+        let PacketBody::Arp(arp) = p.body else { panic!("{p:?}") };
+        assert_eq!(arp.op, ArpOp::Request);
+        assert_eq!((arp.sender_ip, arp.target_ip), (Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(arp.sender_hw, [2, 0, 0, 0, 1, 0x10]);
+    }
+
+    #[test]
+    fn test_decode_neighbor_solicitation() {
+        let p = decode(LinkType::LINUX_SLL2, &hex(NS_SLL2)).expect("decodes");
+        assert_eq!(p.link_direction, LinkDirection::Outgoing);
+        let PacketBody::Neighbor(nd) = p.body else { panic!("{p:?}") };
+        assert_eq!(nd.op, NeighborOp::Solicitation);
+        assert_eq!(nd.target, "2001:db8:1::99".parse::<Ipv6Addr>().expect("addr"));
+    }
+
+    #[test]
+    fn test_decode_icmpv6_local_address_unreachable() {
+        let p = decode(LinkType::LINUX_SLL2, &hex(ICMP6_LOCAL_SLL2)).expect("decodes");
+        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
+        assert_eq!((e.family, e.icmp_type, e.code), (Family::Ipv6, 1, 3));
+        assert_eq!(e.src, e.dst, "generated by this host for itself");
+        let t = e.quoted.and_then(|q| q.tcp).expect("quoted tcp");
+        assert_eq!((t.dst_port, t.flags), (8080, Some(TcpFlags(TcpFlags::SYN))));
+    }
+
+    #[test]
+    fn test_decode_never_panics_on_mutated_real_frames() {
+        let frames = [
+            (LinkType::ETHERNET, hex(SYN_V4)),
+            (LinkType::ETHERNET, hex(ICMP_HOST_UNREACH_V4)),
+            (LinkType::LINUX_SLL, hex(RST_SLL)),
+            (LinkType::ETHERNET, hex(ARP_REQUEST)),
+            (LinkType::LINUX_SLL2, hex(NS_SLL2)),
+            (LinkType::LINUX_SLL2, hex(ICMP6_LOCAL_SLL2)),
+        ];
+        for (link, frame) in frames {
+            for len in 0..=frame.len() {
+                let _ = decode(link, &frame[..len]);
+            }
+            for at in 0..frame.len() {
+                for value in [0x00, 0x01, 0x0f, 0x45, 0x60, 0x7f, 0x80, 0xff] {
+                    let mut mutated = frame.clone();
+                    mutated[at] = value;
+                    let _ = decode(link, &mutated);
+                }
+            }
+        }
+    }
 }

@@ -120,6 +120,11 @@ fn timeline_line(w: &mut dyn Write, e: &Entry, style: Style) -> io::Result<()> {
     writeln!(w, "  {offset:>11} {} {label} {}{note}", e.dir.arrow(), e.summary)
 }
 
+/// Writes the heading that separates files when several are replayed.
+pub fn file_heading(w: &mut dyn Write, file: &str, style: Style) -> io::Result<()> {
+    writeln!(w, "{}", style.bold(&format!("══ {file}")))
+}
+
 /// Writes the summary table: attempts per outcome and per errno.
 pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io::Result<()> {
     writeln!(

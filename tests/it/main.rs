@@ -1,5 +1,9 @@
-//! synscope's integration tests, one binary: replay of recorded fixtures, the public corpus against
-//! its independent oracle, and the purity of the core.
+//! synscope's integration tests, one binary: replay of the lab recordings against what connect()
+//! returned and against golden outputs, the command line, the public corpus against its independent
+//! oracle, and the purity of the core.
 
+mod cli;
 mod corpus;
+mod fixtures;
+mod purity;
 mod util;

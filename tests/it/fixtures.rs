@@ -1,0 +1,118 @@
+//! The lab recordings in `fixtures/`: each replays to the errno `connect()` really returned when it
+//! was recorded (`fixtures/fixtures.tsv`), and its text and JSON output match the golden files.
+
+use std::path::Path;
+use std::process::Command;
+
+use synscope::timeline::Outcome;
+
+use crate::util;
+
+struct Fixture {
+    file: String,
+    /// What connect() returned in the lab: an errno name, or `OK`.
+    errno: String,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let table = std::fs::read_to_string(util::root().join("fixtures/fixtures.tsv")).expect("fixtures/fixtures.tsv");
+    let rows: Vec<Fixture> = table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            Fixture { file: c[0].to_string(), errno: c[5].to_string() }
+        })
+        .collect();
+    assert!(rows.len() >= 20, "fixtures.tsv lists only {} captures", rows.len());
+    rows
+}
+
+/// Runs the built binary from the repository root.
+pub fn synscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_synscope"))
+        .args(args)
+        .current_dir(util::root())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run synscope")
+}
+
+/// Replaces what differs between two recordings of the same scenario: absolute times and the
+/// client's ephemeral port.
+fn redact(output: &str, client_ports: &[u16]) -> String {
+    let mut s = output.to_string();
+    for port in client_ports {
+        for sep in [':', '.'] {
+            s = s.replace(&format!("{sep}{port} "), &format!("{sep}[port] "));
+            s = s.replace(&format!("{sep}{port}\""), &format!("{sep}[port]\""));
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    for line in s.lines() {
+        out.push_str(&redact_times(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// `"start":1732492331.549075` and `2026-11-24 23:52:11.549075 UTC` become `[start]`.
+fn redact_times(line: &str) -> String {
+    let mut line = line.to_string();
+    if let Some(at) = line.find("\"start\":") {
+        let rest = &line[at + 8..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        line = format!("{}\"start\":\"[start]\"{}", &line[..at], &rest[end..]);
+    }
+    if let Some(utc) = line.find(" UTC") {
+        if let Some(date) = line[..utc].rfind("  ") {
+            line = format!("{}  [start]{}", &line[..date], &line[utc + 4..]);
+        }
+    }
+    line
+}
+
+#[test]
+fn test_fixtures_replay_to_the_errno_connect_returned() {
+    for fixture in fixtures() {
+        let (attempts, capture) = util::replay(&util::root().join("fixtures").join(&fixture.file));
+        assert!(capture.damage.is_none(), "{}: {:?}", fixture.file, capture.damage);
+        assert_eq!(capture.undecodable, 0, "{}", fixture.file);
+        assert_eq!(attempts.len(), 1, "{}: {attempts:#?}", fixture.file);
+        let a = &attempts[0];
+        let got = a.errno.map_or("OK", |e| e.name());
+        assert_eq!(got, fixture.errno, "{}: {}", fixture.file, a.cause);
+        assert_eq!(a.outcome == Outcome::Established, fixture.errno == "OK", "{}", fixture.file);
+        // The packet that decided it is on the timeline, and is not an ignored one.
+        if a.outcome != Outcome::TimedOut {
+            assert!(a.decided_after.is_some(), "{}", fixture.file);
+        }
+        assert!(a.events.iter().all(|e| !e.ignored), "{}", fixture.file);
+    }
+}
+
+#[test]
+fn test_fixtures_golden_output() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(util::root().join("tests/it/golden"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| {
+        for fixture in fixtures() {
+            let path = format!("fixtures/{}", fixture.file);
+            let (attempts, _) = util::replay(Path::new(&util::root().join(&path)));
+            let ports: Vec<u16> = attempts.iter().map(|a| a.client.port()).collect();
+            let text = synscope(&["replay", "--color", "never", &path]);
+            let json = synscope(&["replay", "--format", "json", &path]);
+            assert!(text.status.success() && json.status.success(), "{path}");
+            insta::assert_snapshot!(
+                format!("{}.txt", fixture.file),
+                redact(&String::from_utf8_lossy(&text.stdout), &ports)
+            );
+            insta::assert_snapshot!(
+                format!("{}.json", fixture.file),
+                redact(&String::from_utf8_lossy(&json.stdout), &ports)
+            );
+        }
+    });
+}
