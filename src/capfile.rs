@@ -86,8 +86,18 @@ struct Interface {
 
 #[derive(Clone, Debug)]
 enum Format {
-    Pcap { endian: Endian, nanos: bool, link_type: LinkType, snaplen: u32 },
-    PcapNg { endian: Endian, interfaces: Vec<Interface> },
+    Pcap {
+        endian: Endian,
+        nanos: bool,
+        link_type: LinkType,
+        snaplen: u32,
+        /// Files older than format 2.3 may have the captured and wire lengths swapped.
+        lens_maybe_swapped: bool,
+    },
+    PcapNg {
+        endian: Endian,
+        interfaces: Vec<Interface>,
+    },
 }
 
 /// Reads the records of a pcap or pcapng file held in `bytes`.
@@ -118,12 +128,19 @@ impl<'a> CaptureReader<'a> {
                 available: bytes.len(),
             })?;
             let snaplen = Endian::u32(endian, [header[16], header[17], header[18], header[19]]);
+            let version = (Endian::u16(endian, [header[4], header[5]]), Endian::u16(endian, [header[6], header[7]]));
             // The link type is the low 28 bits (the top bits hold the FCS length, RFC draft pcap 4.1).
             let link = Endian::u32(endian, [header[20], header[21], header[22], header[23]]) & 0x0fff_ffff;
             Ok(CaptureReader {
                 bytes,
                 offset: 24,
-                format: Format::Pcap { endian, nanos, link_type: LinkType(link), snaplen },
+                format: Format::Pcap {
+                    endian,
+                    nanos,
+                    link_type: LinkType(link),
+                    snaplen,
+                    lens_maybe_swapped: version < (2, 3),
+                },
                 done: false,
             })
         };
@@ -170,6 +187,7 @@ impl<'a> CaptureReader<'a> {
         nanos: bool,
         link_type: LinkType,
         snaplen: u32,
+        lens_maybe_swapped: bool,
     ) -> Option<Result<Record<'a>, FileError>> {
         if self.offset >= self.bytes.len() {
             return None;
@@ -179,8 +197,13 @@ impl<'a> CaptureReader<'a> {
         };
         let secs = endian.u32([h[0], h[1], h[2], h[3]]);
         let frac = endian.u32([h[4], h[5], h[6], h[7]]);
-        let caplen = endian.u32([h[8], h[9], h[10], h[11]]);
-        let wire_len = endian.u32([h[12], h[13], h[14], h[15]]);
+        let mut caplen = endian.u32([h[8], h[9], h[10], h[11]]);
+        let mut wire_len = endian.u32([h[12], h[13], h[14], h[15]]);
+        // Writers of format 2.2 and older sometimes stored the two lengths the other way round;
+        // libpcap (sf-pcap.c, `MAYBE_SWAPPED`) swaps them back when the captured length is the larger.
+        if lens_maybe_swapped && caplen > wire_len {
+            std::mem::swap(&mut caplen, &mut wire_len);
+        }
         if caplen > MAX_RECORD.max(snaplen) {
             return Some(Err(FileError::Corrupt {
                 offset: self.offset,
@@ -341,7 +364,9 @@ impl<'a> Iterator for CaptureReader<'a> {
             return None;
         }
         let item = match self.format.clone() {
-            Format::Pcap { endian, nanos, link_type, snaplen } => self.next_pcap(endian, nanos, link_type, snaplen),
+            Format::Pcap { endian, nanos, link_type, snaplen, lens_maybe_swapped } => {
+                self.next_pcap(endian, nanos, link_type, snaplen, lens_maybe_swapped)
+            }
             Format::PcapNg { .. } => self.next_pcapng(),
         };
         if !matches!(item, Some(Ok(_))) {
@@ -392,6 +417,19 @@ mod tests {
                 for _ in reader {}
             }
         }
+    }
+
+    #[test]
+    fn test_pcap_2_2_swapped_lengths() {
+        // Format 2.2 with captured length 60 and wire length 4 stored the other way round.
+        let mut f = pcap_le();
+        f[6] = 2;
+        f[24 + 8..24 + 16].copy_from_slice(&[60, 0, 0, 0, 4, 0, 0, 0]);
+        let r = CaptureReader::new(&f).unwrap().next().unwrap().unwrap();
+        assert_eq!((r.data.len(), r.wire_len), (4, 60));
+        // From 2.3 on the lengths are taken as written: 60 captured bytes are not there.
+        f[6] = 4;
+        assert!(CaptureReader::new(&f).unwrap().next().unwrap().is_err());
     }
 
     #[test]
