@@ -183,8 +183,8 @@ impl Correlator {
             note.push_str(&format!("; carries {} bytes of data (TCP Fast Open)", seg.payload_len));
         }
         let capture_side = match link {
-            LinkDirection::Outgoing => Some("captured on the client, which sent this SYN"),
-            LinkDirection::ToUs => Some("captured on the server: the SYN arrived at the capturing host"),
+            LinkDirection::Outgoing => Some("This capture was taken on the client: the SYN left the capturing host."),
+            LinkDirection::ToUs => Some("This capture was taken on the server: the SYN arrived at the capturing host."),
             _ => None,
         };
         let mut state = AttemptState::new(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len));

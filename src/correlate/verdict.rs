@@ -39,7 +39,8 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         },
     };
     if let Some(side) = a.capture_side {
-        cause.push_str(&format!(" (The capture was {side}.)"));
+        cause.push(' ');
+        cause.push_str(side);
     }
     if a.later_segments > 0 && outcome == Outcome::Established {
         cause.push_str(&format!(" {} more segments of the connection follow (not shown).", a.later_segments));
@@ -144,9 +145,9 @@ fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>) -> Stri
     let mut s = if via_ack {
         "The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.".to_string()
     } else {
-        let after = rtt.map_or(String::new(), |r| format!(" {r} after the SYN it answers"));
+        let after = rtt.map_or(String::new(), |r| format!(" {r} later"));
         let mut s = format!(
-            "The server answered our SYN with a SYN-ACK acknowledging it{after}: connect() returned 0 (tcp_rcv_synsent_state_process → tcp_finish_connect)."
+            "The server answered our SYN with a SYN-ACK that acknowledges it{after}: connect() returned 0 (tcp_rcv_synsent_state_process → tcp_finish_connect)."
         );
         if !a.handshake_acked {
             s.push_str(" The client's final ACK is not in the capture (it ends, or it holds only one direction).");
