@@ -96,7 +96,8 @@ pub struct Correlator {
 /// long capture of a misbehaving flow cannot grow one timeline without bound.
 const MAX_LATE_ENTRIES: usize = 16;
 
-/// Correlates events given in any order: sorts them by time and frame, then runs the correlator. `capture_end` is when the evidence ends.
+/// Correlates events given in any order: sorts them by time and frame, then runs the correlator.
+/// `capture_end` is when the evidence ends (the last event's time if `None`).
 pub fn correlate(mut events: Vec<Event>, timing: SynTiming, capture_end: Option<Timestamp>) -> Vec<Attempt> {
     events.sort_by_key(Event::order_key);
     let end = capture_end.or_else(|| events.last().map(|e| e.ts)).unwrap_or_default();
