@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::decode::Packet;
+use crate::flow::FlowKey;
 
 /// A point in time, in nanoseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -89,6 +90,7 @@ impl Event {
     pub fn order_key(&self) -> (Timestamp, u64) {
         match &self.kind {
             EventKind::Packet { frame, .. } => (self.ts, *frame),
+            EventKind::Syscall(_) => (self.ts, 0),
         }
     }
 }
@@ -103,5 +105,72 @@ pub enum EventKind {
         frame: u64,
         /// The decoded packet.
         packet: Packet,
+    },
+    /// A system call of the traced connection attempt, at its entry or its return.
+    Syscall(SyscallEvent),
+}
+
+/// The system calls a traced `connect()` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    /// `connect(2)`.
+    Connect,
+    /// `select(2)`.
+    Select,
+    /// `poll(2)`.
+    Poll,
+    /// `epoll_wait(2)`.
+    EpollWait,
+    /// `getsockopt(fd, SOL_SOCKET, SO_ERROR)`: the pending error of a non-blocking connect.
+    GetsockoptSoError,
+}
+
+impl Call {
+    /// The syscall's name as strace prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Connect => "connect",
+            Call::Select => "select",
+            Call::Poll => "poll",
+            Call::EpollWait => "epoll_wait",
+            Call::GetsockoptSoError => "getsockopt",
+        }
+    }
+
+    /// Whether the call waits for the socket (select, poll, epoll_wait).
+    pub fn is_wait(self) -> bool {
+        matches!(self, Call::Select | Call::Poll | Call::EpollWait)
+    }
+}
+
+/// One system call of a traced attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// The attempt's 4-tuple (the socket is bound before `connect()`, so it is known).
+    pub flow: FlowKey,
+    /// Which call.
+    pub call: Call,
+    /// Entry or return.
+    pub phase: SyscallPhase,
+}
+
+/// The entry or return of a system call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyscallPhase {
+    /// The call was made, with its arguments in words (`fd 3, 198.51.100.10:8080`).
+    Enter {
+        /// The arguments.
+        args: String,
+    },
+    /// The call returned.
+    Return {
+        /// The return value (`-1` on error).
+        ret: i64,
+        /// The errno number when it failed.
+        errno: Option<i32>,
+        /// For `getsockopt(SO_ERROR)`: the value read, the connection's errno or 0.
+        so_error: Option<i32>,
+        /// What came back, in words: ready bits, `SO_ERROR` value ...
+        detail: String,
     },
 }

@@ -11,6 +11,12 @@ use crate::event::Span;
 /// An errno a `connect()` can end with, with Linux's numbers and glibc's `strerror` text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Errno {
+    /// `EPERM` (1): a local firewall rule refused to send.
+    Eperm,
+    /// `EINTR` (4).
+    Eintr,
+    /// `EAGAIN` (11): no free ephemeral port for a non-blocking connect.
+    Eagain,
     /// `EACCES` (13).
     Eacces,
     /// `EINVAL` (22).
@@ -33,11 +39,28 @@ pub enum Errno {
     Ehostdown,
     /// `EHOSTUNREACH` (113).
     Ehostunreach,
+    /// `EAFNOSUPPORT` (97).
+    Eafnosupport,
+    /// `EADDRINUSE` (98).
+    Eaddrinuse,
+    /// `EADDRNOTAVAIL` (99).
+    Eaddrnotavail,
+    /// `ENETDOWN` (100).
+    Enetdown,
+    /// `ECONNRESET` (104).
+    Econnreset,
+    /// `EINPROGRESS` (115): a non-blocking connect has started.
+    Einprogress,
+    /// Any other errno, by number.
+    Other(i32),
 }
 
 impl Errno {
-    /// Every errno synscope can report.
-    pub const ALL: [Errno; 11] = [
+    /// Every errno synscope names.
+    pub const ALL: [Errno; 20] = [
+        Errno::Eperm,
+        Errno::Eintr,
+        Errno::Eagain,
         Errno::Eacces,
         Errno::Einval,
         Errno::Enonet,
@@ -49,11 +72,27 @@ impl Errno {
         Errno::Econnrefused,
         Errno::Ehostdown,
         Errno::Ehostunreach,
+        Errno::Eafnosupport,
+        Errno::Eaddrinuse,
+        Errno::Eaddrnotavail,
+        Errno::Enetdown,
+        Errno::Econnreset,
+        Errno::Einprogress,
     ];
 
     /// The symbolic name, e.g. `ECONNREFUSED`.
     pub fn name(self) -> &'static str {
         match self {
+            Errno::Eperm => "EPERM",
+            Errno::Eintr => "EINTR",
+            Errno::Eagain => "EAGAIN",
+            Errno::Eafnosupport => "EAFNOSUPPORT",
+            Errno::Eaddrinuse => "EADDRINUSE",
+            Errno::Eaddrnotavail => "EADDRNOTAVAIL",
+            Errno::Enetdown => "ENETDOWN",
+            Errno::Econnreset => "ECONNRESET",
+            Errno::Einprogress => "EINPROGRESS",
+            Errno::Other(_) => "EUNKNOWN",
             Errno::Eacces => "EACCES",
             Errno::Einval => "EINVAL",
             Errno::Enonet => "ENONET",
@@ -71,6 +110,16 @@ impl Errno {
     /// The number on Linux (x86-64 and every other Linux architecture but alpha, mips, parisc, sparc).
     pub fn number(self) -> i32 {
         match self {
+            Errno::Eperm => 1,
+            Errno::Eintr => 4,
+            Errno::Eagain => 11,
+            Errno::Eafnosupport => 97,
+            Errno::Eaddrinuse => 98,
+            Errno::Eaddrnotavail => 99,
+            Errno::Enetdown => 100,
+            Errno::Econnreset => 104,
+            Errno::Einprogress => 115,
+            Errno::Other(n) => n,
             Errno::Eacces => 13,
             Errno::Einval => 22,
             Errno::Enonet => 64,
@@ -85,14 +134,24 @@ impl Errno {
         }
     }
 
-    /// The errno for a Linux errno number, if synscope knows it.
-    pub fn from_number(n: i32) -> Option<Errno> {
-        Errno::ALL.into_iter().find(|e| e.number() == n)
+    /// The errno for a Linux errno number (`Other` when synscope has no name for it).
+    pub fn from_number(n: i32) -> Errno {
+        Errno::ALL.into_iter().find(|e| e.number() == n).unwrap_or(Errno::Other(n))
     }
 
     /// glibc's `strerror` text.
     pub fn strerror(self) -> &'static str {
         match self {
+            Errno::Eperm => "Operation not permitted",
+            Errno::Eintr => "Interrupted system call",
+            Errno::Eagain => "Resource temporarily unavailable",
+            Errno::Eafnosupport => "Address family not supported by protocol",
+            Errno::Eaddrinuse => "Address already in use",
+            Errno::Eaddrnotavail => "Cannot assign requested address",
+            Errno::Enetdown => "Network is down",
+            Errno::Econnreset => "Connection reset by peer",
+            Errno::Einprogress => "Operation now in progress",
+            Errno::Other(_) => "Unknown error",
             Errno::Eacces => "Permission denied",
             Errno::Einval => "Invalid argument",
             Errno::Enonet => "Machine is not on the network",
@@ -322,7 +381,8 @@ mod tests {
     #[test]
     fn test_errno_numbers_round_trip() {
         for errno in Errno::ALL {
-            assert_eq!(Errno::from_number(errno.number()), Some(errno));
+            assert_eq!(Errno::from_number(errno.number()), errno);
         }
+        assert_eq!(Errno::from_number(75), Errno::Other(75));
     }
 }

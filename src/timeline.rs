@@ -95,6 +95,8 @@ pub enum What {
     Ns,
     /// IPv6 neighbour advertisement.
     Na,
+    /// A system call of the traced attempt.
+    Syscall,
 }
 
 impl What {
@@ -115,6 +117,7 @@ impl What {
             What::ArpReply => "ARP-REPLY",
             What::Ns => "ND-NS",
             What::Na => "ND-NA",
+            What::Syscall => "syscall",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! traces and replays; it never reads a clock: every event carries its own timestamp.
 
 mod describe;
+mod live;
 mod verdict;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
 };
-use crate::event::{Event, EventKind, Span, Timestamp};
+use crate::event::{Event, EventKind, Span, SyscallEvent, Timestamp};
 use crate::flow::{Dir, Family, FlowKey};
 use crate::linux::{icmpv4_effect, icmpv6_effect, Errno, IcmpEffect, SynTiming};
 use crate::timeline::{Attempt, Entry, What};
@@ -90,6 +91,8 @@ pub struct Correlator {
     attempts: Vec<AttemptState>,
     current: HashMap<FlowKey, usize>,
     neighbors: Vec<NeighborObservation>,
+    /// System calls of traced attempts (live only), merged into their attempts at the end.
+    syscalls: Vec<(Timestamp, SyscallEvent)>,
 }
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
@@ -118,6 +121,7 @@ impl Correlator {
     pub fn push(&mut self, event: &Event) {
         match &event.kind {
             EventKind::Packet { frame, packet } => self.on_packet(event.ts, *frame, packet),
+            EventKind::Syscall(call) => self.syscalls.push((event.ts, call.clone())),
         }
     }
 
@@ -240,7 +244,7 @@ impl Correlator {
 
     /// Ends correlation at `capture_end` and returns every attempt, in order of start.
     pub fn finish(self, capture_end: Timestamp) -> Vec<Attempt> {
-        let Correlator { timing, attempts, neighbors, .. } = self;
+        let Correlator { timing, attempts, neighbors, syscalls, .. } = self;
         let mut neighbors = neighbors;
         neighbors.sort_by_key(|n| n.ts);
         let mut out: Vec<Attempt> = attempts
@@ -250,6 +254,7 @@ impl Correlator {
                 verdict::finish(a, &timing, capture_end)
             })
             .collect();
+        live::attach_syscalls(&mut out, &syscalls, &timing);
         out.sort_by_key(|a| a.start);
         out
     }

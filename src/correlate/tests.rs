@@ -331,3 +331,104 @@ fn test_events_in_any_order_give_the_same_attempts() {
     reversed.reverse();
     assert_eq!(correlate(reversed, SynTiming::default(), None), expected);
 }
+
+mod live {
+    //! Live traces: syscalls merged with packets; the syscall's errno decides.
+    use super::*;
+    use crate::event::{Call, SyscallEvent, SyscallPhase};
+    use crate::flow::FlowKey;
+    use crate::timeline::ErrnoSource;
+
+    fn flow() -> FlowKey {
+        FlowKey { client: addr(CLIENT), server: addr(SERVER) }
+    }
+
+    fn enter(ms: i64, call: Call) -> Event {
+        let phase = SyscallPhase::Enter { args: "fd 3".into() };
+        Event { ts: at_ms(ms), kind: EventKind::Syscall(SyscallEvent { flow: flow(), call, phase }) }
+    }
+
+    fn ret(ms: i64, call: Call, ret: i64, errno: Option<i32>, so_error: Option<i32>) -> Event {
+        let phase = SyscallPhase::Return { ret, errno, so_error, detail: String::new() };
+        Event { ts: at_ms(ms), kind: EventKind::Syscall(SyscallEvent { flow: flow(), call, phase }) }
+    }
+
+    #[test]
+    fn test_blocking_connect_refused() {
+        let a = only(vec![
+            enter(0, Call::Connect),
+            syn(0, 1),
+            from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
+            ret(1, Call::Connect, -1, Some(111), None),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 1));
+        assert_eq!(a.errno_source, ErrnoSource::Syscall);
+        let whats: Vec<What> = a.events.iter().map(|e| e.what).collect();
+        assert_eq!(whats, [What::Syscall, What::Syn, What::Rst, What::Syscall]);
+        assert!(a.events[3].summary.contains("ECONNREFUSED"), "{}", a.events[3].summary);
+    }
+
+    #[test]
+    fn test_epoll_connect_established() {
+        let a = only(vec![
+            enter(0, Call::Connect),
+            syn(0, 1),
+            ret(0, Call::Connect, -1, Some(115), None),
+            enter(0, Call::EpollWait),
+            from_server(5, 2, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 1),
+            from_client(5, 3, TcpFlags::ACK, ISN + 1, 78),
+            ret(5, Call::EpollWait, 1, None, None),
+            enter(5, Call::GetsockoptSoError),
+            ret(5, Call::GetsockoptSoError, 0, None, Some(0)),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::Established, None, 1));
+        assert_eq!(a.decided_after, Some(0.005));
+    }
+
+    #[test]
+    fn test_connect_no_route_is_local_error() {
+        let a = only(vec![enter(0, Call::Connect), ret(0, Call::Connect, -1, Some(101), None)]);
+        assert_eq!(verdict(&a), (Outcome::LocalError, Some(Errno::Enetunreach), 0));
+        assert!(a.cause.contains("no route"), "{}", a.cause);
+    }
+
+    #[test]
+    fn test_wait_timeout_is_aborted() {
+        let a = only(vec![
+            enter(0, Call::Connect),
+            syn(0, 1),
+            ret(0, Call::Connect, -1, Some(115), None),
+            enter(0, Call::Poll),
+            syn(1000, 2),
+            ret(1500, Call::Poll, 0, None, None),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::Aborted, None, 2));
+        assert!(a.cause.starts_with("The application stopped waiting after 1.50 s"), "{}", a.cause);
+    }
+
+    #[test]
+    fn test_syn_ack_on_wire_but_connect_timed_out() {
+        // An INPUT drop: the SYN-ACKs are captured, yet the socket never sees them.
+        let a = only(vec![
+            enter(0, Call::Connect),
+            syn(0, 1),
+            from_server(1, 2, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 1),
+            ret(3000, Call::Connect, -1, Some(110), None),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 1));
+        assert!(a.cause.contains("dropped them on input"), "{}", a.cause);
+    }
+
+    #[test]
+    fn test_syscall_errno_wins_when_packets_disagree() {
+        // ICMP port unreachable on the wire implies ECONNREFUSED; the syscall says otherwise.
+        let a = only(vec![
+            enter(0, Call::Connect),
+            syn(0, 1),
+            icmp(1, 2, ROUTER, 3, 3, ISN),
+            ret(1, Call::Connect, -1, Some(113), None),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
+        assert!(a.cause.contains("while the packets alone point to ECONNREFUSED"), "{}", a.cause);
+    }
+}

@@ -1,0 +1,233 @@
+//! Live traces: merges the traced attempt's system calls into its timeline and decides its verdict
+//! from the errno the kernel returned, checked against what the packets alone imply.
+
+use std::collections::HashMap;
+
+use crate::event::{Call, Span, SyscallEvent, SyscallPhase, Timestamp};
+use crate::flow::{Dir, FlowKey};
+use crate::linux::{Errno, SynTiming};
+use crate::timeline::{Attempt, Entry, ErrnoSource, Outcome, What};
+
+/// What the system calls say about the attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallVerdict {
+    /// `connect()` returned 0, or `SO_ERROR` read 0 after the socket became writable.
+    Established,
+    /// `connect()` or `SO_ERROR` gave this errno.
+    Failed(Errno),
+    /// A wait timed out (the user's `--timeout`) before the kernel decided.
+    Aborted,
+    /// Nothing decided yet (`connect()` still pending when the evidence ends).
+    Pending,
+}
+
+/// The verdict the syscalls give, by the last deciding call, and when it came.
+pub fn syscall_verdict(calls: &[(Timestamp, SyscallEvent)]) -> (SyscallVerdict, Option<Timestamp>) {
+    let mut verdict = (SyscallVerdict::Pending, None);
+    for (ts, call) in calls {
+        let SyscallPhase::Return { ret, errno, so_error, .. } = &call.phase else { continue };
+        let decided = match call.call {
+            Call::Connect => match errno {
+                None if *ret == 0 => Some(SyscallVerdict::Established),
+                None => None,
+                Some(n) if Errno::from_number(*n) == Errno::Einprogress => None,
+                Some(n) => Some(SyscallVerdict::Failed(Errno::from_number(*n))),
+            },
+            // A wait that returns 0 ready descriptors timed out: the application gives up here.
+            c if c.is_wait() && *ret == 0 && errno.is_none() => Some(SyscallVerdict::Aborted),
+            Call::GetsockoptSoError => match so_error {
+                Some(0) => Some(SyscallVerdict::Established),
+                Some(n) if Errno::from_number(*n) == Errno::Einprogress => None,
+                Some(n) => Some(SyscallVerdict::Failed(Errno::from_number(*n))),
+                None => None,
+            },
+            _ => None,
+        };
+        if let Some(decided) = decided {
+            verdict = (decided, Some(*ts));
+        }
+    }
+    verdict
+}
+
+/// Adds each traced flow's system calls to its attempt (creating one when no packet of it was seen)
+/// and re-decides that attempt from the syscalls.
+pub(super) fn attach_syscalls(attempts: &mut Vec<Attempt>, syscalls: &[(Timestamp, SyscallEvent)], timing: &SynTiming) {
+    let mut by_flow: HashMap<FlowKey, Vec<(Timestamp, SyscallEvent)>> = HashMap::new();
+    for (ts, call) in syscalls {
+        by_flow.entry(call.flow).or_default().push((*ts, call.clone()));
+    }
+    for (flow, mut calls) in by_flow {
+        calls.sort_by_key(|(ts, _)| *ts);
+        let connect_at = calls.first().map_or(Timestamp::default(), |(ts, _)| *ts);
+        // The traced attempt is the last one on this 4-tuple that started around the connect() call
+        // (its SYN follows the call; an ARP-failure attempt's first evidence may too).
+        let index = attempts.iter().rposition(|a| {
+            a.client == flow.client && a.server == flow.server && a.start.0 + 1_000_000_000 >= connect_at.0
+        });
+        let index = match index {
+            Some(i) => i,
+            None => {
+                attempts.push(empty_attempt(flow, connect_at));
+                attempts.len() - 1
+            }
+        };
+        merge(&mut attempts[index], &calls, timing);
+    }
+}
+
+fn empty_attempt(flow: FlowKey, start: Timestamp) -> Attempt {
+    Attempt {
+        kind: "attempt",
+        client: flow.client,
+        server: flow.server,
+        family: flow.family(),
+        outcome: Outcome::TimedOut,
+        errno: None,
+        errno_source: ErrnoSource::Syscall,
+        syn_count: 0,
+        start,
+        rtt_ms: None,
+        decided_after: None,
+        isn: 0,
+        cause: String::new(),
+        events: Vec::new(),
+    }
+}
+
+fn describe(call: &SyscallEvent) -> (String, Option<String>) {
+    let name = call.call.name();
+    match &call.phase {
+        SyscallPhase::Enter { args } => (format!("{name}({args}) ..."), None),
+        SyscallPhase::Return { ret, errno, detail, .. } => {
+            let result = match errno {
+                Some(n) => {
+                    let e = Errno::from_number(*n);
+                    format!("{name}() = {ret} {} ({})", e.name(), e.strerror())
+                }
+                None => format!("{name}() = {ret}"),
+            };
+            let note = (!detail.is_empty()).then(|| detail.clone());
+            (result, note)
+        }
+    }
+}
+
+fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], timing: &SynTiming) {
+    let packets_seen = !attempt.events.is_empty();
+    let inferred = packets_seen.then_some((attempt.outcome, attempt.errno));
+    let packet_cause = std::mem::take(&mut attempt.cause);
+    // At equal times a call is entered before the packets it causes and returns after those it waited for.
+    let mut ranked: Vec<(Timestamp, u8, Entry)> =
+        std::mem::take(&mut attempt.events).into_iter().map(|e| (e.ts, 1, e)).collect();
+    for (ts, call) in calls {
+        let (summary, note) = describe(call);
+        let rank = if matches!(call.phase, SyscallPhase::Enter { .. }) { 0 } else { 2 };
+        let entry =
+            Entry { t: 0.0, dir: Dir::Local, what: What::Syscall, summary, note, ignored: false, frame: None, ts: *ts };
+        ranked.push((*ts, rank, entry));
+    }
+    ranked.sort_by_key(|(ts, rank, _)| (*ts, *rank));
+    attempt.events = ranked.into_iter().map(|(_, _, e)| e).collect();
+    let start = attempt.events.first().map_or(attempt.start, |e| e.ts);
+    attempt.start = start;
+    for e in &mut attempt.events {
+        e.t = (e.ts.since(start).as_secs_f64() * 1e6).round() / 1e6;
+    }
+    let (verdict, decided_at) = syscall_verdict(calls);
+    attempt.errno_source = ErrnoSource::Syscall;
+    attempt.decided_after = decided_at.map(|ts| (ts.since(start).as_secs_f64() * 1e6).round() / 1e6);
+    let (outcome, errno, cause) =
+        decide(verdict, inferred, &packet_cause, attempt, timing, decided_at.map(|t| t.since(start)));
+    attempt.outcome = outcome;
+    attempt.errno = errno;
+    attempt.cause = cause;
+}
+
+/// The outcome an errno stands for when the packets do not say more.
+fn outcome_of(errno: Errno) -> Outcome {
+    match errno {
+        Errno::Econnrefused => Outcome::Refused,
+        Errno::Etimedout => Outcome::TimedOut,
+        _ => Outcome::Unreachable,
+    }
+}
+
+/// Why `connect()` failed at once with nothing on the wire, by errno (`ip_route_connect` and the
+/// route types of `fib_props`: `unreachable`, `prohibit`, `blackhole`).
+fn local_failure(errno: Errno, server: std::net::IpAddr) -> String {
+    match errno {
+        Errno::Enetunreach => format!("connect() failed at once with ENETUNREACH and no packet on the wire: this host has no route to {server} (ip_route_connect found none)."),
+        Errno::Ehostunreach => format!("connect() failed at once with EHOSTUNREACH and no packet on the wire: the route to {server} is of type `unreachable`, or a local firewall rejected the SYN with an ICMP error."),
+        Errno::Eacces => format!("connect() failed at once with EACCES and no packet on the wire: the route to {server} is of type `prohibit`, or a local firewall forbids it."),
+        Errno::Einval => format!("connect() failed at once with EINVAL and no packet on the wire: the route to {server} is a `blackhole` route."),
+        Errno::Eperm => "connect() failed with EPERM and no SYN on the wire: a local firewall rule (OUTPUT chain) dropped it.".to_string(),
+        Errno::Eaddrnotavail => "connect() failed with EADDRNOTAVAIL: the source address is not on this host, or no ephemeral port is free.".to_string(),
+        other => format!("connect() failed at once with {} ({}) and no packet on the wire.", other.name(), other.strerror()),
+    }
+}
+
+fn decide(
+    verdict: SyscallVerdict,
+    inferred: Option<(Outcome, Option<Errno>)>,
+    packet_cause: &str,
+    attempt: &Attempt,
+    timing: &SynTiming,
+    decided_after: Option<Span>,
+) -> (Outcome, Option<Errno>, String) {
+    match verdict {
+        SyscallVerdict::Established => match inferred {
+            Some((Outcome::Established, _)) | None => {
+                let cause = if packet_cause.is_empty() {
+                    "connect() returned 0; no packet of this attempt was captured.".to_string()
+                } else {
+                    packet_cause.to_string()
+                };
+                (Outcome::Established, None, cause)
+            }
+            Some((outcome, _)) => (
+                Outcome::Established,
+                None,
+                format!(
+                    "connect() returned 0, although the capture alone suggests {}: the SYN-ACK was not captured (a capture filter, drops, or another interface). {packet_cause}",
+                    outcome.name()
+                ),
+            ),
+        },
+        SyscallVerdict::Failed(errno) => match inferred {
+            // No packet of the attempt at all: the kernel failed it before anything reached the wire.
+            None => (Outcome::LocalError, Some(errno), local_failure(errno, attempt.server.ip())),
+            Some((outcome, Some(packet_errno))) if packet_errno == errno => (outcome, Some(errno), packet_cause.to_string()),
+            Some((Outcome::Established, _)) if errno == Errno::Etimedout => (
+                Outcome::TimedOut,
+                Some(errno),
+                format!("connect() returned ETIMEDOUT although SYN-ACKs acknowledging our SYN are on the wire: they never reached the socket, so something on this host dropped them on input (an INPUT firewall rule, reverse-path filtering). {packet_cause}"),
+            ),
+            Some((_, packet_errno)) => {
+                let packets = packet_errno.map_or("success".to_string(), |e| e.name().to_string());
+                (
+                    outcome_of(errno),
+                    Some(errno),
+                    format!(
+                        "connect() returned {} ({}), while the packets alone point to {packets}: the errno comes from this host's own stack (a local firewall rule or route, or an ICMP error the capture did not see). {packet_cause}",
+                        errno.name(),
+                        errno.strerror()
+                    ),
+                )
+            }
+        },
+        SyscallVerdict::Aborted => {
+            let after = decided_after.map_or(String::new(), |d| format!(" after {d}"));
+            let schedule = timing.schedule();
+            (
+                Outcome::Aborted,
+                None,
+                format!(
+                    "The application stopped waiting{after} (--timeout) before the kernel decided: {} SYN(s) were on the wire, and with tcp_syn_retries={} Linux would have kept retransmitting until {} after the first. {packet_cause}",
+                    attempt.syn_count, timing.syn_retries, schedule.deadline
+                ),
+            )
+        }
+        SyscallVerdict::Pending => (attempt.outcome, attempt.errno, packet_cause.to_string()),
+    }
+}
