@@ -3,11 +3,13 @@
 use std::io::Write;
 
 use crate::capture;
-use crate::cli::{Cli, Command, Format, ReplayArgs};
+use crate::cli::{Cli, Command, Format, ReplayArgs, TraceArgs};
 use crate::correlate::correlate;
+use crate::flow::Family;
 use crate::linux::SynTiming;
 use crate::render::{json, text};
 use crate::timeline::{Outcome, Summary};
+use crate::trace::{self, TraceConfig};
 
 /// How a run ended, mapped to the exit code by `main`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,14 +17,73 @@ pub enum Status {
     /// Everything read (replay) or every attempt established (trace): exit 0.
     Clean,
     /// A connect failed (trace) or the input is damaged and results are partial (replay): exit 1.
-    Partial,
+    Failed,
 }
 
 /// Runs the command, writing its report to `out`.
 pub fn run(cli: &Cli, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
     match &cli.command {
+        Command::Trace(args) => trace(args, out, style),
         Command::Replay(args) => replay(args, out, style),
     }
+}
+
+/// How long a trace keeps capturing after the syscall result, for late ICMP errors and the final ACK.
+const TRACE_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The trace configuration a command line asks for.
+pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::Ipv4),
+        (_, true) => Some(Family::Ipv6),
+        _ => None,
+    };
+    Ok(TraceConfig {
+        host: args.host.clone(),
+        port: args.port,
+        family,
+        source: args.source,
+        interface: args.interface.clone(),
+        mode: args.mode(),
+        timeout: args.timeout,
+        syn_retries: args.syn_retries,
+        user_timeout: args.user_timeout,
+        write: args.write.clone(),
+        capture: !args.no_capture,
+        grace: TRACE_GRACE,
+    })
+}
+
+fn trace(args: &TraceArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
+    let report = trace::run(&trace_config(args)?)?;
+    render_trace(&report, args.format, out, style)?;
+    Ok(if report.attempt.outcome == Outcome::Established { Status::Clean } else { Status::Failed })
+}
+
+/// Writes a trace report as text (header, timeline, verdict, capture line) or JSON Lines.
+pub fn render_trace(
+    report: &trace::TraceReport,
+    format: Format,
+    out: &mut dyn Write,
+    style: text::Style,
+) -> anyhow::Result<()> {
+    let (packets, undecodable) = report.capture.as_ref().map_or((0, 0), |c| (c.packets, c.undecodable));
+    match format {
+        Format::Json => {
+            json::attempt(out, &report.attempt)?;
+            let mut summary = Summary::of(std::slice::from_ref(&report.attempt), packets, undecodable, None);
+            summary.dropped = report.capture.as_ref().map(|c| c.dropped + c.if_dropped);
+            json::summary(out, &summary)?;
+        }
+        Format::Text => {
+            text::trace_header(out, &report.preflight, style)?;
+            text::attempt(out, &report.attempt, style)?;
+            text::capture_line(out, report.capture.as_ref(), style)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
@@ -89,5 +150,5 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
     if let Some(err) = unreadable {
         return Err(err.context("some files could not be replayed"));
     }
-    Ok(if damages.is_empty() { Status::Clean } else { Status::Partial })
+    Ok(if damages.is_empty() { Status::Clean } else { Status::Failed })
 }

@@ -1,11 +1,16 @@
-//! Capture input: reads a capture file into time-stamped packet events for the correlator.
+//! Capture input: reads a capture file, or captures live with libpcap, into time-stamped packet
+//! events for the correlator.
 
+use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 
 use crate::capfile::{CaptureReader, FileError};
-use crate::decode;
+use crate::decode::{self, LinkType};
 use crate::event::{Event, EventKind, Timestamp};
 
 /// Everything read from one capture file.
@@ -48,4 +53,120 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
         }
     }
     Ok(capture)
+}
+
+/// How long a live capture's read blocks before it looks at the stop flag.
+const READ_TIMEOUT_MS: i32 = 20;
+
+/// An activated live capture, armed with its filter, not yet read.
+pub struct LiveCapture {
+    capture: pcap::Capture<pcap::Active>,
+    link_type: LinkType,
+    savefile: Option<pcap::Savefile>,
+}
+
+/// What a live capture saw.
+#[derive(Debug, Default)]
+pub struct LiveResult {
+    /// The decoded packets that matter to the attempt.
+    pub events: Vec<Event>,
+    /// Packets captured.
+    pub packets: u64,
+    /// Packets that could not be decoded.
+    pub undecodable: u64,
+    /// Packets the kernel dropped because libpcap's buffer was full (`ps_drop`).
+    pub dropped: u64,
+    /// Packets the interface dropped (`ps_ifdrop`).
+    pub if_dropped: u64,
+}
+
+fn permission_help() -> String {
+    let exe = std::env::current_exe().map_or_else(|_| "synscope".into(), |p| p.display().to_string());
+    format!(
+        "capturing packets needs root, or the capabilities CAP_NET_RAW and CAP_NET_ADMIN (for the `any` device). \
+         Run it with sudo, or grant them once to this binary: `sudo setcap cap_net_raw,cap_net_admin=eip {exe}`. \
+         Or add --no-capture to trace the syscalls alone, without the packets"
+    )
+}
+
+impl LiveCapture {
+    /// Opens `device` in immediate mode with nanosecond timestamps, compiles and sets `filter`,
+    /// and activates it: from here on no packet of the attempt can be missed.
+    pub fn open(device: &str, filter: &str, write: Option<&Path>) -> anyhow::Result<LiveCapture> {
+        let inactive = pcap::Capture::from_device(device).with_context(|| format!("no capture device {device}"))?;
+        let capture = inactive
+            .immediate_mode(true)
+            .precision(pcap::Precision::Nano)
+            .snaplen(262_144)
+            .timeout(READ_TIMEOUT_MS)
+            .open()
+            .map_err(|e| {
+                let text = e.to_string();
+                if text.contains("ermission") || text.contains("not permitted") {
+                    anyhow::anyhow!("{text}: {}", permission_help())
+                } else {
+                    anyhow::anyhow!("cannot capture on {device}: {text}")
+                }
+            })?;
+        let mut capture = capture;
+        capture.filter(filter, true).with_context(|| format!("bad capture filter `{filter}`"))?;
+        // Non-blocking: the reader waits with poll() itself, so it can notice the stop flag
+        // (a blocking pcap_next_ex keeps looping on its own read timeout).
+        let capture = capture.setnonblock().context("cannot make the capture non-blocking")?;
+        let link_type = LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX));
+        let savefile = match write {
+            Some(path) => Some(capture.savefile(path).with_context(|| format!("cannot write {}", path.display()))?),
+            None => None,
+        };
+        Ok(LiveCapture { capture, link_type, savefile })
+    }
+
+    /// Reads packets on a thread of its own until `stop` is set.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> JoinHandle<anyhow::Result<LiveResult>> {
+        std::thread::spawn(move || self.read_until(&stop))
+    }
+
+    fn read_until(mut self, stop: &AtomicBool) -> anyhow::Result<LiveResult> {
+        let mut result = LiveResult::default();
+        loop {
+            match self.capture.next_packet() {
+                Ok(packet) => {
+                    result.packets += 1;
+                    if let Some(savefile) = self.savefile.as_mut() {
+                        savefile.write(&packet);
+                    }
+                    // With nanosecond precision libpcap puts nanoseconds in tv_usec.
+                    let ts = Timestamp::from_parts(
+                        packet.header.ts.tv_sec,
+                        u32::try_from(packet.header.ts.tv_usec).unwrap_or(0),
+                    );
+                    match decode::decode(self.link_type, packet.data) {
+                        Ok(p) if matches!(p.body, decode::PacketBody::Other(_)) => {}
+                        Ok(p) => result
+                            .events
+                            .push(Event { ts, kind: EventKind::Packet { frame: result.packets, packet: p } }),
+                        Err(_) => result.undecodable += 1,
+                    }
+                }
+                // Nothing pending: stop once asked to (everything captured so far has been read),
+                // else wait for the next packet a little while.
+                Err(pcap::Error::TimeoutExpired) => {
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let mut fds = [nix::poll::PollFd::new(self.capture.as_fd(), nix::poll::PollFlags::POLLIN)];
+                    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(READ_TIMEOUT_MS as u16));
+                }
+                Err(e) => return Err(anyhow::anyhow!("capture failed: {e}")),
+            }
+        }
+        if let Ok(stats) = self.capture.stats() {
+            result.dropped = u64::from(stats.dropped);
+            result.if_dropped = u64::from(stats.if_dropped);
+        }
+        if let Some(mut savefile) = self.savefile.take() {
+            savefile.flush().context("cannot flush the --write file")?;
+        }
+        Ok(result)
+    }
 }

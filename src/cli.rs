@@ -3,8 +3,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::connect::Mode;
 
 /// synscope: why did this connect() fail? Ties SYNs, RSTs, ICMP errors and ARP on the wire to the errno.
 #[derive(Debug, Parser)]
@@ -21,8 +24,89 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Watch one real connect(): packets and syscalls on one timeline, and why it ended as it did.
+    Trace(TraceArgs),
     /// Every TCP connection attempt in pcap/pcapng files: timeline and the errno a Linux client saw.
     Replay(ReplayArgs),
+}
+
+/// Arguments of `synscope trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Host name or address to connect to.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Only IPv4 addresses.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Only IPv6 addresses.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Bind this source address.
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Capture on this interface instead of `any`.
+    #[arg(long, short = 'i', value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// How connect() waits (default: blocking, or epoll when --timeout is given).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Stop waiting after this long (non-blocking modes): 500ms, 10s, 2m or seconds.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Option<Duration>,
+    /// SYN retransmits before giving up (sets TCP_SYNCNT).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub syn_retries: Option<u32>,
+    /// Give up when data stays unacknowledged this long (sets TCP_USER_TIMEOUT).
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub user_timeout: Option<Duration>,
+    /// Save the captured packets to this pcap file.
+    #[arg(long, short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Trace the syscalls only, without capturing packets (needs no privileges).
+    #[arg(long, conflicts_with = "write")]
+    pub no_capture: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+impl TraceArgs {
+    /// The wait mode: as given, else epoll when a timeout is set, else blocking.
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or(if self.timeout.is_some() { Mode::Epoll } else { Mode::Blocking })
+    }
+
+    /// Checks combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mode() == Mode::Blocking && self.timeout.is_some() {
+            return Err(
+                "--timeout needs a non-blocking mode: --mode select, poll or epoll (the default with --timeout)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Parses `500ms`, `10s`, `2m`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 =
+        number.trim().parse().map_err(|_| format!("`{s}` is not a duration: use 500ms, 10s, 2m or seconds"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("`{s}` is not a duration: it must be positive"));
+    }
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{s}`: {e}"))
 }
 
 /// Arguments of `synscope replay`.
@@ -118,6 +202,38 @@ mod tests {
     }
 
     #[test]
+    fn test_parse_duration_forms() {
+        let table = [
+            ("500ms", Some(Duration::from_millis(500))),
+            ("10s", Some(Duration::from_secs(10))),
+            ("2m", Some(Duration::from_secs(120))),
+            ("1.5", Some(Duration::from_millis(1500))),
+            ("0", Some(Duration::ZERO)),
+            ("-1s", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (input, expected) in table {
+            assert_eq!(parse_duration(input).ok(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn test_cli_parses_trace() {
+        let cli = Cli::try_parse_from(["synscope", "trace", "example.org", "443", "-6", "--timeout", "2s"]).unwrap();
+        let Command::Trace(args) = cli.command else { panic!("not trace") };
+        assert_eq!((args.host.as_str(), args.port, args.ipv6), ("example.org", 443, true));
+        assert_eq!(args.mode(), Mode::Epoll, "--timeout alone means epoll");
+        let cli =
+            Cli::try_parse_from(["synscope", "trace", "h", "1", "--mode", "blocking", "--timeout", "1s"]).unwrap();
+        let Command::Trace(args) = cli.command else { panic!("not trace") };
+        assert!(args.validate().is_err());
+        assert!(Cli::try_parse_from(["synscope", "trace", "h", "70000"]).is_err(), "port out of range");
+        assert!(Cli::try_parse_from(["synscope", "trace", "h", "1", "-4", "-6"]).is_err());
+        assert!(Cli::try_parse_from(["synscope", "trace", "h", "1", "--no-capture", "-w", "x.pcap"]).is_err());
+    }
+
+    #[test]
     fn test_cli_parses_replay() {
         let cli = Cli::try_parse_from([
             "synscope",
@@ -130,12 +246,15 @@ mod tests {
             "192.0.2.1:80",
         ])
         .unwrap();
-        let Command::Replay(args) = cli.command;
+        let Command::Replay(args) = cli.command else { panic!("not replay") };
         assert_eq!(args.format, Format::Json);
         assert!(args.failed);
         assert_eq!(args.server.unwrap().port, Some(80));
         assert!(Cli::try_parse_from(["synscope", "replay"]).is_err());
-        let Command::Replay(two) = Cli::try_parse_from(["synscope", "replay", "a.pcap", "b.pcapng"]).unwrap().command;
+        let Command::Replay(two) = Cli::try_parse_from(["synscope", "replay", "a.pcap", "b.pcapng"]).unwrap().command
+        else {
+            panic!("not replay")
+        };
         assert_eq!(two.files.len(), 2);
         assert!(Cli::try_parse_from(["synscope", "replay", "x", "--format", "xml"]).is_err());
     }

@@ -90,7 +90,7 @@ impl Event {
     pub fn order_key(&self) -> (Timestamp, u64) {
         match &self.kind {
             EventKind::Packet { frame, .. } => (self.ts, *frame),
-            EventKind::Syscall(_) => (self.ts, 0),
+            EventKind::Syscall(_) | EventKind::CaptureStats { .. } => (self.ts, 0),
         }
     }
 }
@@ -108,6 +108,14 @@ pub enum EventKind {
     },
     /// A system call of the traced connection attempt, at its entry or its return.
     Syscall(SyscallEvent),
+    /// A live capture ran alongside the syscalls: what it saw and lost. Without this event a live
+    /// trace's packets are unknown (`--no-capture`), not absent.
+    CaptureStats {
+        /// Packets captured.
+        packets: u64,
+        /// Packets dropped by the kernel or the interface.
+        dropped: u64,
+    },
 }
 
 /// The system calls a traced `connect()` makes.

@@ -16,4 +16,8 @@ pub mod timeline;
 pub mod app;
 pub mod capture;
 pub mod cli;
+pub mod connect;
+pub mod probe;
 pub mod render;
+pub mod sys;
+pub mod trace;

@@ -245,6 +245,8 @@ pub struct SynTiming {
     pub linear_timeouts: u32,
     /// The initial retransmission timeout, `TCP_TIMEOUT_INIT`: 1 s.
     pub initial_rto: Span,
+    /// `TCP_USER_TIMEOUT`, when the socket sets it: it replaces the modelled timeout.
+    pub user_timeout: Option<Span>,
 }
 
 /// `TCP_RTO_MAX`: the retransmission timeout never grows past 120 s.
@@ -253,7 +255,7 @@ const TCP_RTO_MAX: Span = Span::from_secs(120);
 impl Default for SynTiming {
     /// Linux 6.5 and later with default sysctls.
     fn default() -> Self {
-        SynTiming { syn_retries: 6, linear_timeouts: 4, initial_rto: Span::from_secs(1) }
+        SynTiming { syn_retries: 6, linear_timeouts: 4, initial_rto: Span::from_secs(1), user_timeout: None }
     }
 }
 
@@ -276,13 +278,17 @@ impl SynTiming {
     /// is resent; the RTO stays the same for the first `syn_linear_timeouts` expiries and doubles after.
     /// Defaults: retransmits at 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s, ETIMEDOUT at 131 s; before 6.5:
     /// 1, 3, 7, 15, 31, 63 s and 127 s; `tcp_syn_retries=2` on 6.18: 1, 2, 3, 4, 5 s and 7 s.
+    ///
+    /// With `TCP_USER_TIMEOUT` the attempt ends at exactly that time: `retransmits_timed_out` uses it
+    /// in place of the model, and `tcp_clamp_rto_to_user_timeout` makes the last timer fire then.
     pub fn schedule(&self) -> SynSchedule {
-        let timeout = self.model_timeout();
+        let timeout = self.user_timeout.filter(|t| t.0 > 0).unwrap_or_else(|| self.model_timeout());
         let mut rto = self.initial_rto;
         let mut now = Span(0);
         let mut retransmits = Vec::new();
         loop {
-            now = Span(now.0.saturating_add(rto.0));
+            let clamp = if self.user_timeout.is_some() { timeout.0 } else { i64::MAX };
+            now = Span(now.0.saturating_add(rto.0).min(clamp));
             if now >= timeout {
                 return SynSchedule { retransmits, deadline: now };
             }
@@ -345,6 +351,13 @@ mod tests {
         let timing = SynTiming { syn_retries: 8, linear_timeouts: 0, ..SynTiming::default() };
         assert_eq!(timing.schedule().retransmits, secs(&[1, 3, 7, 15, 31, 63, 127, 247]));
         assert_eq!(timing.schedule().deadline, Span::from_secs(367));
+    }
+
+    #[test]
+    fn test_schedule_user_timeout_ends_it_early() {
+        let timing = SynTiming { user_timeout: Some(Span::from_millis(2500)), ..SynTiming::default() };
+        assert_eq!(timing.schedule().retransmits, secs(&[1, 2]));
+        assert_eq!(timing.schedule().deadline, Span::from_millis(2500));
     }
 
     #[test]

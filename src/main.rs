@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::new(stdout.lock());
     match app::run(&cli, &mut out, Style { color }) {
         Ok(Status::Clean) => ExitCode::SUCCESS,
-        Ok(Status::Partial) => ExitCode::from(1),
+        Ok(Status::Failed) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("synscope: error: {err:#}");

@@ -207,6 +207,9 @@ pub struct Summary {
     pub packets: u64,
     /// Packets that could not be decoded.
     pub undecodable: u64,
+    /// Packets the live capture dropped (libpcap's `ps_drop` + `ps_ifdrop`), for traces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
     /// Why the input ended early, when it did (results are then partial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
@@ -223,6 +226,15 @@ impl Summary {
                 *errnos.entry(errno.name()).or_insert(0) += 1;
             }
         }
-        Summary { kind: "summary", attempts: attempts.len(), outcomes, errnos, packets, undecodable, damaged }
+        Summary {
+            kind: "summary",
+            attempts: attempts.len(),
+            outcomes,
+            errnos,
+            packets,
+            undecodable,
+            dropped: None,
+            damaged,
+        }
     }
 }

@@ -8,6 +8,15 @@ use crate::flow::{Dir, FlowKey};
 use crate::linux::{Errno, SynTiming};
 use crate::timeline::{Attempt, Entry, ErrnoSource, Outcome, What};
 
+/// What the live capture saw, when one ran alongside the syscalls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureSeen {
+    /// Packets captured.
+    pub packets: u64,
+    /// Packets dropped by the kernel or the interface.
+    pub dropped: u64,
+}
+
 /// What the system calls say about the attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyscallVerdict {
@@ -52,7 +61,12 @@ pub fn syscall_verdict(calls: &[(Timestamp, SyscallEvent)]) -> (SyscallVerdict, 
 
 /// Adds each traced flow's system calls to its attempt (creating one when no packet of it was seen)
 /// and re-decides that attempt from the syscalls.
-pub(super) fn attach_syscalls(attempts: &mut Vec<Attempt>, syscalls: &[(Timestamp, SyscallEvent)], timing: &SynTiming) {
+pub(super) fn attach_syscalls(
+    attempts: &mut Vec<Attempt>,
+    syscalls: &[(Timestamp, SyscallEvent)],
+    capture: Option<CaptureSeen>,
+    timing: &SynTiming,
+) {
     let mut by_flow: HashMap<FlowKey, Vec<(Timestamp, SyscallEvent)>> = HashMap::new();
     for (ts, call) in syscalls {
         by_flow.entry(call.flow).or_default().push((*ts, call.clone()));
@@ -72,7 +86,7 @@ pub(super) fn attach_syscalls(attempts: &mut Vec<Attempt>, syscalls: &[(Timestam
                 attempts.len() - 1
             }
         };
-        merge(&mut attempts[index], &calls, timing);
+        merge(&mut attempts[index], &calls, capture, timing);
     }
 }
 
@@ -113,7 +127,7 @@ fn describe(call: &SyscallEvent) -> (String, Option<String>) {
     }
 }
 
-fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], timing: &SynTiming) {
+fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], capture: Option<CaptureSeen>, timing: &SynTiming) {
     let packets_seen = !attempt.events.is_empty();
     let inferred = packets_seen.then_some((attempt.outcome, attempt.errno));
     let packet_cause = std::mem::take(&mut attempt.cause);
@@ -137,11 +151,47 @@ fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], timing: &Sy
     let (verdict, decided_at) = syscall_verdict(calls);
     attempt.errno_source = ErrnoSource::Syscall;
     attempt.decided_after = decided_at.map(|ts| (ts.since(start).as_secs_f64() * 1e6).round() / 1e6);
-    let (outcome, errno, cause) =
-        decide(verdict, inferred, &packet_cause, attempt, timing, decided_at.map(|t| t.since(start)));
+    let decided_after = decided_at.map(|t| t.since(start));
+    let (outcome, errno, mut cause) = match capture {
+        Some(_) => decide(verdict, inferred, &packet_cause, attempt, timing, decided_after),
+        None => decide_without_packets(verdict, attempt, timing, decided_after),
+    };
+    match capture {
+        None => cause.push_str(" Packets were not captured (--no-capture), so this rests on the syscalls alone: which packet decided it is not known."),
+        Some(c) if c.dropped > 0 => cause.push_str(&format!(" Beware: the capture dropped {} packet(s), so the timeline may miss some.", c.dropped)),
+        Some(_) => {}
+    }
     attempt.outcome = outcome;
     attempt.errno = errno;
     attempt.cause = cause;
+}
+
+/// The verdict from the syscalls alone, when no capture ran.
+fn decide_without_packets(
+    verdict: SyscallVerdict,
+    attempt: &Attempt,
+    timing: &SynTiming,
+    decided_after: Option<Span>,
+) -> (Outcome, Option<Errno>, String) {
+    let after = decided_after.map_or(String::new(), |d| format!(" after {d}"));
+    match verdict {
+        SyscallVerdict::Established => (Outcome::Established, None, format!("connect() succeeded{after}.")),
+        SyscallVerdict::Failed(errno) => (
+            outcome_of(errno),
+            Some(errno),
+            format!("connect() failed{after} with {} ({}).", errno.name(), errno.strerror()),
+        ),
+        SyscallVerdict::Aborted => (
+            Outcome::Aborted,
+            None,
+            format!(
+                "The application stopped waiting{after} (--timeout) before the kernel decided; with tcp_syn_retries={} Linux would have kept trying until {} after the first SYN.",
+                timing.syn_retries,
+                timing.schedule().deadline
+            ),
+        ),
+        SyscallVerdict::Pending => (attempt.outcome, attempt.errno, "connect() had not returned when the trace ended.".to_string()),
+    }
 }
 
 /// The outcome an errno stands for when the packets do not say more.

@@ -93,6 +93,8 @@ pub struct Correlator {
     neighbors: Vec<NeighborObservation>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
     syscalls: Vec<(Timestamp, SyscallEvent)>,
+    /// The live capture's statistics, when one ran.
+    capture: Option<live::CaptureSeen>,
 }
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
@@ -122,6 +124,9 @@ impl Correlator {
         match &event.kind {
             EventKind::Packet { frame, packet } => self.on_packet(event.ts, *frame, packet),
             EventKind::Syscall(call) => self.syscalls.push((event.ts, call.clone())),
+            EventKind::CaptureStats { packets, dropped } => {
+                self.capture = Some(live::CaptureSeen { packets: *packets, dropped: *dropped });
+            }
         }
     }
 
@@ -187,7 +192,10 @@ impl Correlator {
         if seg.payload_len > 0 {
             note.push_str(&format!("; carries {} bytes of data (TCP Fast Open)", seg.payload_len));
         }
+        // A host talking to itself (loopback) is both ends: the link direction says nothing then.
+        let same_host = seg.src.ip() == seg.dst.ip() || seg.src.ip().is_loopback();
         let capture_side = match link {
+            _ if same_host => None,
             LinkDirection::Outgoing => Some("This capture was taken on the client: the SYN left the capturing host."),
             LinkDirection::ToUs => Some("This capture was taken on the server: the SYN arrived at the capturing host."),
             _ => None,
@@ -244,7 +252,7 @@ impl Correlator {
 
     /// Ends correlation at `capture_end` and returns every attempt, in order of start.
     pub fn finish(self, capture_end: Timestamp) -> Vec<Attempt> {
-        let Correlator { timing, attempts, neighbors, syscalls, .. } = self;
+        let Correlator { timing, attempts, neighbors, syscalls, capture, .. } = self;
         let mut neighbors = neighbors;
         neighbors.sort_by_key(|n| n.ts);
         let mut out: Vec<Attempt> = attempts
@@ -254,7 +262,7 @@ impl Correlator {
                 verdict::finish(a, &timing, capture_end)
             })
             .collect();
-        live::attach_syscalls(&mut out, &syscalls, &timing);
+        live::attach_syscalls(&mut out, &syscalls, capture, &timing);
         out.sort_by_key(|a| a.start);
         out
     }

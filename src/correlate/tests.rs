@@ -339,6 +339,11 @@ mod live {
     use crate::flow::FlowKey;
     use crate::timeline::ErrnoSource;
 
+    /// A live capture ran alongside (drops nothing).
+    fn captured(ms: i64) -> Event {
+        Event { ts: at_ms(ms), kind: EventKind::CaptureStats { packets: 10, dropped: 0 } }
+    }
+
     fn flow() -> FlowKey {
         FlowKey { client: addr(CLIENT), server: addr(SERVER) }
     }
@@ -360,6 +365,7 @@ mod live {
             syn(0, 1),
             from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
             ret(1, Call::Connect, -1, Some(111), None),
+            captured(2),
         ]);
         assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 1));
         assert_eq!(a.errno_source, ErrnoSource::Syscall);
@@ -380,6 +386,7 @@ mod live {
             ret(5, Call::EpollWait, 1, None, None),
             enter(5, Call::GetsockoptSoError),
             ret(5, Call::GetsockoptSoError, 0, None, Some(0)),
+            captured(6),
         ]);
         assert_eq!(verdict(&a), (Outcome::Established, None, 1));
         assert_eq!(a.decided_after, Some(0.005));
@@ -387,9 +394,24 @@ mod live {
 
     #[test]
     fn test_connect_no_route_is_local_error() {
-        let a = only(vec![enter(0, Call::Connect), ret(0, Call::Connect, -1, Some(101), None)]);
+        let a = only(vec![enter(0, Call::Connect), ret(0, Call::Connect, -1, Some(101), None), captured(1)]);
         assert_eq!(verdict(&a), (Outcome::LocalError, Some(Errno::Enetunreach), 0));
         assert!(a.cause.contains("no route"), "{}", a.cause);
+    }
+
+    #[test]
+    fn test_without_capture_nothing_is_claimed_about_the_wire() {
+        let a = only(vec![enter(0, Call::Connect), ret(3, Call::Connect, -1, Some(111), None)]);
+        assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 0));
+        assert!(a.cause.contains("--no-capture") && !a.cause.contains("no packet"), "{}", a.cause);
+    }
+
+    #[test]
+    fn test_capture_drops_are_reported() {
+        let mut events = vec![enter(0, Call::Connect), syn(0, 1), ret(1, Call::Connect, 0, None, None)];
+        events.push(Event { ts: at_ms(2), kind: EventKind::CaptureStats { packets: 1, dropped: 3 } });
+        let a = only(events);
+        assert!(a.cause.contains("dropped 3 packet(s)"), "{}", a.cause);
     }
 
     #[test]
@@ -401,6 +423,7 @@ mod live {
             enter(0, Call::Poll),
             syn(1000, 2),
             ret(1500, Call::Poll, 0, None, None),
+            captured(1600),
         ]);
         assert_eq!(verdict(&a), (Outcome::Aborted, None, 2));
         assert!(a.cause.starts_with("The application stopped waiting after 1.50 s"), "{}", a.cause);
@@ -414,6 +437,7 @@ mod live {
             syn(0, 1),
             from_server(1, 2, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 1),
             ret(3000, Call::Connect, -1, Some(110), None),
+            captured(3100),
         ]);
         assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 1));
         assert!(a.cause.contains("dropped them on input"), "{}", a.cause);
@@ -427,6 +451,7 @@ mod live {
             syn(0, 1),
             icmp(1, 2, ROUTER, 3, 3, ISN),
             ret(1, Call::Connect, -1, Some(113), None),
+            captured(2),
         ]);
         assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
         assert!(a.cause.contains("while the packets alone point to ECONNREFUSED"), "{}", a.cause);

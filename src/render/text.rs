@@ -120,6 +120,57 @@ fn timeline_line(w: &mut dyn Write, e: &Entry, style: Style) -> io::Result<()> {
     writeln!(w, "  {offset:>11} {} {label} {}{note}", e.dir.arrow(), e.summary)
 }
 
+/// Writes a trace's header: target, route, socket and mode, the SYN deadline, the capture.
+pub fn trace_header(w: &mut dyn Write, p: &crate::trace::Preflight, style: Style) -> io::Result<()> {
+    let others: Vec<String> = p.resolved.iter().skip(1).map(|a| a.ip().to_string()).collect();
+    let also = if others.is_empty() { String::new() } else { format!(" (also: {})", others.join(", ")) };
+    let name = if p.host == p.target.ip().to_string() { String::new() } else { format!("{} → ", p.host) };
+    writeln!(w, "{} {name}{}{also}", style.bold("trace"), style.bold(&p.target.to_string()))?;
+    let route = match &p.route {
+        Ok(route) => route.describe(),
+        Err(reason) => style.paint(&format!("none: {reason}"), Color::Red),
+    };
+    writeln!(w, "  route     {route}")?;
+    let wait = match p.timeout {
+        Some(t) => format!("{} connect(), gives up after {}", p.mode.name(), Span(t.as_nanos() as i64)),
+        None => format!("{} connect()", p.mode.name()),
+    };
+    writeln!(w, "  socket    {} → {}, {wait}", p.flow.client, p.flow.server)?;
+    let schedule = p.timing.schedule();
+    let at: Vec<String> = schedule.retransmits.iter().map(|s| format!("{}", s.0 / 1_000_000_000)).collect();
+    let why = match p.timing.user_timeout {
+        Some(t) => format!("TCP_USER_TIMEOUT {t}"),
+        None => {
+            format!("tcp_syn_retries={}, tcp_syn_linear_timeouts={}", p.timing.syn_retries, p.timing.linear_timeouts)
+        }
+    };
+    writeln!(
+        w,
+        "  deadline  ETIMEDOUT {} after the first SYN ({why}; retransmits at {} s)",
+        schedule.deadline,
+        if at.is_empty() { "-".to_string() } else { at.join(", ") }
+    )?;
+    match &p.capture {
+        Some((device, filter)) => writeln!(w, "  capture   {device}: {}", style.dim(filter))?,
+        None => writeln!(w, "  capture   none (--no-capture)")?,
+    }
+    writeln!(w)
+}
+
+/// Writes what the live capture saw and lost.
+pub fn capture_line(w: &mut dyn Write, capture: Option<&crate::capture::LiveResult>, style: Style) -> io::Result<()> {
+    if let Some(c) = capture {
+        let dropped = c.dropped + c.if_dropped;
+        let lost = if dropped == 0 {
+            style.paint("0 dropped", Color::Green)
+        } else {
+            style.paint(&format!("{dropped} dropped"), Color::Red)
+        };
+        writeln!(w, "  capture: {} packet(s) for this attempt, {lost}", c.packets)?;
+    }
+    Ok(())
+}
+
 /// Writes the heading that separates files when several are replayed.
 pub fn file_heading(w: &mut dyn Write, file: &str, style: Style) -> io::Result<()> {
     writeln!(w, "{}", style.bold(&format!("══ {file}")))

@@ -1,0 +1,271 @@
+//! The connect shell: makes one real `connect()` (blocking, or non-blocking with select, poll or
+//! epoll) and records every system call with its `CLOCK_REALTIME` time, the clock libpcap stamps
+//! packets with.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nix::errno::Errno as NixErrno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::select::{select, FdSet};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::time::TimeVal;
+use nix::time::{clock_gettime, ClockId};
+
+use crate::event::{Call, Event, EventKind, SyscallEvent, SyscallPhase, Timestamp};
+use crate::flow::FlowKey;
+
+/// How the attempt waits for the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// A blocking `connect()` that returns when the kernel decides.
+    Blocking,
+    /// Non-blocking `connect()`, then `select()` for writability.
+    Select,
+    /// Non-blocking `connect()`, then `poll()`.
+    Poll,
+    /// Non-blocking `connect()`, then `epoll_wait()`.
+    Epoll,
+}
+
+impl Mode {
+    /// The mode's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Blocking => "blocking",
+            Mode::Select => "select",
+            Mode::Poll => "poll",
+            Mode::Epoll => "epoll",
+        }
+    }
+}
+
+/// What to connect to, and how.
+#[derive(Clone, Debug)]
+pub struct ConnectPlan {
+    /// The server.
+    pub server: SocketAddr,
+    /// Source address to bind (port 0); the kernel's choice when `None`.
+    pub source: Option<IpAddr>,
+    /// How to wait.
+    pub mode: Mode,
+    /// For non-blocking modes: how long to wait in all before giving up (aborted).
+    pub timeout: Option<Duration>,
+    /// `TCP_SYNCNT`.
+    pub syn_retries: Option<u32>,
+    /// `TCP_USER_TIMEOUT`.
+    pub user_timeout: Option<Duration>,
+}
+
+/// A socket bound before `connect()`, so that its 4-tuple is known and the capture can be armed for it.
+#[derive(Debug)]
+pub struct BoundSocket {
+    fd: OwnedFd,
+    /// The 4-tuple.
+    pub flow: FlowKey,
+}
+
+/// The current `CLOCK_REALTIME` time.
+pub fn now() -> Timestamp {
+    match clock_gettime(ClockId::CLOCK_REALTIME) {
+        Ok(t) => Timestamp::from_parts(t.tv_sec(), u32::try_from(t.tv_nsec()).unwrap_or(0)),
+        Err(_) => Timestamp::default(),
+    }
+}
+
+/// Creates the socket, applies the socket options and binds it to `source`:0, so the kernel picks
+/// the ephemeral port before `connect()` (inet_bind → inet_csk_get_port).
+pub fn bind(plan: &ConnectPlan) -> anyhow::Result<BoundSocket> {
+    let family = match plan.server {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).context("socket()")?;
+    if let Some(n) = plan.syn_retries {
+        crate::sys::set_tcp_syncnt(fd.as_fd(), n).context("setsockopt(TCP_SYNCNT)")?;
+    }
+    if let Some(t) = plan.user_timeout {
+        let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
+        socket::setsockopt(&fd, sockopt::TcpUserTimeout, &ms).context("setsockopt(TCP_USER_TIMEOUT)")?;
+    }
+    let source = plan.source.unwrap_or(match family {
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+    });
+    let local = SockaddrStorage::from(SocketAddr::new(source, 0));
+    socket::bind(fd.as_raw_fd(), &local).with_context(|| format!("bind({source}:0)"))?;
+    let bound: SockaddrStorage = socket::getsockname(fd.as_raw_fd()).context("getsockname()")?;
+    let port = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(|a| a.port()))
+        .context("getsockname() gave no port")?;
+    Ok(BoundSocket { fd, flow: FlowKey { client: SocketAddr::new(source, port), server: plan.server } })
+}
+
+/// Records the syscalls of one attempt.
+struct Recorder {
+    flow: FlowKey,
+    events: Vec<Event>,
+}
+
+impl Recorder {
+    fn enter(&mut self, call: Call, args: String) {
+        let event = SyscallEvent { flow: self.flow, call, phase: SyscallPhase::Enter { args } };
+        self.events.push(Event { ts: now(), kind: EventKind::Syscall(event) });
+    }
+
+    fn ret(&mut self, call: Call, result: Result<i64, NixErrno>, so_error: Option<i32>, detail: String) {
+        let ts = now();
+        let (ret, errno) = match result {
+            Ok(v) => (v, None),
+            Err(e) => (-1, Some(e as i32)),
+        };
+        let event =
+            SyscallEvent { flow: self.flow, call, phase: SyscallPhase::Return { ret, errno, so_error, detail } };
+        self.events.push(Event { ts, kind: EventKind::Syscall(event) });
+    }
+}
+
+/// Makes the attempt and returns its syscall events. Errors are failures of the tool itself; a failed
+/// `connect()` is data in the events.
+pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<Vec<Event>> {
+    let mut rec = Recorder { flow: sock.flow, events: Vec::new() };
+    let fd = sock.fd;
+    let server = SockaddrStorage::from(plan.server);
+    let args = format!("fd {}, {}", fd.as_raw_fd(), plan.server);
+    if plan.mode != Mode::Blocking {
+        let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?);
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl(F_SETFL, O_NONBLOCK)")?;
+    }
+    rec.enter(Call::Connect, args);
+    let result = socket::connect(fd.as_raw_fd(), &server);
+    rec.ret(Call::Connect, result.map(|()| 0), None, String::new());
+    if plan.mode == Mode::Blocking || result != Err(NixErrno::EINPROGRESS) {
+        return Ok(rec.events);
+    }
+    let deadline = plan.timeout.map(|t| std::time::Instant::now() + t);
+    let epoll = match plan.mode {
+        Mode::Epoll => {
+            let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create1()")?;
+            let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
+            epoll.add(&fd, EpollEvent::new(interest, 0)).context("epoll_ctl(EPOLL_CTL_ADD)")?;
+            Some(epoll)
+        }
+        _ => None,
+    };
+    loop {
+        let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let ready = match plan.mode {
+            Mode::Select => wait_select(&mut rec, &fd, remaining)?,
+            Mode::Poll => wait_poll(&mut rec, &fd, remaining)?,
+            Mode::Epoll => match &epoll {
+                Some(epoll) => wait_epoll(&mut rec, epoll, &fd, remaining)?,
+                None => false,
+            },
+            Mode::Blocking => false,
+        };
+        if !ready {
+            // The wait timed out: the application gives up (outcome `aborted`).
+            return Ok(rec.events);
+        }
+        rec.enter(Call::GetsockoptSoError, format!("fd {}, SOL_SOCKET, SO_ERROR", fd.as_raw_fd()));
+        let so_error = socket::getsockopt(&fd, sockopt::SocketError);
+        match so_error {
+            Ok(value) => {
+                let detail = match value {
+                    0 => "SO_ERROR = 0".to_string(),
+                    n => {
+                        let e = crate::linux::Errno::from_number(n);
+                        format!("SO_ERROR = {n} ({}: {})", e.name(), e.strerror())
+                    }
+                };
+                rec.ret(Call::GetsockoptSoError, Ok(0), Some(value), detail);
+                // SO_ERROR 0 after a wake-up is success only if the socket is connected: an ICMP
+                // error queued on the error queue wakes waiters while the socket is still in SYN-SENT.
+                if value != 0 || socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()).is_ok() {
+                    return Ok(rec.events);
+                }
+            }
+            Err(e) => {
+                rec.ret(Call::GetsockoptSoError, Err(e), None, String::new());
+                return Ok(rec.events);
+            }
+        }
+    }
+}
+
+fn millis(timeout: Option<Duration>) -> String {
+    timeout.map_or("no timeout".to_string(), |t| format!("timeout {} ms", t.as_millis()))
+}
+
+fn wait_select(rec: &mut Recorder, fd: &OwnedFd, timeout: Option<Duration>) -> anyhow::Result<bool> {
+    let mut read = FdSet::new();
+    let mut write = FdSet::new();
+    let mut except = FdSet::new();
+    for set in [&mut read, &mut write, &mut except] {
+        set.insert(fd.as_fd());
+    }
+    let mut tv = timeout.map(|t| TimeVal::new(t.as_secs() as _, t.subsec_micros() as _));
+    rec.enter(
+        Call::Select,
+        format!("nfds {}, read+write+except {{fd {}}}, {}", fd.as_raw_fd() + 1, fd.as_raw_fd(), millis(timeout)),
+    );
+    let result = select(None, &mut read, &mut write, &mut except, tv.as_mut());
+    let mut sets = Vec::new();
+    for (name, set) in [("readable", &read), ("writable", &write), ("exception", &except)] {
+        if result.is_ok_and(|n| n > 0) && set.contains(fd.as_fd()) {
+            sets.push(name);
+        }
+    }
+    let detail =
+        if sets.is_empty() { "nothing ready: timed out".to_string() } else { format!("fd {}", sets.join(" + ")) };
+    rec.ret(Call::Select, result.map(i64::from), None, detail);
+    Ok(result.context("select()")? > 0)
+}
+
+fn wait_poll(rec: &mut Recorder, fd: &OwnedFd, timeout: Option<Duration>) -> anyhow::Result<bool> {
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT | PollFlags::POLLIN)];
+    let t = timeout.map_or(PollTimeout::NONE, |t| PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX));
+    rec.enter(Call::Poll, format!("[{{fd {}, POLLIN|POLLOUT}}], {}", fd.as_raw_fd(), millis(timeout)));
+    let result = poll(&mut fds, t);
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    let detail = if revents.is_empty() {
+        "nothing ready: timed out".to_string()
+    } else {
+        format!("revents {}", flag_names(&format!("{revents:?}")))
+    };
+    rec.ret(Call::Poll, result.map(i64::from), None, detail);
+    Ok(result.context("poll()")? > 0)
+}
+
+fn wait_epoll(rec: &mut Recorder, epoll: &Epoll, fd: &OwnedFd, timeout: Option<Duration>) -> anyhow::Result<bool> {
+    let mut events = [EpollEvent::empty()];
+    let t = timeout.map_or(EpollTimeout::NONE, |t| EpollTimeout::try_from(t).unwrap_or(EpollTimeout::MAX));
+    rec.enter(
+        Call::EpollWait,
+        format!(
+            "epfd {}, {{fd {}: EPOLLIN|EPOLLOUT|EPOLLRDHUP}}, {}",
+            epoll.0.as_raw_fd(),
+            fd.as_raw_fd(),
+            millis(timeout)
+        ),
+    );
+    let result = epoll.wait(&mut events, t);
+    let detail = match result {
+        Ok(n) if n > 0 => format!("events {}", flag_names(&format!("{:?}", events[0].events()))),
+        _ => "nothing ready: timed out".to_string(),
+    };
+    rec.ret(Call::EpollWait, result.map(|n| n as i64), None, detail);
+    Ok(result.context("epoll_wait()")? > 0)
+}
+
+/// `PollFlags(POLLOUT | POLLERR)` → `POLLOUT|POLLERR`.
+fn flag_names(debug: &str) -> String {
+    let inner = debug.split_once('(').map_or(debug, |(_, rest)| rest.trim_end_matches(')'));
+    inner.replace(" | ", "|")
+}

@@ -1,0 +1,190 @@
+//! Live trace: resolves the target, arms the capture for this attempt's 4-tuple, makes the
+//! attempt on a connect thread, drains late packets and correlates everything into one attempt.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::capture::{LiveCapture, LiveResult};
+use crate::connect::{self, ConnectPlan, Mode};
+use crate::correlate::correlate;
+use crate::event::{Event, EventKind};
+use crate::flow::{Family, FlowKey};
+use crate::linux::SynTiming;
+use crate::probe::{self, Route};
+use crate::timeline::Attempt;
+
+/// Everything `synscope trace` needs to know.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Only addresses of this family.
+    pub family: Option<Family>,
+    /// Source address to bind.
+    pub source: Option<IpAddr>,
+    /// Capture device (`any` by default).
+    pub interface: Option<String>,
+    /// How to wait.
+    pub mode: Mode,
+    /// Give up waiting after this long (non-blocking modes).
+    pub timeout: Option<Duration>,
+    /// `TCP_SYNCNT`.
+    pub syn_retries: Option<u32>,
+    /// `TCP_USER_TIMEOUT`.
+    pub user_timeout: Option<Duration>,
+    /// Save the captured packets here.
+    pub write: Option<PathBuf>,
+    /// Capture packets (false: `--no-capture`).
+    pub capture: bool,
+    /// How long to keep capturing after the syscall result (late ICMPs, the final ACK).
+    pub grace: Duration,
+}
+
+/// What the trace header shows: the target, the route and the deadline.
+#[derive(Clone, Debug)]
+pub struct Preflight {
+    /// The name as given.
+    pub host: String,
+    /// Every address it resolved to, in getaddrinfo order.
+    pub resolved: Vec<SocketAddr>,
+    /// The address traced.
+    pub target: SocketAddr,
+    /// The route, or the kernel's refusal.
+    pub route: Result<Route, String>,
+    /// The SYN timing in force (sysctls, or `--syn-retries`).
+    pub timing: SynTiming,
+    /// `TCP_USER_TIMEOUT`, when set.
+    pub user_timeout: Option<Duration>,
+    /// The wait mode.
+    pub mode: Mode,
+    /// The user's timeout.
+    pub timeout: Option<Duration>,
+    /// The capture device and filter, or `None` without capture.
+    pub capture: Option<(String, String)>,
+    /// The bound 4-tuple.
+    pub flow: FlowKey,
+}
+
+/// The result of one trace.
+#[derive(Debug)]
+pub struct TraceReport {
+    /// The header.
+    pub preflight: Preflight,
+    /// The attempt, with packets and syscalls on one timeline.
+    pub attempt: Attempt,
+    /// What the capture saw, if there was one.
+    pub capture: Option<LiveResult>,
+}
+
+/// Every address `host` resolves to for `port`, in getaddrinfo order, of `family` if given.
+pub fn resolve(host: &str, port: u16, family: Option<Family>) -> anyhow::Result<Vec<SocketAddr>> {
+    let all: Vec<SocketAddr> =
+        (host, port).to_socket_addrs().with_context(|| format!("cannot resolve {host}"))?.collect();
+    let mut seen = Vec::new();
+    for addr in all {
+        if family.is_none_or(|f| Family::of(addr.ip()) == f) && !seen.contains(&addr) {
+            seen.push(addr);
+        }
+    }
+    if seen.is_empty() {
+        let which = match family {
+            Some(Family::Ipv4) => "IPv4 ",
+            Some(Family::Ipv6) => "IPv6 ",
+            None => "",
+        };
+        anyhow::bail!("{host} has no {which}address");
+    }
+    Ok(seen)
+}
+
+/// The BPF filter for exactly this attempt: its 4-tuple, ICMP/ICMPv6 errors to the client, ARP and
+/// neighbour discovery. `ip6[40]` is the ICMPv6 type when no extension header intervenes.
+pub fn filter_for(flow: &FlowKey) -> String {
+    let tcp =
+        format!("(tcp and host {} and port {} and port {})", flow.server.ip(), flow.server.port(), flow.client.port());
+    let client = flow.client.ip();
+    let to_client = if client.is_unspecified() { String::new() } else { format!(" and dst host {client}") };
+    let icmp =
+        format!("(icmp and (icmp[0] = 3 or icmp[0] = 4 or icmp[0] = 5 or icmp[0] = 11 or icmp[0] = 12){to_client})");
+    let icmp6 =
+        "(icmp6 and (ip6[40] = 1 or ip6[40] = 2 or ip6[40] = 3 or ip6[40] = 4 or ip6[40] = 135 or ip6[40] = 136))";
+    format!("{tcp} or {icmp} or {icmp6} or arp")
+}
+
+/// Runs one trace.
+pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
+    let resolved = resolve(&config.host, config.port, config.family)?;
+    let target = resolved[0];
+    let route = probe::route_to(target.ip());
+    let mut timing = probe::syn_timing();
+    if let Some(n) = config.syn_retries {
+        timing.syn_retries = n;
+    }
+    timing.user_timeout =
+        config.user_timeout.map(|t| crate::event::Span(i64::try_from(t.as_nanos()).unwrap_or(i64::MAX)));
+    let source = config.source.or_else(|| route.as_ref().ok().and_then(|r| r.source));
+    let plan = ConnectPlan {
+        server: target,
+        source,
+        mode: config.mode,
+        timeout: config.timeout,
+        syn_retries: config.syn_retries,
+        user_timeout: config.user_timeout,
+    };
+    let socket = connect::bind(&plan)?;
+    let flow = socket.flow;
+    let device = config.interface.clone().unwrap_or_else(|| "any".to_string());
+    let filter = filter_for(&flow);
+    let capture =
+        if config.capture { Some(LiveCapture::open(&device, &filter, config.write.as_deref())?) } else { None };
+    let preflight = Preflight {
+        host: config.host.clone(),
+        resolved,
+        target,
+        route,
+        timing,
+        user_timeout: config.user_timeout,
+        mode: config.mode,
+        timeout: config.timeout,
+        capture: config.capture.then_some((device, filter)),
+        flow,
+    };
+
+    // The capture is active: only now may the SYN leave.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = capture.map(|c| c.spawn(Arc::clone(&stop)));
+    let connect_thread =
+        std::thread::Builder::new().name("connect".into()).spawn(move || connect::run(socket, &plan))?;
+    let syscalls = match connect_thread.join() {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("the connect thread panicked")),
+    };
+    std::thread::sleep(config.grace);
+    stop.store(true, Ordering::Release);
+    let captured = match reader {
+        Some(handle) => Some(handle.join().map_err(|_| anyhow::anyhow!("the capture thread panicked"))??),
+        None => None,
+    };
+    let mut events = syscalls?;
+    let end = events.last().map(|e| e.ts);
+    if let Some(c) = &captured {
+        events.extend(c.events.iter().cloned());
+        let kind = EventKind::CaptureStats { packets: c.packets, dropped: c.dropped + c.if_dropped };
+        events.push(Event { ts: end.unwrap_or_default(), kind });
+    }
+    let mut attempts =
+        correlate(events, timing, end.map(|t| t.plus(crate::event::Span(config.grace.as_nanos() as i64))));
+    let index = attempts
+        .iter()
+        .position(|a| a.client.port() == flow.client.port() && a.server == flow.server)
+        .context("the traced attempt is missing from the correlation")?;
+    let attempt = attempts.swap_remove(index);
+    Ok(TraceReport { preflight, attempt, capture: captured })
+}
