@@ -2,10 +2,13 @@
 
 use std::io::Write;
 
+use anyhow::Context as _;
+
 use crate::capture;
-use crate::cli::{Cli, Command, Format, ReplayArgs, TraceArgs};
+use crate::cli::{Cli, Command, FamilyChoice, Format, LabArgs, ReplayArgs, TraceArgs};
 use crate::correlate::correlate;
 use crate::flow::Family;
+use crate::lab::{self, LabConfig};
 use crate::linux::SynTiming;
 use crate::render::{json, text};
 use crate::timeline::{Outcome, Summary};
@@ -25,7 +28,73 @@ pub fn run(cli: &Cli, out: &mut dyn Write, style: text::Style) -> anyhow::Result
     match &cli.command {
         Command::Trace(args) => trace(args, out, style),
         Command::Replay(args) => replay(args, out, style),
+        Command::Lab(args) => lab(args, out, style),
     }
+}
+
+fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
+    if args.list {
+        for s in lab::SCENARIOS {
+            writeln!(out, "{:<18} {}", s.name, s.summary)?;
+        }
+        return Ok(Status::Clean);
+    }
+    let mut scenarios = Vec::new();
+    for name in &args.scenarios {
+        let known: Vec<&str> = lab::SCENARIOS.iter().map(|s| s.name).collect();
+        let scenario = lab::Scenario::named(name)
+            .with_context(|| format!("no scenario `{name}`; there are: {}", known.join(", ")))?;
+        scenarios.push(scenario);
+    }
+    if args.mode == crate::connect::Mode::Blocking && args.timeout.is_some() {
+        anyhow::bail!("--timeout needs a non-blocking --mode: select, poll or epoll");
+    }
+    if let Some(dir) = &args.write {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let families = match args.family {
+        FamilyChoice::V4 => vec![Family::Ipv4],
+        FamilyChoice::V6 => vec![Family::Ipv6],
+        FamilyChoice::Both => vec![Family::Ipv4, Family::Ipv6],
+    };
+    let config =
+        LabConfig { scenarios, families, mode: args.mode, timeout: args.timeout, write_dir: args.write.clone() };
+    // Ctrl-C or SIGTERM: finish the scenario at hand (each is bounded), remove its namespaces, stop.
+    let _ = ctrlc::set_handler(|| lab::INTERRUPTED.store(true, std::sync::atomic::Ordering::Release));
+    let runs = lab::run(&config, |run| {
+        match args.format {
+            Format::Json => {
+                let mut value = serde_json::to_value(&run.report.attempt)?;
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("scenario".into(), run.label().into());
+                    object.insert("expected".into(), run.scenario.expected_errno(run.family).into());
+                }
+                serde_json::to_writer(&mut *out, &value)?;
+                writeln!(out)?;
+            }
+            Format::Text => {
+                text::lab_heading(out, &run.label(), run.scenario.summary, style)?;
+                render_trace(&run.report, Format::Text, out, style)?;
+                writeln!(out)?;
+            }
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    let attempts: Vec<_> = runs.iter().map(|r| r.report.attempt.clone()).collect();
+    let packets = runs.iter().filter_map(|r| r.report.capture.as_ref()).map(|c| c.packets).sum();
+    let mut summary = Summary::of(&attempts, packets, 0, None);
+    summary.dropped =
+        Some(runs.iter().filter_map(|r| r.report.capture.as_ref()).map(|c| c.dropped + c.if_dropped).sum());
+    match args.format {
+        Format::Json => json::summary(out, &summary)?,
+        Format::Text => text::lab_table(out, &lab::table(&runs), style)?,
+    }
+    out.flush()?;
+    if lab::INTERRUPTED.load(std::sync::atomic::Ordering::Acquire) {
+        anyhow::bail!("interrupted: the namespaces are removed, the results above are partial");
+    }
+    Ok(if runs.iter().all(lab::LabRun::as_expected) { Status::Clean } else { Status::Failed })
 }
 
 /// How long a trace keeps capturing after the syscall result, for late ICMP errors and the final ACK.

@@ -28,6 +28,47 @@ pub enum Command {
     Trace(TraceArgs),
     /// Every TCP connection attempt in pcap/pcapng files: timeline and the errno a Linux client saw.
     Replay(ReplayArgs),
+    /// Reproduce every way a connect() fails in isolated network namespaces, and trace each live.
+    Lab(LabArgs),
+}
+
+/// Arguments of `synscope lab`.
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// Scenarios to run (all when none is named; see --list).
+    #[arg(value_name = "SCENARIO")]
+    pub scenarios: Vec<String>,
+    /// List the scenarios, one line each.
+    #[arg(long)]
+    pub list: bool,
+    /// Address families to run each scenario in.
+    #[arg(long, value_enum, default_value_t = FamilyChoice::Both)]
+    pub family: FamilyChoice,
+    /// How each traced connect() waits.
+    #[arg(long, value_enum, default_value_t = Mode::Blocking)]
+    pub mode: Mode,
+    /// A timeout for the non-blocking modes: 500ms, 10s, 2m or seconds.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub timeout: Option<Duration>,
+    /// Save each scenario's capture as DIR/<scenario>-v4.pcap ...
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub write: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Which address families the lab uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FamilyChoice {
+    /// IPv4 only.
+    #[value(name = "4")]
+    V4,
+    /// IPv6 only.
+    #[value(name = "6")]
+    V6,
+    /// Both.
+    Both,
 }
 
 /// Arguments of `synscope trace`.

@@ -10,6 +10,7 @@ pub mod correlate;
 pub mod decode;
 pub mod event;
 pub mod flow;
+pub mod lab;
 pub mod linux;
 pub mod timeline;
 

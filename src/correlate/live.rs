@@ -248,6 +248,23 @@ fn decide(
             // No packet of the attempt at all: the kernel failed it before anything reached the wire.
             None => (Outcome::LocalError, Some(errno), local_failure(errno, attempt.server.ip())),
             Some((outcome, Some(packet_errno))) if packet_errno == errno => (outcome, Some(errno), packet_cause.to_string()),
+            // The SYN timer and the other error raced, and the timer won: the kernel gives up at its
+            // deadline with ETIMEDOUT even if, say, neighbour resolution fails in the same instant.
+            Some((_, Some(packet_errno)))
+                if errno == Errno::Etimedout
+                    && decided_after.is_some_and(|d| d.0 + 200_000_000 >= timing.schedule().deadline.0) =>
+            {
+                (
+                    Outcome::TimedOut,
+                    Some(errno),
+                    format!(
+                        "connect() returned ETIMEDOUT: the SYN deadline ({}, tcp_syn_retries={}) ran out before {} could reach the socket, so the retransmission timer decided. {packet_cause}",
+                        timing.schedule().deadline,
+                        timing.syn_retries,
+                        packet_errno.name()
+                    ),
+                )
+            }
             Some((Outcome::Established, _)) if errno == Errno::Etimedout => (
                 Outcome::TimedOut,
                 Some(errno),

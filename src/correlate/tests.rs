@@ -444,6 +444,26 @@ mod live {
     }
 
     #[test]
+    fn test_syn_deadline_beats_neighbour_failure() {
+        // tcp_syn_retries=1: the 3 s SYN deadline and the 3 s neighbour timeout coincide.
+        let target = Ipv4Addr::new(198, 51, 100, 10);
+        let events = vec![
+            enter(0, Call::Connect),
+            arp_request(0, 1, target),
+            arp_request(1000, 2, target),
+            arp_request(2000, 3, target),
+            icmp(3050, 4, "192.0.2.10", 3, 1, ISN),
+            ret(3050, Call::Connect, -1, Some(110), None),
+            captured(3100),
+        ];
+        let timing = SynTiming { syn_retries: 1, ..SynTiming::default() };
+        let attempts = correlate(events, timing, None);
+        let a = &attempts[0];
+        assert_eq!(verdict(a), (Outcome::TimedOut, Some(Errno::Etimedout), 0));
+        assert!(a.cause.contains("ran out before EHOSTUNREACH could reach the socket"), "{}", a.cause);
+    }
+
+    #[test]
     fn test_syscall_errno_wins_when_packets_disagree() {
         // ICMP port unreachable on the wire implies ECONNREFUSED; the syscall says otherwise.
         let a = only(vec![

@@ -80,7 +80,11 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     let gaps: Vec<i64> = a.syn_times.windows(2).map(|w| w[1].since(w[0]).0).collect();
     let misfit = |t: &SynTiming| -> i64 {
         let expected = expected_gaps(t);
-        gaps.iter().zip(expected.iter()).map(|(seen, want)| (seen - want.0).abs()).sum()
+        // A retransmit the schedule does not have at all is as bad a fit as can be.
+        gaps.iter()
+            .enumerate()
+            .map(|(i, seen)| expected.get(i).map_or(i64::MAX / 64, |want| (seen - want.0).abs()))
+            .sum()
     };
     let (fitted, label) = if timing.linear_timeouts > 0 && misfit(&classic) < misfit(timing) {
         (classic, "classic exponential backoff, as Linux before 6.5")

@@ -95,9 +95,12 @@ pub fn attempt(w: &mut dyn Write, a: &Attempt, style: Style) -> io::Result<()> {
         1 => "1 SYN".to_string(),
         n => format!("{n} SYNs"),
     };
-    let verdict = match a.errno {
-        Some(errno) => format!("{}: {}{decided}", a.outcome.name(), errno_words(errno)),
-        None => format!("{}: connect() returned 0{decided}", a.outcome.name()),
+    let verdict = match (a.errno, a.outcome) {
+        (Some(errno), _) => format!("{}: {}{decided}", a.outcome.name(), errno_words(errno)),
+        (None, Outcome::Aborted) => {
+            format!("aborted: the application stopped waiting{decided}, before the kernel decided")
+        }
+        (None, _) => format!("{}: connect() returned 0{decided}", a.outcome.name()),
     };
     let source = match a.errno_source {
         crate::timeline::ErrnoSource::Syscall => "returned by connect()",
@@ -167,6 +170,21 @@ pub fn capture_line(w: &mut dyn Write, capture: Option<&crate::capture::LiveResu
             style.paint(&format!("{dropped} dropped"), Color::Red)
         };
         writeln!(w, "  capture: {} packet(s) for this attempt, {lost}", c.packets)?;
+    }
+    Ok(())
+}
+
+/// Writes the heading of one lab scenario.
+pub fn lab_heading(w: &mut dyn Write, label: &str, summary: &str, style: Style) -> io::Result<()> {
+    writeln!(w, "{} {}", style.bold(&format!("━━ lab: {label}")), style.dim(&format!("— {summary}")))
+}
+
+/// Writes the lab's closing table.
+pub fn lab_table(w: &mut dyn Write, rows: &[[String; 5]], style: Style) -> io::Result<()> {
+    writeln!(w, "{}", style.bold(&format!("{:<22} {:<14} {:>10} {:>5}  {}", "scenario", "errno", "time", "SYNs", "")))?;
+    for [label, errno, time, syns, check] in rows {
+        let check = if check.starts_with("expected") { style.paint(check, Color::Red) } else { style.dim(check) };
+        writeln!(w, "{label:<22} {errno:<14} {time:>10} {syns:>5}  {check}")?;
     }
     Ok(())
 }

@@ -1,0 +1,587 @@
+//! The lab: builds isolated network namespaces that reproduce each way a `connect()` can fail, and
+//! traces each case live.
+//!
+//! Topology, built afresh for every scenario so no neighbour cache, ICMP rate limit or firewall rule
+//! carries over from one to the next:
+//!
+//! ```text
+//!   [client] c0 ------ r0 [router] r1 ------ s0 [server]
+//!   192.0.2.10/24  192.0.2.1/24  198.51.100.1/24  198.51.100.10/24
+//!   2001:db8:1::10 2001:db8:1::1 2001:db8:2::1    2001:db8:2::10
+//! ```
+//!
+//! The namespaces are joined only to each other by veth pairs, never to the host's namespace or a
+//! real interface, and use documentation addresses only. The trace runs on a thread that entered
+//! the client namespace with `setns(2)`; threads it starts inherit that namespace.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use nix::sched::{setns, CloneFlags};
+
+use crate::connect::Mode;
+use crate::flow::Family;
+use crate::timeline::Attempt;
+use crate::trace::{self, TraceConfig, TraceReport};
+
+/// The server port every scenario connects to.
+pub const PORT: u16 = 8080;
+/// `net.ipv4.tcp_syn_retries` in the client namespace (it governs IPv6 too): an unanswered SYN
+/// gives up after 7 s (`tcp_model_timeout`: (2^3 − 1) × 1 s) instead of 131 s. Not 1: its 3 s
+/// deadline would tie with neighbour resolution (3 probes 1 s apart) and hide the ARP failure.
+pub const SYN_RETRIES: u32 = 2;
+/// How long a scenario may take at most before the lab gives up on it.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(20);
+
+/// Where a scenario connects to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The server, behind the router.
+    Server,
+    /// An on-link address nobody owns (ARP/ND fails).
+    Nobody,
+    /// An address of TEST-NET-3 / 2001:db8:3::, which only the scenario's own route decides.
+    Elsewhere,
+}
+
+/// The addresses of one family.
+struct Plan {
+    client: &'static str,
+    router_client_side: &'static str,
+    router_server_side: &'static str,
+    server: &'static str,
+    nobody: &'static str,
+    elsewhere: &'static str,
+    elsewhere_net: &'static str,
+    prefix: u8,
+}
+
+const V4: Plan = Plan {
+    client: "192.0.2.10",
+    router_client_side: "192.0.2.1",
+    router_server_side: "198.51.100.1",
+    server: "198.51.100.10",
+    nobody: "192.0.2.99",
+    elsewhere: "203.0.113.10",
+    elsewhere_net: "203.0.113.0/24",
+    prefix: 24,
+};
+
+const V6: Plan = Plan {
+    client: "2001:db8:1::10",
+    router_client_side: "2001:db8:1::1",
+    router_server_side: "2001:db8:2::1",
+    server: "2001:db8:2::10",
+    nobody: "2001:db8:1::99",
+    elsewhere: "2001:db8:3::10",
+    elsewhere_net: "2001:db8:3::/64",
+    prefix: 64,
+};
+
+fn plan(family: Family) -> &'static Plan {
+    match family {
+        Family::Ipv4 => &V4,
+        Family::Ipv6 => &V6,
+    }
+}
+
+/// What the scenario changes in the standard topology.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setup {
+    /// Nothing: a listener on the server accepts.
+    Listen,
+    /// Nothing: no listener.
+    Nothing,
+    /// The router drops everything to the server (a blackhole route).
+    RouterBlackhole,
+    /// The router rejects the SYN: `iptables -j REJECT --reject-with` (IPv4 value, IPv6 value).
+    RouterReject(&'static str, &'static str),
+    /// The client has no route to the target.
+    NoRoute,
+    /// The client has a route of this type (`unreachable`, `prohibit`, `blackhole`) to the target.
+    LocalRoute(&'static str),
+}
+
+/// One way a connect can end.
+#[derive(Clone, Copy, Debug)]
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// One line on what it reproduces.
+    pub summary: &'static str,
+    target: Target,
+    setup: Setup,
+    /// The errno Linux returns (IPv4, IPv6); `None` for success.
+    pub expected: (Option<&'static str>, Option<&'static str>),
+}
+
+/// Every scenario, in the order the lab runs them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "success",
+        summary: "a listener on the server accepts: the handshake completes",
+        target: Target::Server,
+        setup: Setup::Listen,
+        expected: (None, None),
+    },
+    Scenario {
+        name: "refused",
+        summary: "nothing listens on the server's port: its kernel answers RST",
+        target: Target::Server,
+        setup: Setup::Nothing,
+        expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "unanswered",
+        summary: "the router silently drops the SYNs (blackhole route): retransmits, then the deadline",
+        target: Target::Server,
+        setup: Setup::RouterBlackhole,
+        expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "arp-failure",
+        summary: "an on-link address nobody owns: ARP/ND goes unanswered, no SYN ever leaves",
+        target: Target::Nobody,
+        setup: Setup::Nothing,
+        expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
+    },
+    Scenario {
+        name: "host-unreachable",
+        summary: "the router answers ICMP host unreachable (ICMPv6 address unreachable)",
+        target: Target::Server,
+        setup: Setup::RouterReject("icmp-host-unreachable", "icmp6-addr-unreachable"),
+        expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
+    },
+    Scenario {
+        name: "net-unreachable",
+        summary: "the router answers ICMP net unreachable (ICMPv6 no route)",
+        target: Target::Server,
+        setup: Setup::RouterReject("icmp-net-unreachable", "icmp6-no-route"),
+        expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
+    },
+    Scenario {
+        name: "admin-prohibited",
+        summary: "the router answers ICMP communication administratively prohibited",
+        target: Target::Server,
+        setup: Setup::RouterReject("icmp-admin-prohibited", "icmp6-adm-prohibited"),
+        expected: (Some("EHOSTUNREACH"), Some("EACCES")),
+    },
+    Scenario {
+        name: "port-unreachable",
+        summary: "the router answers ICMP port unreachable (a REJECT rule's default)",
+        target: Target::Server,
+        setup: Setup::RouterReject("icmp-port-unreachable", "icmp6-port-unreachable"),
+        expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "firewall-reset",
+        summary: "the router rejects with a TCP reset forged in the server's name",
+        target: Target::Server,
+        setup: Setup::RouterReject("tcp-reset", "tcp-reset"),
+        expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "no-route",
+        summary: "the client has no route to the target: connect() fails at once",
+        target: Target::Elsewhere,
+        setup: Setup::NoRoute,
+        expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
+    },
+    Scenario {
+        name: "local-unreachable",
+        summary: "the client's route to the target is of type `unreachable`",
+        target: Target::Elsewhere,
+        setup: Setup::LocalRoute("unreachable"),
+        expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
+    },
+    Scenario {
+        name: "local-prohibit",
+        summary: "the client's route to the target is of type `prohibit`",
+        target: Target::Elsewhere,
+        setup: Setup::LocalRoute("prohibit"),
+        expected: (Some("EACCES"), Some("EACCES")),
+    },
+    Scenario {
+        name: "local-blackhole",
+        summary: "the client's route to the target is of type `blackhole`",
+        target: Target::Elsewhere,
+        setup: Setup::LocalRoute("blackhole"),
+        expected: (Some("EINVAL"), Some("EINVAL")),
+    },
+];
+
+impl Scenario {
+    /// The errno Linux returns in this scenario for `family` (`None`: success).
+    pub fn expected_errno(&self, family: Family) -> Option<&'static str> {
+        match family {
+            Family::Ipv4 => self.expected.0,
+            Family::Ipv6 => self.expected.1,
+        }
+    }
+
+    /// Looks a scenario up by name.
+    pub fn named(name: &str) -> Option<&'static Scenario> {
+        SCENARIOS.iter().find(|s| s.name == name)
+    }
+}
+
+/// How to run the lab.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// The scenarios to run (all when empty).
+    pub scenarios: Vec<&'static Scenario>,
+    /// The families to run them in.
+    pub families: Vec<Family>,
+    /// The wait mode of every trace.
+    pub mode: Mode,
+    /// A timeout for the non-blocking modes.
+    pub timeout: Option<Duration>,
+    /// Save each scenario's capture in this directory.
+    pub write_dir: Option<PathBuf>,
+}
+
+/// One scenario's run.
+#[derive(Debug)]
+pub struct LabRun {
+    /// The scenario.
+    pub scenario: &'static Scenario,
+    /// The family.
+    pub family: Family,
+    /// The trace.
+    pub report: TraceReport,
+    /// Where its capture was written.
+    pub written: Option<PathBuf>,
+}
+
+impl LabRun {
+    /// Whether the errno matched what Linux is expected to return. An attempt the user's
+    /// `--timeout` cut short (aborted) is not held against the scenario.
+    pub fn as_expected(&self) -> bool {
+        let attempt = &self.report.attempt;
+        attempt.outcome == crate::timeline::Outcome::Aborted
+            || attempt.errno.map(|e| e.name()) == self.scenario.expected_errno(self.family)
+    }
+
+    /// `refused-v4`.
+    pub fn label(&self) -> String {
+        label(self.scenario, self.family)
+    }
+}
+
+fn label(scenario: &Scenario, family: Family) -> String {
+    let v = match family {
+        Family::Ipv4 => "v4",
+        Family::Ipv6 => "v6",
+    };
+    format!("{}-{v}", scenario.name)
+}
+
+/// Set by Ctrl-C or SIGTERM: finish the scenario at hand, clean up, stop.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Runs the lab, calling `each` after every scenario (to print it at once).
+pub fn run(config: &LabConfig, mut each: impl FnMut(&LabRun) -> anyhow::Result<()>) -> anyhow::Result<Vec<LabRun>> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the lab builds network namespaces and needs root: run `sudo synscope lab`");
+    }
+    remove_stale_namespaces();
+    let scenarios: Vec<&'static Scenario> =
+        if config.scenarios.is_empty() { SCENARIOS.iter().collect() } else { config.scenarios.clone() };
+    let mut runs = Vec::new();
+    for scenario in scenarios {
+        for &family in &config.families {
+            if INTERRUPTED.load(Ordering::Acquire) {
+                return Ok(runs);
+            }
+            let run = run_scenario(scenario, family, config)
+                .with_context(|| format!("lab scenario {}", label(scenario, family)))?;
+            each(&run)?;
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}
+
+/// The namespaces of one scenario; removed when dropped, whatever happened.
+struct Lab {
+    prefix: String,
+}
+
+static LAB_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Namespace names look like `synscope-<pid>-<n>-client`.
+const NS_PREFIX: &str = "synscope-";
+
+impl Lab {
+    fn ns(&self, role: &str) -> String {
+        format!("{}-{role}", self.prefix)
+    }
+
+    fn new() -> anyhow::Result<Lab> {
+        let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let lab = Lab { prefix: format!("{NS_PREFIX}{}-{n}", std::process::id()) };
+        for role in ["client", "router", "server"] {
+            ip(&["netns", "add", &lab.ns(role)])?;
+        }
+        Ok(lab)
+    }
+
+    /// Runs `args` inside a namespace (`ip netns exec`).
+    fn exec(&self, role: &str, args: &[&str]) -> anyhow::Result<()> {
+        let ns = self.ns(role);
+        let mut full = vec!["netns", "exec", ns.as_str()];
+        full.extend_from_slice(args);
+        ip(&full)
+    }
+
+    fn ip_in(&self, role: &str, args: &[&str]) -> anyhow::Result<()> {
+        let ns = self.ns(role);
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend_from_slice(args);
+        ip(&full)
+    }
+
+    /// Builds the topology for both families; `default_route` false leaves the client without one.
+    fn build(&self, default_route: bool) -> anyhow::Result<()> {
+        let (client, router, server) = (self.ns("client"), self.ns("router"), self.ns("server"));
+        // Sysctls first: interfaces created afterwards inherit `default.accept_dad=0`, so their
+        // link-local addresses are usable at once (DAD would hold neighbour discovery for a second).
+        for (role, sysctls) in [
+            ("client", &[format!("net.ipv4.tcp_syn_retries={SYN_RETRIES}")][..]),
+            ("router", &["net.ipv4.ip_forward=1".to_string(), "net.ipv6.conf.all.forwarding=1".to_string()][..]),
+            ("server", &[][..]),
+        ] {
+            let mut args =
+                vec!["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"];
+            args.extend(sysctls.iter().map(String::as_str));
+            self.exec(role, &args)?;
+        }
+        ip(&["link", "add", "c0", "netns", &client, "type", "veth", "peer", "name", "r0", "netns", &router])?;
+        ip(&["link", "add", "r1", "netns", &router, "type", "veth", "peer", "name", "s0", "netns", &server])?;
+        let links = [("client", "c0"), ("router", "r0"), ("router", "r1"), ("server", "s0")];
+        for (role, dev) in [("client", "lo"), ("router", "lo"), ("server", "lo")].iter().chain(links.iter()) {
+            self.ip_in(role, &["link", "set", dev, "up"])?;
+        }
+        for p in [&V4, &V6] {
+            for (role, dev, addr) in [
+                ("client", "c0", p.client),
+                ("router", "r0", p.router_client_side),
+                ("router", "r1", p.router_server_side),
+                ("server", "s0", p.server),
+            ] {
+                let cidr = format!("{addr}/{}", p.prefix);
+                let mut args = vec!["addr", "add", cidr.as_str(), "dev", dev];
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                self.ip_in(role, &args)?;
+            }
+            let family = if p.client.contains(':') { "-6" } else { "-4" };
+            if default_route {
+                self.ip_in("client", &[family, "route", "add", "default", "via", p.router_client_side])?;
+            }
+            self.ip_in("server", &[family, "route", "add", "default", "via", p.router_server_side])?;
+        }
+        self.wait_links_up(&links)
+    }
+
+    /// A veth is usable a moment after it is set up; IPv6 ignores it until then, which would cost
+    /// the first neighbour solicitation. Waits (at most 5 s) until every link reports UP.
+    fn wait_links_up(&self, links: &[(&str, &str)]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (role, dev) in links {
+            loop {
+                let out = Command::new("ip").args(["-n", &self.ns(role), "-j", "link", "show", dev]).output()?;
+                if String::from_utf8_lossy(&out.stdout).contains("\"operstate\":\"UP\"") {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{dev} in {} did not come up within 5 s", self.ns(role));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, setup: Setup, family: Family) -> anyhow::Result<()> {
+        let p = plan(family);
+        let (fam, tables) = match family {
+            Family::Ipv4 => ("-4", "iptables"),
+            Family::Ipv6 => ("-6", "ip6tables"),
+        };
+        match setup {
+            Setup::Listen | Setup::Nothing | Setup::NoRoute => Ok(()),
+            Setup::RouterBlackhole => self.ip_in("router", &[fam, "route", "add", "blackhole", p.server]),
+            Setup::RouterReject(v4, v6) => {
+                let with = if family == Family::Ipv4 { v4 } else { v6 };
+                let port = PORT.to_string();
+                let mut args =
+                    vec![tables, "-w", "5", "-A", "FORWARD", "-d", p.server, "-p", "tcp", "--dport", port.as_str()];
+                args.extend_from_slice(&["-j", "REJECT", "--reject-with", with]);
+                self.exec("router", &args).with_context(|| format!("{tables} is needed for this scenario"))
+            }
+            Setup::LocalRoute(kind) => self.ip_in("client", &[fam, "route", "add", kind, p.elsewhere_net]),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for role in ["client", "router", "server"] {
+            let _ = Command::new("ip").args(["netns", "del", &self.ns(role)]).output();
+        }
+    }
+}
+
+/// Removes namespaces left by a lab whose process no longer exists (killed with SIGKILL).
+fn remove_stale_namespaces() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else { continue };
+        let pid = rest.split('-').next().unwrap_or("");
+        if !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+/// Runs `ip` with `args`, failing with its error message.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip").args(args).output().context("cannot run `ip`: install iproute2")?;
+    if !out.status.success() {
+        bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Runs `f` on a thread that entered the network namespace `ns` first.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    let path = format!("/run/netns/{ns}");
+    let handle = std::thread::Builder::new().name(format!("in {ns}")).spawn(move || {
+        let file = File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        setns(&file, CloneFlags::CLONE_NEWNET).with_context(|| format!("setns({path})"))?;
+        f()
+    })?;
+    handle.join().map_err(|_| anyhow::anyhow!("a lab thread panicked"))?
+}
+
+/// A listener in the server namespace that accepts, reads until the client closes, and closes.
+struct Listener {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Listener {
+    fn start(lab: &Lab, addr: SocketAddr) -> anyhow::Result<Listener> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let path = format!("/run/netns/{}", lab.ns("server"));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let bound = (|| -> anyhow::Result<TcpListener> {
+                let file = File::open(&path)?;
+                setns(&file, CloneFlags::CLONE_NEWNET)?;
+                let listener = TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Ok(listener)
+            })();
+            let listener = match bound {
+                Ok(l) => {
+                    let _ = ready_tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let deadline = Instant::now() + SCENARIO_LIMIT;
+            while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        let _ = conn.set_nonblocking(false);
+                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut sink = [0u8; 512];
+                        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+                        let _ = conn.flush();
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).context("the listener did not start")??;
+        Ok(Listener { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig) -> anyhow::Result<LabRun> {
+    let lab = Lab::new()?;
+    lab.build(scenario.setup != Setup::NoRoute)?;
+    lab.apply(scenario.setup, family)?;
+    let p = plan(family);
+    let target: IpAddr = match scenario.target {
+        Target::Server => p.server,
+        Target::Nobody => p.nobody,
+        Target::Elsewhere => p.elsewhere,
+    }
+    .parse()
+    .context("lab address")?;
+    let _listener = match scenario.setup {
+        Setup::Listen => Some(Listener::start(&lab, SocketAddr::new(target, PORT))?),
+        _ => None,
+    };
+    let written = config.write_dir.as_ref().map(|dir| dir.join(format!("{}.pcap", label(scenario, family))));
+    let trace_config = TraceConfig {
+        host: target.to_string(),
+        port: PORT,
+        family: Some(family),
+        source: None,
+        interface: None,
+        mode: config.mode,
+        timeout: config.timeout,
+        syn_retries: None,
+        user_timeout: None,
+        write: written.clone(),
+        capture: true,
+        grace: Duration::from_millis(300),
+    };
+    let report = in_netns(&lab.ns("client"), move || trace::run(&trace_config))?;
+    Ok(LabRun { scenario, family, report, written })
+}
+
+/// The lab's closing table: scenario, errno, time to the verdict, SYNs sent.
+pub fn table(runs: &[LabRun]) -> Vec<[String; 5]> {
+    runs.iter()
+        .map(|run| {
+            let a: &Attempt = &run.report.attempt;
+            let errno = a.errno.map_or("-".to_string(), |e| e.name().to_string());
+            let time = a.decided_after.map_or("-".to_string(), |t| format!("{}", crate::event::Span((t * 1e9) as i64)));
+            let check = if a.outcome == crate::timeline::Outcome::Aborted {
+                "aborted by --timeout".to_string()
+            } else if run.as_expected() {
+                "as expected".to_string()
+            } else {
+                format!("expected {}", run.scenario.expected_errno(run.family).unwrap_or("success"))
+            };
+            [run.label(), errno, time, a.syn_count.to_string(), check]
+        })
+        .collect()
+}
