@@ -1,25 +1,32 @@
 # Shared by script/demo and script/test: install what is missing, quietly, on Debian/Ubuntu.
 
-# need CMD PACKAGE...: installs PACKAGE(s) with apt-get when CMD is not on the PATH.
-need() {
-    local cmd=$1
-    shift
-    command -v "$cmd" >/dev/null 2>&1 && return 0
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "synscope: installing $* (for $cmd)" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+apt_install() {
+    echo "synscope: installing $*" >&2
     if [ -z "${SYNSCOPE_APT_UPDATED:-}" ]; then
-        $sudo apt-get update -qq
+        $SUDO apt-get update -qq
         export SYNSCOPE_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
-# The Rust toolchain comes from rustup; say so plainly if it is missing.
-need_cargo() {
+# need CMD PACKAGE: installs PACKAGE when CMD is not on the PATH (nor in /usr/sbin, /sbin).
+need() {
+    PATH="$PATH:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# The build needs a C compiler and libpcap's headers; the lab needs ip, iptables and sysctl.
+need_everything() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "synscope: cargo is missing: install Rust from https://rustup.rs first" >&2
         exit 2
     fi
     need cc gcc
+    [ -e /usr/include/pcap.h ] || [ -e /usr/include/pcap/pcap.h ] || apt_install libpcap-dev
+    need ip iproute2
+    need iptables iptables
+    need sysctl procps
+    need setpriv util-linux
 }

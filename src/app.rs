@@ -147,7 +147,7 @@ pub fn render_trace(
         }
         Format::Text => {
             text::trace_header(out, &report.preflight, style)?;
-            text::attempt(out, &report.attempt, style)?;
+            text::attempt(out, &report.attempt, report.capture.is_some(), style)?;
             text::capture_line(out, report.capture.as_ref(), style)?;
         }
     }
@@ -192,7 +192,7 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
                     text::file_heading(out, &path.display().to_string(), style)?;
                 }
                 for attempt in &selected {
-                    text::attempt(out, attempt, style)?;
+                    text::attempt(out, attempt, true, style)?;
                 }
             }
         }

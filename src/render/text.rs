@@ -73,8 +73,9 @@ fn errno_words(errno: Errno) -> String {
     format!("{} ({}: {})", errno.name(), errno.number(), errno.strerror())
 }
 
-/// Writes one attempt: header, timeline, verdict and cause.
-pub fn attempt(w: &mut dyn Write, a: &Attempt, style: Style) -> io::Result<()> {
+/// Writes one attempt: header, timeline, verdict and cause. `captured` is false for a trace made
+/// with `--no-capture`, whose SYNs were not counted.
+pub fn attempt(w: &mut dyn Write, a: &Attempt, captured: bool, style: Style) -> io::Result<()> {
     let family = match a.family {
         Family::Ipv4 => "IPv4",
         Family::Ipv6 => "IPv6",
@@ -92,6 +93,7 @@ pub fn attempt(w: &mut dyn Write, a: &Attempt, style: Style) -> io::Result<()> {
     let color = outcome_color(a.outcome);
     let decided = a.decided_after.map_or(String::new(), |t| format!(" after {}", Span((t * 1e9) as i64)));
     let syns = match a.syn_count {
+        _ if !captured => "SYNs not captured".to_string(),
         1 => "1 SYN".to_string(),
         n => format!("{n} SYNs"),
     };

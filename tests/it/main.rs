@@ -5,5 +5,6 @@
 mod cli;
 mod corpus;
 mod fixtures;
+mod live;
 mod purity;
 mod util;

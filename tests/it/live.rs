@@ -1,0 +1,301 @@
+//! Live tests: `synscope lab` and `synscope trace` for real, in network namespaces the lab builds
+//! and removes itself (veth pairs joined only to each other, documentation addresses only).
+//!
+//! They need root. Without it they are skipped with a message — except under `CI=true`, where
+//! they must run and fail loudly if namespaces cannot be made.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+use crate::fixtures::synscope;
+use crate::util;
+
+/// Whether namespaces can be made here; panics under CI when they cannot.
+fn lab_ready() -> bool {
+    static PROBE: AtomicU32 = AtomicU32::new(0);
+    let why = if !nix::unistd::geteuid().is_root() {
+        Some("not root".to_string())
+    } else {
+        let name = format!("synscope-probe-{}-{}", std::process::id(), PROBE.fetch_add(1, Ordering::Relaxed));
+        match Command::new("ip").args(["netns", "add", &name]).output() {
+            Ok(out) if out.status.success() => {
+                let _ = Command::new("ip").args(["netns", "del", &name]).output();
+                None
+            }
+            Ok(out) => Some(format!("`ip netns add` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+            Err(e) => Some(format!("cannot run `ip`: {e}")),
+        }
+    };
+    match why {
+        None => true,
+        Some(why) if util::in_ci() => panic!("CI=true but the live tests cannot run: {why}"),
+        Some(why) => {
+            eprintln!("skipping a live test: {why} (run the tests as root)");
+            false
+        }
+    }
+}
+
+/// Runs `synscope lab --format json ARGS` and returns its attempts by scenario label, and the summary.
+fn lab(args: &[&str]) -> (HashMap<String, Value>, Value) {
+    let mut full = vec!["lab", "--format", "json"];
+    full.extend_from_slice(args);
+    let out = synscope(&full);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "synscope {full:?} exited {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let summary = lines.pop().expect("a summary line");
+    assert_eq!(summary["kind"], "summary");
+    let attempts = lines.into_iter().map(|a| (a["scenario"].as_str().expect("scenario").to_string(), a)).collect();
+    (attempts, summary)
+}
+
+fn events_of<'a>(attempt: &'a Value, what: &str) -> Vec<&'a Value> {
+    attempt["events"].as_array().expect("events").iter().filter(|e| e["what"] == what).collect()
+}
+
+/// The ICMP type/code each router scenario produces: (IPv4, IPv6).
+fn icmp_code(scenario: &str) -> Option<(&'static str, &'static str)> {
+    match scenario {
+        "host-unreachable" => Some(("type 3/code 1", "type 1/code 3")),
+        "net-unreachable" => Some(("type 3/code 0", "type 1/code 0")),
+        "admin-prohibited" => Some(("type 3/code 13", "type 1/code 1")),
+        "port-unreachable" => Some(("type 3/code 3", "type 1/code 4")),
+        _ => None,
+    }
+}
+
+/// Checks one lab attempt: the syscall's errno, outcome, SYN count and the packet that decided it.
+fn check_attempt(label: &str, a: &Value, blocking: bool) {
+    let (scenario, family) = label.rsplit_once('-').expect("label is scenario-vN");
+    let expected = synscope::lab::Scenario::named(scenario).expect("known scenario");
+    let family_enum = if family == "v4" { synscope::flow::Family::Ipv4 } else { synscope::flow::Family::Ipv6 };
+    let want = expected.expected_errno(family_enum);
+    assert_eq!(a["errno"].as_str(), want, "{label}: {}", a["cause"]);
+    assert_eq!(a["errno_source"], "syscall", "{label}");
+    assert_eq!(a["expected"].as_str(), want, "{label}");
+    let syns = a["syn_count"].as_u64().expect("syn_count");
+    let outcome = a["outcome"].as_str().expect("outcome");
+    let decisive = |what: &str, needle: &str| {
+        assert!(
+            events_of(a, what)
+                .iter()
+                .any(|e| e["summary"].as_str().unwrap_or("").contains(needle) && e.get("ignored").is_none()),
+            "{label}: no {what} with `{needle}` on the timeline: {}",
+            a["events"]
+        )
+    };
+    match scenario {
+        "success" => {
+            assert_eq!((outcome, syns), ("established", 1), "{label}");
+            decisive("syn_ack", "Flags [S.]");
+        }
+        "refused" | "firewall-reset" => {
+            assert_eq!((outcome, syns), ("refused", 1), "{label}");
+            decisive("rst", "Flags [R.]");
+        }
+        "unanswered" => {
+            // tcp_syn_retries=2 on Linux 6.5+: the SYN and 5 retransmits at 1, 2, 3, 4, 5 s, ETIMEDOUT at 7 s.
+            assert_eq!((outcome, syns), ("timed_out", 6), "{label}");
+            assert!(events_of(a, "syn_ack").is_empty() && events_of(a, "rst").is_empty(), "{label}");
+        }
+        "arp-failure" => {
+            assert_eq!((outcome, syns), ("unreachable", 0), "{label}: no SYN may leave");
+            let asks = if family == "v4" { "arp_request" } else { "ns" };
+            assert!(events_of(a, asks).len() >= 3, "{label}: {}", a["events"]);
+            decisive("icmp_unreachable", if family == "v4" { "type 3/code 1" } else { "type 1/code 3" });
+        }
+        s if icmp_code(s).is_some() => {
+            let (v4, v6) = icmp_code(s).expect("router scenario");
+            assert_eq!(outcome, "unreachable", "{label}");
+            // A blocking connect holds the socket while the µs-close router answers, so the first
+            // ICMP is only remembered and the second one, after a retransmit, decides.
+            let syns_expected = if blocking { 1..=2 } else { 1..=1 };
+            assert!(syns_expected.contains(&syns), "{label}: {syns} SYNs");
+            decisive("icmp_unreachable", if family == "v4" { v4 } else { v6 });
+        }
+        _ => {
+            assert_eq!((outcome, syns), ("local_error", 0), "{label}");
+            assert!(a["events"].as_array().expect("events").iter().all(|e| e["what"] == "syscall"), "{label}");
+        }
+    }
+}
+
+#[test]
+fn test_lab_every_scenario_both_families_and_replay_agrees() {
+    if !lab_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().to_str().expect("utf-8 path").to_string();
+    let (attempts, summary) = lab(&["--write", &dir_arg]);
+    let scenarios = synscope::lab::SCENARIOS.len();
+    assert_eq!(attempts.len(), 2 * scenarios, "{:?}", attempts.keys());
+    assert_eq!(summary["attempts"], 2 * scenarios);
+    assert_eq!(summary["dropped"], 0, "the capture dropped packets");
+    for (label, a) in &attempts {
+        check_attempt(label, a, true);
+        // The capture written with --write gives the same verdict from the packets alone.
+        let (replayed, capture) = util::replay(&dir.path().join(format!("{label}.pcap")));
+        assert!(capture.damage.is_none(), "{label}: {:?}", capture.damage);
+        if a["outcome"] == "local_error" {
+            assert!(replayed.is_empty(), "{label}: nothing was on the wire");
+            continue;
+        }
+        let port = a["client"].as_str().and_then(|c| c.rsplit(':').next()).expect("client port");
+        let r = replayed
+            .iter()
+            .find(|r| r.client.port().to_string() == port)
+            .unwrap_or_else(|| panic!("{label}: not in the replay"));
+        assert_eq!(r.outcome.name(), a["outcome"].as_str().expect("outcome"), "{label}: {}", r.cause);
+        assert_eq!(r.errno.map(|e| e.name()), a["errno"].as_str(), "{label}: {}", r.cause);
+        assert_eq!(u64::from(r.syn_count), a["syn_count"].as_u64().expect("syn_count"), "{label}");
+    }
+    let leftover = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let mine = format!("synscope-{}-", std::process::id());
+    assert!(!String::from_utf8_lossy(&leftover.stdout).contains(&mine), "namespaces left behind");
+}
+
+fn check_mode(mode: &str, wait: &str) {
+    if !lab_ready() {
+        return;
+    }
+    let (attempts, _) = lab(&["--family", "4", "--mode", mode, "success", "refused", "unanswered", "host-unreachable"]);
+    assert_eq!(attempts.len(), 4);
+    for (label, a) in &attempts {
+        check_attempt(label, a, false);
+        let calls: Vec<&str> = events_of(a, "syscall").iter().filter_map(|e| e["summary"].as_str()).collect();
+        assert!(calls.iter().any(|c| c.starts_with("connect() = -1 EINPROGRESS")), "{label}: {calls:?}");
+        assert!(calls.iter().any(|c| c.starts_with(&format!("{wait}("))), "{label} made no {wait}(): {calls:?}");
+        assert!(calls.iter().any(|c| c.starts_with("getsockopt() = 0")), "{label}: {calls:?}");
+    }
+}
+
+#[test]
+fn test_lab_mode_select() {
+    check_mode("select", "select");
+}
+
+#[test]
+fn test_lab_mode_poll() {
+    check_mode("poll", "poll");
+}
+
+#[test]
+fn test_lab_mode_epoll() {
+    check_mode("epoll", "epoll_wait");
+}
+
+#[test]
+fn test_lab_timeout_aborts_while_the_kernel_retransmits() {
+    if !lab_ready() {
+        return;
+    }
+    let (attempts, _) = lab(&["--family", "6", "--timeout", "1500ms", "--mode", "poll", "unanswered"]);
+    let a = &attempts["unanswered-v6"];
+    assert_eq!(a["outcome"], "aborted");
+    assert!(a["errno"].is_null());
+    assert!(a["syn_count"].as_u64().expect("syn_count") >= 2, "the SYN and its retransmit at 1 s");
+    assert!(a["cause"].as_str().unwrap_or("").contains("stopped waiting"), "{}", a["cause"]);
+}
+
+#[test]
+fn test_lab_list_and_bad_scenario() {
+    let out = synscope(&["lab", "--list"]);
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    for s in synscope::lab::SCENARIOS {
+        assert!(list.lines().any(|l| l.starts_with(s.name) && l.contains(s.summary)), "{list}");
+    }
+    let out = synscope(&["lab", "no-such-case"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no scenario `no-such-case`"));
+}
+
+/// A namespace with only `lo` up, for traces that must not touch the host's loopback; removed on drop.
+struct LoopbackNs(String);
+
+impl LoopbackNs {
+    fn new() -> LoopbackNs {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("synscope-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        for args in [vec!["netns", "add", &name], vec!["-n", &name, "link", "set", "lo", "up"]] {
+            let out = Command::new("ip").args(&args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        LoopbackNs(name)
+    }
+
+    /// Runs `program args` inside the namespace.
+    fn run(&self, program: &str, args: &[&str]) -> std::process::Output {
+        let mut full = vec!["netns", "exec", self.0.as_str(), program];
+        full.extend_from_slice(args);
+        Command::new("ip").args(&full).current_dir(util::root()).output().expect("run ip netns exec")
+    }
+
+    fn synscope(&self, args: &[&str]) -> std::process::Output {
+        self.run(env!("CARGO_BIN_EXE_synscope"), args)
+    }
+
+    /// Runs synscope as `nobody`, without any privilege.
+    fn synscope_as_nobody(&self, args: &[&str]) -> std::process::Output {
+        let mut full = vec!["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_synscope")];
+        full.extend_from_slice(args);
+        self.run("setpriv", &full)
+    }
+}
+
+impl Drop for LoopbackNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn test_no_capture_privilege_says_how_to_grant_it() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let out = ns.synscope_as_nobody(&["trace", "127.0.0.1", "9"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("setcap cap_net_raw,cap_net_admin=eip") && err.contains("--no-capture"), "{err}");
+    // --no-capture still traces the syscalls, and says which evidence is missing.
+    let out = ns.synscope_as_nobody(&["trace", "--no-capture", "--format", "json", "127.0.0.1", "9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let attempt: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().expect("a line")).expect("json");
+    assert_eq!(attempt["errno"], "ECONNREFUSED");
+    assert!(attempt["cause"].as_str().unwrap_or("").contains("--no-capture"), "{}", attempt["cause"]);
+    let out = ns.synscope_as_nobody(&["lab"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs root"));
+}
+
+#[test]
+fn test_trace_loopback_refused_and_written_capture() {
+    if !lab_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lo.pcap");
+    let ns = LoopbackNs::new();
+    let out = ns.synscope(&["trace", "--format", "json", "-w", file.to_str().expect("path"), "127.0.0.1", "9"]);
+    assert_eq!(out.status.code(), Some(1), "a refused connect exits 1");
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines[0]["errno"], "ECONNREFUSED");
+    assert_eq!(lines[0]["outcome"], "refused");
+    let (replayed, _) = util::replay(&file);
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].errno.map(|e| e.name()), Some("ECONNREFUSED"));
+}
