@@ -50,7 +50,7 @@ pub struct LabArgs {
     /// A timeout for the non-blocking modes: 500ms, 10s, 2m or seconds.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
-    /// Save each scenario's capture as DIR/<scenario>-v4.pcap ...
+    /// Save each scenario's capture as `DIR/<scenario>-v4.pcap` ...
     #[arg(long, short = 'w', value_name = "DIR")]
     pub write: Option<PathBuf>,
     /// Output format.
