@@ -14,6 +14,11 @@ use crate::render::{json, text};
 use crate::timeline::{Outcome, Summary};
 use crate::trace::{self, TraceConfig};
 
+/// The run was stopped by Ctrl-C or SIGTERM after cleaning up; `main` exits with 130.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: the namespaces are removed, the results above are partial")]
+pub struct Interrupted;
+
 /// How a run ended, mapped to the exit code by `main`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -60,7 +65,10 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
     let config =
         LabConfig { scenarios, families, mode: args.mode, timeout: args.timeout, write_dir: args.write.clone() };
     // Ctrl-C or SIGTERM: finish the scenario at hand (each is bounded), remove its namespaces, stop.
-    let _ = ctrlc::set_handler(|| lab::INTERRUPTED.store(true, std::sync::atomic::Ordering::Release));
+    let _ = ctrlc::set_handler(|| {
+        lab::INTERRUPTED.store(true, std::sync::atomic::Ordering::Release);
+        eprintln!("synscope: interrupted: finishing the scenario at hand, then removing its namespaces");
+    });
     let runs = lab::run(&config, |run| {
         match args.format {
             Format::Json => {
@@ -92,7 +100,7 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
     }
     out.flush()?;
     if lab::INTERRUPTED.load(std::sync::atomic::Ordering::Acquire) {
-        anyhow::bail!("interrupted: the namespaces are removed, the results above are partial");
+        return Err(Interrupted.into());
     }
     Ok(if runs.iter().all(lab::LabRun::as_expected) { Status::Clean } else { Status::Failed })
 }

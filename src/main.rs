@@ -23,6 +23,10 @@ fn main() -> ExitCode {
         Ok(Status::Clean) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<app::Interrupted>() => {
+            eprintln!("synscope: {err}");
+            ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("synscope: error: {err:#}");
             ExitCode::from(2)

@@ -299,3 +299,34 @@ fn test_trace_loopback_refused_and_written_capture() {
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].errno.map(|e| e.name()), Some("ECONNREFUSED"));
 }
+
+#[test]
+fn test_lab_interrupted_removes_its_namespaces() {
+    if !lab_ready() {
+        return;
+    }
+    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let child = Command::new(env!("CARGO_BIN_EXE_synscope"))
+            .args(["lab", "--family", "4", "--color", "never", "unanswered", "refused"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the lab");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        let mine = format!("synscope-{}-", child.id());
+        // Wait (at most 5 s) until the first scenario's namespaces exist, then interrupt.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().expect("ip").stdout)
+            .contains(&mine)
+        {
+            assert!(std::time::Instant::now() < deadline, "the lab made no namespace");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        nix::sys::signal::kill(pid, signal).expect("signal the lab");
+        let out = child.wait_with_output().expect("the lab ends");
+        assert_eq!(out.status.code(), Some(130), "{signal}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("unanswered-v4"), "the partial table is printed");
+        let left = Command::new("ip").args(["netns", "list"]).output().expect("ip");
+        assert!(!String::from_utf8_lossy(&left.stdout).contains(&mine), "{signal}: namespaces left behind");
+    }
+}
