@@ -34,6 +34,15 @@ pub fn run(cli: &Cli, out: &mut dyn Write, style: text::Style) -> anyhow::Result
         Command::Trace(args) => trace(args, out, style),
         Command::Replay(args) => replay(args, out, style),
         Command::Lab(args) => lab(args, out, style),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "synscope", out);
+            Ok(Status::Clean)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(out)?;
+            Ok(Status::Clean)
+        }
     }
 }
 

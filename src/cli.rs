@@ -30,6 +30,13 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Reproduce every way a connect() fails in isolated network namespaces, and trace each live.
     Lab(LabArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `synscope man > /usr/local/share/man/man1/synscope.1`.
+    Man,
 }
 
 /// Arguments of `synscope lab`.

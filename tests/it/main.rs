@@ -5,6 +5,7 @@
 mod cli;
 mod corpus;
 mod fixtures;
+mod help;
 mod live;
 mod purity;
 mod util;
