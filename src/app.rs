@@ -8,16 +8,12 @@ use crate::capture;
 use crate::cli::{Cli, Command, FamilyChoice, Format, LabArgs, ReplayArgs, TraceArgs};
 use crate::correlate::correlate;
 use crate::flow::Family;
+use crate::interrupt;
 use crate::lab::{self, LabConfig};
 use crate::linux::SynTiming;
 use crate::render::{json, text};
 use crate::timeline::{Outcome, Summary};
 use crate::trace::{self, TraceConfig};
-
-/// The run was stopped by Ctrl-C or SIGTERM after cleaning up; `main` exits with 130.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: the namespaces are removed, the results above are partial")]
-pub struct Interrupted;
 
 /// How a run ended, mapped to the exit code by `main`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +70,7 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
     let config =
         LabConfig { scenarios, families, mode: args.mode, timeout: args.timeout, write_dir: args.write.clone() };
     // Ctrl-C or SIGTERM: finish the scenario at hand (each is bounded), remove its namespaces, stop.
-    let _ = ctrlc::set_handler(|| {
-        lab::INTERRUPTED.store(true, std::sync::atomic::Ordering::Release);
-        eprintln!("synscope: interrupted: finishing the scenario at hand, then removing its namespaces");
-    });
+    interrupt::install("finishing the scenario at hand, then removing its namespaces");
     let runs = lab::run(&config, |run| {
         match args.format {
             Format::Json => {
@@ -90,7 +83,7 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
                 writeln!(out)?;
             }
             Format::Text => {
-                text::lab_heading(out, &run.label(), run.scenario.summary, style)?;
+                text::section_heading(out, &format!("lab: {}", run.label()), run.scenario.summary, style)?;
                 render_trace(&run.report, Format::Text, out, style)?;
                 writeln!(out)?;
             }
@@ -108,8 +101,8 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
         Format::Text => text::lab_table(out, &lab::table(&runs), style)?,
     }
     out.flush()?;
-    if lab::INTERRUPTED.load(std::sync::atomic::Ordering::Acquire) {
-        return Err(Interrupted.into());
+    if interrupt::requested() {
+        return Err(interrupt::Interrupted("the namespaces are removed, the results above are partial").into());
     }
     Ok(if runs.iter().all(lab::LabRun::as_expected) { Status::Clean } else { Status::Failed })
 }
@@ -142,9 +135,95 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
 }
 
 fn trace(args: &TraceArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
-    let report = trace::run(&trace_config(args)?)?;
+    let config = trace_config(args)?;
+    if args.all_addresses {
+        return trace_every_address(&config, args.format, out, style);
+    }
+    if args.count > 1 {
+        return trace_repeatedly(&config, args, out, style);
+    }
+    let report = trace::run(&config)?;
     render_trace(&report, args.format, out, style)?;
     Ok(if report.attempt.outcome == Outcome::Established { Status::Clean } else { Status::Failed })
+}
+
+/// `--all-addresses`: each address in getaddrinfo order, with its own verdict, until one connects.
+fn trace_every_address(
+    config: &TraceConfig,
+    format: Format,
+    out: &mut dyn Write,
+    style: text::Style,
+) -> anyhow::Result<Status> {
+    let addresses = trace::resolve(&config.host, config.port, config.family)?;
+    let mut attempts = Vec::new();
+    let mut worked = None;
+    for (i, address) in addresses.iter().enumerate() {
+        let one = TraceConfig { host: address.ip().to_string(), family: None, ..config.clone() };
+        let report = trace::run(&one)?;
+        if format == Format::Text {
+            let title = format!("address {} of {}: {}", i + 1, addresses.len(), address.ip());
+            text::section_heading(out, &title, &config.host, style)?;
+        }
+        render_trace(&report, format, out, style)?;
+        let established = report.attempt.outcome == Outcome::Established;
+        attempts.push(report.attempt);
+        if established {
+            worked = Some(*address);
+            break;
+        }
+    }
+    if format == Format::Text {
+        match worked {
+            Some(a) => writeln!(out, "{}: {} worked after {} attempt(s)", config.host, a, attempts.len())?,
+            None => writeln!(out, "{}: none of its {} address(es) worked", config.host, addresses.len())?,
+        }
+    }
+    Ok(if worked.is_some() { Status::Clean } else { Status::Failed })
+}
+
+/// `--count N`: one line per attempt, then statistics, like ping; Ctrl-C prints them so far.
+fn trace_repeatedly(
+    config: &TraceConfig,
+    args: &TraceArgs,
+    out: &mut dyn Write,
+    style: text::Style,
+) -> anyhow::Result<Status> {
+    interrupt::install("printing the statistics so far");
+    let mut attempts = Vec::new();
+    let mut packets = 0;
+    let mut dropped = 0;
+    for n in 1..=args.count {
+        let started = std::time::Instant::now();
+        let report = trace::run(config)?;
+        if let Some(c) = &report.capture {
+            packets += c.packets;
+            dropped += c.dropped + c.if_dropped;
+        }
+        match args.format {
+            Format::Json => json::attempt(out, &report.attempt)?,
+            Format::Text => text::probe_line(out, n, &report.attempt, style)?,
+        }
+        out.flush()?;
+        attempts.push(report.attempt);
+        if n == args.count || interrupt::requested() {
+            break;
+        }
+        interrupt::sleep(args.interval.saturating_sub(started.elapsed()));
+        if interrupt::requested() {
+            break;
+        }
+    }
+    let mut summary = Summary::of(&attempts, packets, 0, None).with_latencies(&attempts);
+    summary.dropped = config.capture.then_some(dropped);
+    match args.format {
+        Format::Json => json::summary(out, &summary)?,
+        Format::Text => text::probe_statistics(out, &format!("{}:{}", config.host, config.port), &summary, style)?,
+    }
+    out.flush()?;
+    if interrupt::requested() {
+        return Err(interrupt::Interrupted("the statistics above cover the attempts made").into());
+    }
+    Ok(if attempts.iter().all(|a| a.outcome == Outcome::Established) { Status::Clean } else { Status::Failed })
 }
 
 /// Writes a trace report as text (header, timeline, verdict, capture line) or JSON Lines.

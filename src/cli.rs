@@ -115,6 +115,15 @@ pub struct TraceArgs {
     /// Trace the syscalls only, without capturing packets (needs no privileges).
     #[arg(long, conflicts_with = "write")]
     pub no_capture: bool,
+    /// Make N attempts, one line each, then statistics (like ping); Ctrl-C prints them so far.
+    #[arg(long, short = 'c', value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+    /// Time between the starts of two attempts with --count: 500ms, 10s, 2m or seconds.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "1s")]
+    pub interval: Duration,
+    /// Try every address HOST resolves to, in order, until one connects, as well-behaved clients do.
+    #[arg(long, conflicts_with_all = ["count", "write"])]
+    pub all_addresses: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -128,6 +137,9 @@ impl TraceArgs {
 
     /// Checks combinations clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        if self.count > 1 && self.write.is_some() {
+            return Err("--write saves one attempt's capture: use it without --count".into());
+        }
         if self.mode() == Mode::Blocking && self.timeout.is_some() {
             return Err(
                 "--timeout needs a non-blocking mode: --mode select, poll or epoll (the default with --timeout)".into(),

@@ -283,9 +283,6 @@ fn label(scenario: &Scenario, family: Family) -> String {
     format!("{}-{v}", scenario.name)
 }
 
-/// Set by Ctrl-C or SIGTERM: finish the scenario at hand, clean up, stop.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 /// Runs the lab, calling `each` after every scenario (to print it at once).
 pub fn run(config: &LabConfig, mut each: impl FnMut(&LabRun) -> anyhow::Result<()>) -> anyhow::Result<Vec<LabRun>> {
     if !nix::unistd::geteuid().is_root() {
@@ -297,7 +294,7 @@ pub fn run(config: &LabConfig, mut each: impl FnMut(&LabRun) -> anyhow::Result<(
     let mut runs = Vec::new();
     for scenario in scenarios {
         for &family in &config.families {
-            if INTERRUPTED.load(Ordering::Acquire) {
+            if crate::interrupt::requested() {
                 return Ok(runs);
             }
             let run = run_scenario(scenario, family, config)

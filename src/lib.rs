@@ -18,6 +18,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod connect;
+pub mod interrupt;
 pub mod probe;
 pub mod render;
 pub mod sys;

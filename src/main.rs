@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(Status::Clean) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) if err.is::<app::Interrupted>() => {
+        Err(err) if err.is::<synscope::interrupt::Interrupted>() => {
             eprintln!("synscope: {err}");
             ExitCode::from(130)
         }

@@ -207,6 +207,12 @@ pub struct Summary {
     pub packets: u64,
     /// Packets that could not be decoded.
     pub undecodable: u64,
+    /// Handshake RTT on the wire over the attempts that had one, in milliseconds (`--count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<Stats>,
+    /// connect() latency (to the deciding syscall) over the attempts, in milliseconds (`--count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<Stats>,
     /// Packets the live capture dropped (libpcap's `ps_drop` + `ps_ifdrop`), for traces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
@@ -233,8 +239,72 @@ impl Summary {
             errnos,
             packets,
             undecodable,
+            rtt_ms: None,
+            connect_ms: None,
             dropped: None,
             damaged,
         }
+    }
+
+    /// Adds RTT and connect() latency statistics, as `--count` reports them.
+    pub fn with_latencies(mut self, attempts: &[Attempt]) -> Summary {
+        let rtts: Vec<f64> = attempts.iter().filter_map(|a| a.rtt_ms).collect();
+        let connects: Vec<f64> = attempts
+            .iter()
+            .filter(|a| a.errno_source == ErrnoSource::Syscall && a.outcome != Outcome::Aborted)
+            .filter_map(|a| a.decided_after.map(|s| s * 1e3))
+            .collect();
+        self.rtt_ms = Stats::of(&rtts);
+        self.connect_ms = Stats::of(&connects);
+        self
+    }
+}
+
+/// min/avg/max/stddev of a series, as ping prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Stats {
+    /// How many values.
+    pub count: usize,
+    /// Smallest.
+    pub min: f64,
+    /// Mean.
+    pub avg: f64,
+    /// Largest.
+    pub max: f64,
+    /// Population standard deviation (ping's mdev is close to it).
+    pub stddev: f64,
+}
+
+impl Stats {
+    /// The statistics of `values`, or `None` when there are none.
+    pub fn of(values: &[f64]) -> Option<Stats> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len() as f64;
+        let avg = values.iter().sum::<f64>() / n;
+        let variance = values.iter().map(|v| (v - avg).powi(2)).sum::<f64>() / n;
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        Some(Stats {
+            count: values.len(),
+            min: round(values.iter().copied().fold(f64::INFINITY, f64::min)),
+            avg: round(avg),
+            max: round(values.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+            stddev: round(variance.sqrt()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_stats_of_a_series() {
+        let s = Stats::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!((s.count, s.min, s.avg, s.max), (4, 1.0, 2.5, 4.0));
+        assert_eq!(s.stddev, 1.118);
+        assert_eq!(Stats::of(&[]), None);
+        assert_eq!(Stats::of(&[0.25]).unwrap().stddev, 0.0);
     }
 }

@@ -176,9 +176,49 @@ pub fn capture_line(w: &mut dyn Write, capture: Option<&crate::capture::LiveResu
     Ok(())
 }
 
-/// Writes the heading of one lab scenario.
-pub fn lab_heading(w: &mut dyn Write, label: &str, summary: &str, style: Style) -> io::Result<()> {
-    writeln!(w, "{} {}", style.bold(&format!("━━ lab: {label}")), style.dim(&format!("— {summary}")))
+/// One `--count` attempt on one line: outcome, errno, handshake RTT, connect() latency, SYNs.
+pub fn probe_line(w: &mut dyn Write, n: u32, a: &Attempt, style: Style) -> io::Result<()> {
+    let verdict = match a.errno {
+        Some(e) => format!("{} {}", a.outcome.name(), e.name()),
+        None => a.outcome.name().to_string(),
+    };
+    let rtt = a.rtt_ms.map_or("rtt -".to_string(), |r| format!("rtt {r:.3} ms"));
+    let latency = match (a.outcome, a.decided_after) {
+        (Outcome::Aborted, _) | (_, None) => "connect() -".to_string(),
+        (_, Some(t)) => format!("connect() {:.3} ms", t * 1e3),
+    };
+    writeln!(
+        w,
+        "[{n}] {} → {}  {}  {rtt}  {latency}  {} SYN(s)",
+        a.client,
+        a.server,
+        style.paint(&format!("{verdict:<28}"), outcome_color(a.outcome)),
+        a.syn_count
+    )
+}
+
+/// The statistics after `--count` attempts, as ping prints them.
+pub fn probe_statistics(w: &mut dyn Write, target: &str, s: &Summary, style: Style) -> io::Result<()> {
+    writeln!(w, "{}", style.bold(&format!("--- {target} synscope statistics ---")))?;
+    let outcomes: Vec<String> =
+        Outcome::ALL.iter().filter_map(|o| s.outcomes.get(o.name()).map(|n| format!("{n} {}", o.name()))).collect();
+    let errnos: Vec<String> = s.errnos.iter().map(|(e, n)| format!("{n} {e}")).collect();
+    let errnos = if errnos.is_empty() { String::new() } else { format!(" ({})", errnos.join(", ")) };
+    writeln!(w, "{} attempt(s): {}{errnos}", s.attempts, outcomes.join(", "))?;
+    for (name, stats) in [("handshake rtt", s.rtt_ms), ("connect() latency", s.connect_ms)] {
+        if let Some(st) = stats {
+            writeln!(w, "{name} min/avg/max/stddev = {:.3}/{:.3}/{:.3}/{:.3} ms", st.min, st.avg, st.max, st.stddev)?;
+        }
+    }
+    if let Some(d) = s.dropped.filter(|d| *d > 0) {
+        writeln!(w, "{}", style.paint(&format!("the capture dropped {d} packet(s)"), Color::Red))?;
+    }
+    Ok(())
+}
+
+/// Writes the heading of one section: a lab scenario, or one address of `--all-addresses`.
+pub fn section_heading(w: &mut dyn Write, title: &str, summary: &str, style: Style) -> io::Result<()> {
+    writeln!(w, "{} {}", style.bold(&format!("━━ {title}")), style.dim(&format!("— {summary}")))
 }
 
 /// Writes the lab's closing table.

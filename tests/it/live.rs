@@ -330,3 +330,107 @@ fn test_lab_interrupted_removes_its_namespaces() {
         assert!(!String::from_utf8_lossy(&left.stdout).contains(&mine), "{signal}: namespaces left behind");
     }
 }
+
+/// A listener in a test namespace that accepts and closes connections while the test runs: a thread
+/// enters the namespace with setns(2) and binds there.
+struct NsListener(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+fn listen_in(ns: &LoopbackNs, addr: &str) -> NsListener {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (path, addr, flag) = (format!("/run/netns/{}", ns.0), format!("{addr}:8080"), std::sync::Arc::clone(&stop));
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let listener = std::net::TcpListener::bind(&addr).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        ready_tx.send(()).expect("ready");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !flag.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            if listener.accept().is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    });
+    ready_rx.recv_timeout(std::time::Duration::from_secs(5)).expect("listener ready");
+    NsListener(stop)
+}
+
+impl Drop for NsListener {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+#[test]
+fn test_trace_count_gives_statistics() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let listener = listen_in(&ns, "127.0.0.1");
+    let out = ns.synscope(&["trace", "--format", "json", "-c", "3", "--interval", "100ms", "127.0.0.1", "8080"]);
+    drop(listener);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 4, "3 attempts and a summary");
+    let summary = &lines[3];
+    assert_eq!(summary["attempts"], 3);
+    assert_eq!(summary["outcomes"]["established"], 3);
+    assert_eq!(summary["rtt_ms"]["count"], 3);
+    assert_eq!(summary["connect_ms"]["count"], 3);
+    let stats = &summary["connect_ms"];
+    assert!(stats["min"].as_f64() <= stats["avg"].as_f64() && stats["avg"].as_f64() <= stats["max"].as_f64());
+    // Text: one line per attempt, then ping-like statistics.
+    let out = ns.synscope(&["trace", "--color", "never", "-c", "2", "--interval", "100ms", "127.0.0.1", "9"]);
+    assert_eq!(out.status.code(), Some(1), "refused attempts exit 1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[1] 127.0.0.1:") && text.contains("[2] 127.0.0.1:"), "{text}");
+    assert!(text.contains("2 attempt(s): 2 refused (2 ECONNREFUSED)"), "{text}");
+    assert!(text.contains("handshake rtt min/avg/max/stddev = "), "{text}");
+}
+
+#[test]
+fn test_trace_count_interrupted_prints_the_statistics_so_far() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_synscope"), "trace", "--color", "never"])
+        .args(["-c", "100", "--interval", "200ms", "127.0.0.1", "9"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start trace");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // `ip netns exec` execs synscope in place, so the child's pid is synscope's.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = child.wait_with_output().expect("trace ends");
+    assert_eq!(out.status.code(), Some(130));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("synscope statistics ---"), "{text}");
+    assert!(text.contains("[2] "), "several attempts before the interruption: {text}");
+    assert!(!text.contains("[100] "), "{text}");
+}
+
+#[test]
+fn test_trace_all_addresses_falls_back_until_one_connects() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let listener = listen_in(&ns, "127.0.0.1");
+    let resolved: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 8080)).expect("localhost").collect();
+    let out = ns.synscope(&["trace", "--color", "never", "--all-addresses", "localhost", "8080"]);
+    drop(listener);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let worked_after = resolved.iter().position(|a| a.is_ipv4()).expect("localhost has an IPv4 address") + 1;
+    assert!(text.contains(&format!("localhost: 127.0.0.1:8080 worked after {worked_after} attempt(s)")), "{text}");
+    if worked_after > 1 {
+        assert!(text.contains("refused: ECONNREFUSED"), "the IPv6 address was tried first and refused: {text}");
+    }
+}
