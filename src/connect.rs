@@ -12,11 +12,13 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::select::{select, FdSet};
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrStorage,
+};
 use nix::sys::time::TimeVal;
 use nix::time::{clock_gettime, ClockId};
 
-use crate::event::{Call, Event, EventKind, SyscallEvent, SyscallPhase, Timestamp};
+use crate::event::{Call, Event, EventKind, KernelObservation, SyscallEvent, SyscallPhase, Timestamp};
 use crate::flow::FlowKey;
 
 /// How the attempt waits for the handshake.
@@ -92,6 +94,12 @@ pub fn bind(plan: &ConnectPlan) -> anyhow::Result<BoundSocket> {
         let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
         socket::setsockopt(&fd, sockopt::TcpUserTimeout, &ms).context("setsockopt(TCP_USER_TIMEOUT)")?;
     }
+    // IP_RECVERR/IPV6_RECVERR: ICMP errors for this socket are queued on its error queue, where
+    // they can be read with the offender's address (ip(7)); it does not change how TCP reacts.
+    let _ = match family {
+        AddressFamily::Inet6 => socket::setsockopt(&fd, sockopt::Ipv6RecvErr, &true),
+        _ => socket::setsockopt(&fd, sockopt::Ipv4RecvErr, &true),
+    };
     let source = plan.source.unwrap_or(match family {
         AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -107,13 +115,38 @@ pub fn bind(plan: &ConnectPlan) -> anyhow::Result<BoundSocket> {
     Ok(BoundSocket { fd, flow: FlowKey { client: SocketAddr::new(source, port), server: plan.server } })
 }
 
-/// Records the syscalls of one attempt.
+/// Records the syscalls of one attempt, and the kernel's view of the socket.
 struct Recorder {
     flow: FlowKey,
     events: Vec<Event>,
+    last_tcp_info: Option<crate::sys::TcpInfo>,
 }
 
 impl Recorder {
+    fn kernel(&mut self, observation: KernelObservation) {
+        self.events.push(Event { ts: now(), kind: EventKind::Kernel { flow: self.flow, observation } });
+    }
+
+    /// What the kernel says after a wake-up or at the end: TCP_INFO (when it changed) and every
+    /// entry of the error queue.
+    fn observe(&mut self, fd: &OwnedFd) {
+        if let Ok(info) = crate::sys::tcp_info(fd.as_fd()) {
+            if self.last_tcp_info != Some(info) {
+                self.last_tcp_info = Some(info);
+                self.kernel(KernelObservation::TcpInfo {
+                    state: info.state,
+                    retransmits: info.retransmits,
+                    backoff: info.backoff,
+                    rto_us: info.rto_us,
+                    total_retrans: info.total_retrans,
+                });
+            }
+        }
+        for entry in read_error_queue(fd) {
+            self.kernel(entry);
+        }
+    }
+
     fn enter(&mut self, call: Call, args: String) {
         let event = SyscallEvent { flow: self.flow, call, phase: SyscallPhase::Enter { args } };
         self.events.push(Event { ts: now(), kind: EventKind::Syscall(event) });
@@ -134,26 +167,70 @@ impl Recorder {
 /// Makes the attempt and returns its syscall events. Errors are failures of the tool itself; a failed
 /// `connect()` is data in the events.
 pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<Vec<Event>> {
-    let mut rec = Recorder { flow: sock.flow, events: Vec::new() };
+    let mut rec = Recorder { flow: sock.flow, events: Vec::new(), last_tcp_info: None };
     let fd = sock.fd;
+    let before = crate::probe::counters();
+    let result = attempt(&mut rec, &fd, plan);
+    rec.observe(&fd);
+    rec.kernel(KernelObservation::CounterDeltas(crate::probe::counter_deltas(&before, &crate::probe::counters())));
+    result.map(|()| rec.events)
+}
+
+/// Drains the socket's error queue (`recvmsg(MSG_ERRQUEUE)`).
+fn read_error_queue(fd: &OwnedFd) -> Vec<KernelObservation> {
+    let mut entries = Vec::new();
+    // A bounded drain: the queue holds one entry per ICMP error at most, and it is not refilled here.
+    for _ in 0..16 {
+        let mut data = [0u8; 512];
+        let mut iov = [std::io::IoSliceMut::new(&mut data)];
+        let mut space = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let Ok(msg) = socket::recvmsg::<SockaddrStorage>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags) else {
+            break;
+        };
+        let Ok(cmsgs) = msg.cmsgs() else { break };
+        for cmsg in cmsgs {
+            let (err, offender) = match cmsg {
+                ControlMessageOwned::Ipv4RecvErr(err, addr) => {
+                    (err, addr.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))))
+                }
+                ControlMessageOwned::Ipv6RecvErr(err, addr) => {
+                    (err, addr.map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))))
+                }
+                _ => continue,
+            };
+            entries.push(KernelObservation::ErrorQueue {
+                origin: err.ee_origin,
+                errno: i32::try_from(err.ee_errno).unwrap_or(0),
+                icmp_type: err.ee_type,
+                code: err.ee_code,
+                info: err.ee_info,
+                offender,
+            });
+        }
+    }
+    entries
+}
+
+fn attempt(rec: &mut Recorder, fd: &OwnedFd, plan: &ConnectPlan) -> anyhow::Result<()> {
     let server = SockaddrStorage::from(plan.server);
     let args = format!("fd {}, {}", fd.as_raw_fd(), plan.server);
     if plan.mode != Mode::Blocking {
-        let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?);
-        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl(F_SETFL, O_NONBLOCK)")?;
+        let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("fcntl(F_GETFL)")?);
+        fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl(F_SETFL, O_NONBLOCK)")?;
     }
     rec.enter(Call::Connect, args);
     let result = socket::connect(fd.as_raw_fd(), &server);
     rec.ret(Call::Connect, result.map(|()| 0), None, String::new());
     if plan.mode == Mode::Blocking || result != Err(NixErrno::EINPROGRESS) {
-        return Ok(rec.events);
+        return Ok(());
     }
     let deadline = plan.timeout.map(|t| std::time::Instant::now() + t);
     let epoll = match plan.mode {
         Mode::Epoll => {
             let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create1()")?;
             let interest = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP;
-            epoll.add(&fd, EpollEvent::new(interest, 0)).context("epoll_ctl(EPOLL_CTL_ADD)")?;
+            epoll.add(fd, EpollEvent::new(interest, 0)).context("epoll_ctl(EPOLL_CTL_ADD)")?;
             Some(epoll)
         }
         _ => None,
@@ -161,20 +238,21 @@ pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<Vec<Event>> 
     loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let ready = match plan.mode {
-            Mode::Select => wait_select(&mut rec, &fd, remaining)?,
-            Mode::Poll => wait_poll(&mut rec, &fd, remaining)?,
+            Mode::Select => wait_select(rec, fd, remaining)?,
+            Mode::Poll => wait_poll(rec, fd, remaining)?,
             Mode::Epoll => match &epoll {
-                Some(epoll) => wait_epoll(&mut rec, epoll, &fd, remaining)?,
+                Some(epoll) => wait_epoll(rec, epoll, fd, remaining)?,
                 None => false,
             },
             Mode::Blocking => false,
         };
+        rec.observe(fd);
         if !ready {
             // The wait timed out: the application gives up (outcome `aborted`).
-            return Ok(rec.events);
+            return Ok(());
         }
         rec.enter(Call::GetsockoptSoError, format!("fd {}, SOL_SOCKET, SO_ERROR", fd.as_raw_fd()));
-        let so_error = socket::getsockopt(&fd, sockopt::SocketError);
+        let so_error = socket::getsockopt(fd, sockopt::SocketError);
         match so_error {
             Ok(value) => {
                 let detail = match value {
@@ -188,12 +266,12 @@ pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<Vec<Event>> 
                 // SO_ERROR 0 after a wake-up is success only if the socket is connected: an ICMP
                 // error queued on the error queue wakes waiters while the socket is still in SYN-SENT.
                 if value != 0 || socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()).is_ok() {
-                    return Ok(rec.events);
+                    return Ok(());
                 }
             }
             Err(e) => {
                 rec.ret(Call::GetsockoptSoError, Err(e), None, String::new());
-                return Ok(rec.events);
+                return Ok(());
             }
         }
     }

@@ -90,7 +90,7 @@ impl Event {
     pub fn order_key(&self) -> (Timestamp, u64) {
         match &self.kind {
             EventKind::Packet { frame, .. } => (self.ts, *frame),
-            EventKind::Syscall(_) | EventKind::CaptureStats { .. } => (self.ts, 0),
+            EventKind::Syscall(_) | EventKind::Kernel { .. } | EventKind::CaptureStats { .. } => (self.ts, 0),
         }
     }
 }
@@ -108,6 +108,13 @@ pub enum EventKind {
     },
     /// A system call of the traced connection attempt, at its entry or its return.
     Syscall(SyscallEvent),
+    /// What the kernel said about the traced socket (live only).
+    Kernel {
+        /// The attempt's 4-tuple.
+        flow: FlowKey,
+        /// What was observed.
+        observation: KernelObservation,
+    },
     /// A live capture ran alongside the syscalls: what it saw and lost. Without this event a live
     /// trace's packets are unknown (`--no-capture`), not absent.
     CaptureStats {
@@ -181,4 +188,69 @@ pub enum SyscallPhase {
         /// What came back, in words: ready bits, `SO_ERROR` value ...
         detail: String,
     },
+}
+
+/// The kernel's own view of a traced socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelObservation {
+    /// A `TCP_INFO` snapshot.
+    TcpInfo {
+        /// `tcpi_state`.
+        state: u8,
+        /// `tcpi_retransmits`.
+        retransmits: u8,
+        /// `tcpi_backoff`.
+        backoff: u8,
+        /// `tcpi_rto`, microseconds.
+        rto_us: u32,
+        /// `tcpi_total_retrans`.
+        total_retrans: u32,
+    },
+    /// An entry of the socket's error queue (`IP_RECVERR`/`IPV6_RECVERR`, read with `MSG_ERRQUEUE`):
+    /// an ICMP error as the kernel recorded it, with who sent it.
+    ErrorQueue {
+        /// `ee_origin`: 1 local, 2 ICMP, 3 ICMPv6.
+        origin: u8,
+        /// `ee_errno`.
+        errno: i32,
+        /// `ee_type`.
+        icmp_type: u8,
+        /// `ee_code`.
+        code: u8,
+        /// `ee_info` (the MTU for "fragmentation needed").
+        info: u32,
+        /// `SO_EE_OFFENDER`: the host that sent the ICMP error.
+        offender: Option<std::net::IpAddr>,
+    },
+    /// Changes of the namespace-wide counters of `/proc/net/netstat`, `snmp` and `snmp6` over the
+    /// attempt (`TcpExt:LockDroppedIcmps` ...), only those that moved.
+    CounterDeltas(Vec<(String, i64)>),
+}
+
+impl KernelObservation {
+    /// The TCP state's name (`include/net/tcp_states.h`).
+    pub fn state_name(state: u8) -> &'static str {
+        match state {
+            1 => "ESTABLISHED",
+            2 => "SYN_SENT",
+            3 => "SYN_RECV",
+            4 => "FIN_WAIT1",
+            5 => "FIN_WAIT2",
+            6 => "TIME_WAIT",
+            7 => "CLOSE",
+            8 => "CLOSE_WAIT",
+            9 => "LAST_ACK",
+            10 => "LISTEN",
+            11 => "CLOSING",
+            _ => "UNKNOWN",
+        }
+    }
+
+    /// The counter delta named `name` (`TcpExt:LockDroppedIcmps`), 0 when it did not move.
+    pub fn delta(&self, name: &str) -> i64 {
+        match self {
+            KernelObservation::CounterDeltas(deltas) => deltas.iter().find(|(n, _)| n == name).map_or(0, |(_, d)| *d),
+            _ => 0,
+        }
+    }
 }

@@ -95,9 +95,7 @@ fn plan(family: Family) -> &'static Plan {
 /// What the scenario changes in the standard topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Setup {
-    /// Nothing: a listener on the server accepts.
-    Listen,
-    /// Nothing: no listener.
+    /// Nothing.
     Nothing,
     /// The router drops everything to the server (a blackhole route).
     RouterBlackhole,
@@ -107,6 +105,9 @@ enum Setup {
     NoRoute,
     /// The client has a route of this type (`unreachable`, `prohibit`, `blackhole`) to the target.
     LocalRoute(&'static str),
+    /// The client's own firewall: iptables arguments after the chain (`{port}` is the server port),
+    /// with the IPv4 and IPv6 `--reject-with` values when the rule rejects.
+    ClientRule(&'static str, &'static str, Option<(&'static str, &'static str)>),
 }
 
 /// One way a connect can end.
@@ -118,6 +119,8 @@ pub struct Scenario {
     pub summary: &'static str,
     target: Target,
     setup: Setup,
+    /// Whether a listener on the server accepts connections.
+    listen: bool,
     /// The errno Linux returns (IPv4, IPv6); `None` for success.
     pub expected: (Option<&'static str>, Option<&'static str>),
 }
@@ -128,7 +131,8 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "success",
         summary: "a listener on the server accepts: the handshake completes",
         target: Target::Server,
-        setup: Setup::Listen,
+        setup: Setup::Nothing,
+        listen: true,
         expected: (None, None),
     },
     Scenario {
@@ -136,6 +140,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "nothing listens on the server's port: its kernel answers RST",
         target: Target::Server,
         setup: Setup::Nothing,
+        listen: false,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -143,6 +148,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router silently drops the SYNs (blackhole route): retransmits, then the deadline",
         target: Target::Server,
         setup: Setup::RouterBlackhole,
+        listen: false,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -150,6 +156,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "an on-link address nobody owns: ARP/ND goes unanswered, no SYN ever leaves",
         target: Target::Nobody,
         setup: Setup::Nothing,
+        listen: false,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -157,6 +164,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP host unreachable (ICMPv6 address unreachable)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-host-unreachable", "icmp6-addr-unreachable"),
+        listen: false,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -164,6 +172,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP net unreachable (ICMPv6 no route)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-net-unreachable", "icmp6-no-route"),
+        listen: false,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -171,6 +180,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP communication administratively prohibited",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-admin-prohibited", "icmp6-adm-prohibited"),
+        listen: false,
         expected: (Some("EHOSTUNREACH"), Some("EACCES")),
     },
     Scenario {
@@ -178,6 +188,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP port unreachable (a REJECT rule's default)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-port-unreachable", "icmp6-port-unreachable"),
+        listen: false,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -185,6 +196,43 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router rejects with a TCP reset forged in the server's name",
         target: Target::Server,
         setup: Setup::RouterReject("tcp-reset", "tcp-reset"),
+        listen: false,
+        expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "output-drop",
+        summary: "the client's own firewall drops its SYNs (OUTPUT chain): none reaches the wire",
+        target: Target::Server,
+        setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port} -j DROP", None),
+        listen: false,
+        expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "input-drop",
+        summary: "the client's own firewall drops the SYN-ACKs (INPUT chain): they are on the wire, yet time out",
+        target: Target::Server,
+        setup: Setup::ClientRule("INPUT", "-p tcp --sport {port} --tcp-flags SYN,ACK SYN,ACK -j DROP", None),
+        listen: true,
+        expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "local-reject",
+        summary: "the client's own firewall rejects the SYN with an ICMP port unreachable",
+        target: Target::Server,
+        setup: Setup::ClientRule(
+            "OUTPUT",
+            "-p tcp --dport {port}",
+            Some(("icmp-port-unreachable", "icmp6-port-unreachable")),
+        ),
+        listen: false,
+        expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "local-reset",
+        summary: "the client's own firewall rejects the SYN with a TCP reset forged in the server's name",
+        target: Target::Server,
+        setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port}", Some(("tcp-reset", "tcp-reset"))),
+        listen: false,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -192,6 +240,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client has no route to the target: connect() fails at once",
         target: Target::Elsewhere,
         setup: Setup::NoRoute,
+        listen: false,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -199,6 +248,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `unreachable`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("unreachable"),
+        listen: false,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -206,6 +256,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `prohibit`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("prohibit"),
+        listen: false,
         expected: (Some("EACCES"), Some("EACCES")),
     },
     Scenario {
@@ -213,6 +264,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `blackhole`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("blackhole"),
+        listen: false,
         expected: (Some("EINVAL"), Some("EINVAL")),
     },
 ];
@@ -415,7 +467,7 @@ impl Lab {
             Family::Ipv6 => ("-6", "ip6tables"),
         };
         match setup {
-            Setup::Listen | Setup::Nothing | Setup::NoRoute => Ok(()),
+            Setup::Nothing | Setup::NoRoute => Ok(()),
             Setup::RouterBlackhole => self.ip_in("router", &[fam, "route", "add", "blackhole", p.server]),
             Setup::RouterReject(v4, v6) => {
                 let with = if family == Family::Ipv4 { v4 } else { v6 };
@@ -426,6 +478,15 @@ impl Lab {
                 self.exec("router", &args).with_context(|| format!("{tables} is needed for this scenario"))
             }
             Setup::LocalRoute(kind) => self.ip_in("client", &[fam, "route", "add", kind, p.elsewhere_net]),
+            Setup::ClientRule(chain, rule, reject) => {
+                let rule = rule.replace("{port}", &PORT.to_string());
+                let mut args = vec![tables, "-w", "5", "-A", chain];
+                args.extend(rule.split_whitespace());
+                if let Some((v4, v6)) = reject {
+                    args.extend(["-j", "REJECT", "--reject-with", if family == Family::Ipv4 { v4 } else { v6 }]);
+                }
+                self.exec("client", &args).with_context(|| format!("{tables} is needed for this scenario"))
+            }
         }
     }
 }
@@ -541,9 +602,9 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
     }
     .parse()
     .context("lab address")?;
-    let _listener = match scenario.setup {
-        Setup::Listen => Some(Listener::start(&lab, SocketAddr::new(target, PORT))?),
-        _ => None,
+    let _listener = match scenario.listen {
+        true => Some(Listener::start(&lab, SocketAddr::new(target, PORT))?),
+        false => None,
     };
     let written = config.write_dir.as_ref().map(|dir| dir.join(format!("{}.pcap", label(scenario, family))));
     let trace_config = TraceConfig {

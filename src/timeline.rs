@@ -97,6 +97,8 @@ pub enum What {
     Na,
     /// A system call of the traced attempt.
     Syscall,
+    /// The kernel's view of the socket: TCP_INFO, the error queue, counters.
+    Kernel,
 }
 
 impl What {
@@ -118,6 +120,7 @@ impl What {
             What::Ns => "ND-NS",
             What::Na => "ND-NA",
             What::Syscall => "syscall",
+            What::Kernel => "kernel",
         }
     }
 }
@@ -179,8 +182,29 @@ pub struct Attempt {
     pub isn: u32,
     /// Why, in one or two plain sentences.
     pub cause: String,
+    /// What is special about this attempt, each detected from evidence.
+    pub findings: Vec<Finding>,
     /// The annotated timeline.
     pub events: Vec<Entry>,
+}
+
+/// Something a trace found that explains an attempt beyond its errno.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// A stable code: `syn_never_on_wire`, `neighbour_unresolved`, `synack_seen_but_timed_out`,
+    /// `local_reject`, `icmp_deferred_by_socket_lock`, `answer_ignored`, `listen_queue_overflow`.
+    pub code: &'static str,
+    /// What it means here, in plain words.
+    pub summary: String,
+}
+
+impl Attempt {
+    /// Adds a finding unless one with the same code is there already.
+    pub fn add_finding(&mut self, code: &'static str, summary: String) {
+        if !self.findings.iter().any(|f| f.code == code) {
+            self.findings.push(Finding { code, summary });
+        }
+    }
 }
 
 fn display<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok, S::Error> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::{Call, Span, SyscallEvent, SyscallPhase, Timestamp};
+use crate::event::{Call, KernelObservation, Span, SyscallEvent, SyscallPhase, Timestamp};
 use crate::flow::{Dir, FlowKey};
 use crate::linux::{Errno, SynTiming};
 use crate::timeline::{Attempt, Entry, ErrnoSource, Outcome, What};
@@ -64,6 +64,7 @@ pub fn syscall_verdict(calls: &[(Timestamp, SyscallEvent)]) -> (SyscallVerdict, 
 pub(super) fn attach_syscalls(
     attempts: &mut Vec<Attempt>,
     syscalls: &[(Timestamp, SyscallEvent)],
+    kernel: &[(Timestamp, FlowKey, KernelObservation)],
     capture: Option<CaptureSeen>,
     timing: &SynTiming,
 ) {
@@ -86,7 +87,9 @@ pub(super) fn attach_syscalls(
                 attempts.len() - 1
             }
         };
-        merge(&mut attempts[index], &calls, capture, timing);
+        let observations: Vec<(Timestamp, KernelObservation)> =
+            kernel.iter().filter(|(_, f, _)| *f == flow).map(|(ts, _, o)| (*ts, o.clone())).collect();
+        merge(&mut attempts[index], &calls, &observations, capture, timing);
     }
 }
 
@@ -105,6 +108,7 @@ fn empty_attempt(flow: FlowKey, start: Timestamp) -> Attempt {
         decided_after: None,
         isn: 0,
         cause: String::new(),
+        findings: Vec::new(),
         events: Vec::new(),
     }
 }
@@ -127,7 +131,40 @@ fn describe(call: &SyscallEvent) -> (String, Option<String>) {
     }
 }
 
-fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], capture: Option<CaptureSeen>, timing: &SynTiming) {
+/// The kernel's observation in words.
+fn describe_kernel(observation: &KernelObservation) -> String {
+    match observation {
+        KernelObservation::TcpInfo { state, retransmits, backoff, rto_us, total_retrans } => format!(
+            "TCP_INFO: {}, retransmits {retransmits}, backoff {backoff}, rto {} ms, total retransmits {total_retrans}",
+            KernelObservation::state_name(*state),
+            rto_us / 1000
+        ),
+        KernelObservation::ErrorQueue { origin, errno, icmp_type, code, info, offender } => {
+            let from = offender.map_or(String::new(), |o| format!(" from {o}"));
+            let e = Errno::from_number(*errno);
+            match origin {
+                2 => format!("error queue: ICMP type {icmp_type} code {code}{from} → {}", e.name()),
+                3 => format!("error queue: ICMPv6 type {icmp_type} code {code}{from} → {}", e.name()),
+                _ => format!("error queue: local error {} (info {info})", e.name()),
+            }
+        }
+        KernelObservation::CounterDeltas(deltas) => {
+            let moved: Vec<String> = deltas.iter().map(|(n, d)| format!("{n} {d:+}")).collect();
+            format!(
+                "counters (namespace-wide): {}",
+                if moved.is_empty() { "none moved".to_string() } else { moved.join(", ") }
+            )
+        }
+    }
+}
+
+fn merge(
+    attempt: &mut Attempt,
+    calls: &[(Timestamp, SyscallEvent)],
+    kernel: &[(Timestamp, KernelObservation)],
+    capture: Option<CaptureSeen>,
+    timing: &SynTiming,
+) {
     let packets_seen = !attempt.events.is_empty();
     let inferred = packets_seen.then_some((attempt.outcome, attempt.errno));
     let packet_cause = std::mem::take(&mut attempt.cause);
@@ -140,6 +177,19 @@ fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], capture: Op
         let entry =
             Entry { t: 0.0, dir: Dir::Local, what: What::Syscall, summary, note, ignored: false, frame: None, ts: *ts };
         ranked.push((*ts, rank, entry));
+    }
+    for (ts, observation) in kernel {
+        let entry = Entry {
+            t: 0.0,
+            dir: Dir::Local,
+            what: What::Kernel,
+            summary: describe_kernel(observation),
+            note: None,
+            ignored: false,
+            frame: None,
+            ts: *ts,
+        };
+        ranked.push((*ts, 3, entry));
     }
     ranked.sort_by_key(|(ts, rank, _)| (*ts, *rank));
     attempt.events = ranked.into_iter().map(|(_, _, e)| e).collect();
@@ -164,6 +214,66 @@ fn merge(attempt: &mut Attempt, calls: &[(Timestamp, SyscallEvent)], capture: Op
     attempt.outcome = outcome;
     attempt.errno = errno;
     attempt.cause = cause;
+    if capture.is_some() {
+        live_findings(attempt, verdict, kernel, calls);
+    }
+}
+
+/// Findings that need the syscalls or the kernel's own view besides the packets.
+fn live_findings(
+    attempt: &mut Attempt,
+    verdict: SyscallVerdict,
+    kernel: &[(Timestamp, KernelObservation)],
+    calls: &[(Timestamp, SyscallEvent)],
+) {
+    let counter = |name: &str| kernel.iter().map(|(_, o)| o.delta(name)).sum::<i64>();
+    let last_tcp_info = kernel.iter().rev().find_map(|(_, o)| match o {
+        KernelObservation::TcpInfo { state, total_retrans, .. } => Some((*state, *total_retrans)),
+        _ => None,
+    });
+    let asked_neighbours = attempt.events.iter().any(|e| matches!(e.what, What::ArpRequest | What::Ns));
+    let failed = matches!(verdict, SyscallVerdict::Failed(_));
+    // The kernel sent SYNs — it retransmitted, or the attempt timed out — yet none reached the capture.
+    let retransmitted = counter("TcpExt:TCPSynRetrans").max(i64::from(last_tcp_info.map_or(0, |(_, r)| r)));
+    if attempt.syn_count == 0
+        && !asked_neighbours
+        && failed
+        && (retransmitted > 0 || attempt.errno == Some(Errno::Etimedout))
+    {
+        attempt.add_finding(
+            "syn_never_on_wire",
+            format!(
+                "The kernel sent the SYN and retransmitted it {retransmitted} time(s) (TCP_INFO, TCPSynRetrans), yet none reached the capture: a local firewall dropped them on output (an OUTPUT rule), or the interface did not transmit."
+            ),
+        );
+    }
+    if attempt.errno == Some(Errno::Etimedout) && attempt.events.iter().any(|e| e.what == What::SynAck && !e.ignored) {
+        let synacks = attempt.events.iter().filter(|e| e.what == What::SynAck).count();
+        attempt.add_finding(
+            "synack_seen_but_timed_out",
+            format!("{synacks} SYN-ACK(s) acknowledging our SYN are on the wire, but connect() timed out: they were dropped on input before TCP saw them (an INPUT firewall rule, reverse-path filtering)."),
+        );
+    }
+    let lock_dropped = counter("TcpExt:LockDroppedIcmps");
+    if lock_dropped > 0 {
+        let mut summary = format!(
+            "LockDroppedIcmps grew by {lock_dropped} (namespace-wide): an ICMP error arrived while the socket was owned by the user, so Linux only remembered it (sk_err_soft) instead of failing the connect at once."
+        );
+        let by_so_error = calls
+            .iter()
+            .rev()
+            .find(|(_, c)| matches!(c.phase, SyscallPhase::Return { .. }))
+            .is_some_and(|(_, c)| c.call == Call::GetsockoptSoError);
+        if failed && by_so_error && last_tcp_info.is_some_and(|(state, _)| state == 2) {
+            summary.push_str(" The application then read that remembered error with getsockopt(SO_ERROR) while the socket was still in SYN_SENT: the kernel itself had not given up and would have retransmitted the SYN.");
+        }
+        if let Some(existing) = attempt.findings.iter_mut().find(|f| f.code == "icmp_deferred_by_socket_lock") {
+            existing.summary.push(' ');
+            existing.summary.push_str(&summary);
+        } else {
+            attempt.add_finding("icmp_deferred_by_socket_lock", summary);
+        }
+    }
 }
 
 /// The verdict from the syscalls alone, when no capture ran.
@@ -245,7 +355,18 @@ fn decide(
             ),
         },
         SyscallVerdict::Failed(errno) => match inferred {
-            // No packet of the attempt at all: the kernel failed it before anything reached the wire.
+            // No packet of the attempt, after a while: the kernel was sending, but nothing reached the capture.
+            None if decided_after.is_some_and(|d| d >= Span::from_millis(100)) => (
+                outcome_of(errno),
+                Some(errno),
+                format!(
+                    "connect() returned {} ({}) after {}, yet no packet of this attempt reached the capture: its SYNs were dropped before the wire.",
+                    errno.name(),
+                    errno.strerror(),
+                    decided_after.unwrap_or_default()
+                ),
+            ),
+            // No packet at all and an immediate failure: the kernel refused before anything was sent.
             None => (Outcome::LocalError, Some(errno), local_failure(errno, attempt.server.ip())),
             Some((outcome, Some(packet_errno))) if packet_errno == errno => (outcome, Some(errno), packet_cause.to_string()),
             // The SYN timer and the other error raced, and the timer won: the kernel gives up at its

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
 };
-use crate::event::{Event, EventKind, Span, SyscallEvent, Timestamp};
+use crate::event::{Event, EventKind, KernelObservation, Span, SyscallEvent, Timestamp};
 use crate::flow::{Dir, Family, FlowKey};
 use crate::linux::{icmpv4_effect, icmpv6_effect, Errno, IcmpEffect, SynTiming};
 use crate::timeline::{Attempt, Entry, What};
@@ -26,8 +26,11 @@ use crate::timeline::{Attempt, Entry, What};
 enum Decision {
     /// An acceptable SYN-ACK arrived (`via_ack`: only the client's ACK proves it).
     Established { via_ack: bool },
-    /// An acceptable RST arrived.
-    Refused,
+    /// An acceptable RST arrived (`loopback`: over the loopback device).
+    Refused {
+        /// The RST crossed a loopback device.
+        loopback: bool,
+    },
     /// A fatal ICMP error arrived.
     Icmp { errno: Errno, error: IcmpError },
 }
@@ -69,6 +72,8 @@ struct AttemptState {
     capture_side: Option<&'static str>,
     /// Addresses whose ARP/ND resolution belongs to this attempt.
     resolving: Vec<IpAddr>,
+    /// The client retransmitted its SYN after an acceptable SYN-ACK: SYN-ACKs do not reach its TCP.
+    synack_unseen_by_client: bool,
 }
 
 /// An ARP or neighbour-discovery message, kept to be matched with attempts at the end.
@@ -93,6 +98,8 @@ pub struct Correlator {
     neighbors: Vec<NeighborObservation>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
     syscalls: Vec<(Timestamp, SyscallEvent)>,
+    /// The kernel's observations of traced sockets (live only).
+    kernel: Vec<(Timestamp, FlowKey, KernelObservation)>,
     /// The live capture's statistics, when one ran.
     capture: Option<live::CaptureSeen>,
 }
@@ -124,6 +131,7 @@ impl Correlator {
         match &event.kind {
             EventKind::Packet { frame, packet } => self.on_packet(event.ts, *frame, packet),
             EventKind::Syscall(call) => self.syscalls.push((event.ts, call.clone())),
+            EventKind::Kernel { flow, observation } => self.kernel.push((event.ts, *flow, observation.clone())),
             EventKind::CaptureStats { packets, dropped } => {
                 self.capture = Some(live::CaptureSeen { packets: *packets, dropped: *dropped });
             }
@@ -132,7 +140,7 @@ impl Correlator {
 
     fn on_packet(&mut self, ts: Timestamp, frame: u64, packet: &Packet) {
         match &packet.body {
-            PacketBody::Tcp(seg) => self.on_tcp(ts, frame, packet.link_direction, seg),
+            PacketBody::Tcp(seg) => self.on_tcp(ts, frame, packet.link_direction, packet.on_loopback, seg),
             PacketBody::IcmpError(icmp) => self.on_icmp(ts, frame, icmp),
             PacketBody::Arp(arp) => {
                 let (what, asker, target) = match arp.op {
@@ -154,7 +162,7 @@ impl Correlator {
         }
     }
 
-    fn on_tcp(&mut self, ts: Timestamp, frame: u64, link: LinkDirection, seg: &TcpSegment) {
+    fn on_tcp(&mut self, ts: Timestamp, frame: u64, link: LinkDirection, on_loopback: bool, seg: &TcpSegment) {
         if seg.flags.is_syn_only() {
             let key = FlowKey::from_client(seg.src, seg.dst);
             match self.current.get(&key).copied() {
@@ -172,9 +180,16 @@ impl Correlator {
         let from_client = self.current.get(&FlowKey::from_client(seg.src, seg.dst)).copied();
         if seg.flags.has(TcpFlags::RST) {
             if let Some(i) = from_server {
-                self.attempts[i].on_server_rst(ts, frame, seg);
+                self.attempts[i].on_server_rst(ts, frame, on_loopback, seg);
             } else if let Some(i) = from_client {
                 self.attempts[i].on_client_rst(ts, frame, seg);
+            } else if seg.flags.has(TcpFlags::ACK) && seg.seq == 0 {
+                // The answer to a SYN at a closed port is <SEQ=0><ACK=ISN+1><CTL=RST,ACK> (RFC 9293
+                // 3.10.7.1, tcp_v4_send_reset): it reveals an attempt whose SYN is not in the capture,
+                // as when this host's own firewall forges the reset before the SYN reaches the wire.
+                let key = FlowKey::from_server(seg.src, seg.dst);
+                let i = self.insert(key, AttemptState::new(key, seg.ack.wrapping_sub(1), seg.ack));
+                self.attempts[i].on_server_rst(ts, frame, on_loopback, seg);
             }
         } else if seg.flags.has(TcpFlags::SYN | TcpFlags::ACK) {
             if let Some(i) = from_server {
@@ -222,9 +237,13 @@ impl Correlator {
         let mut note = format!("retransmit #{number}, +{} after the previous SYN", ts.since(previous));
         match a.verdict.as_ref().map(|v| &v.decision) {
             None => {}
-            Some(Decision::Refused) => note.push_str(
+            Some(Decision::Refused { .. }) => note.push_str(
                 "; sent after the RST: Linux would not retransmit (tcp_reset ends the attempt), this client retries on its own, as Windows does",
             ),
+            Some(Decision::Established { via_ack: false }) if !a.handshake_acked => {
+                // A TCP that had seen the SYN-ACK would have ACKed it and stopped retransmitting.
+                a.demote_unseen_syn_ack();
+            }
             Some(Decision::Established { .. }) => note.push_str("; a duplicate of the SYN after the handshake"),
             Some(Decision::Icmp { .. }) => a.demote_icmp_to_soft_error(),
         }
@@ -252,7 +271,7 @@ impl Correlator {
 
     /// Ends correlation at `capture_end` and returns every attempt, in order of start.
     pub fn finish(self, capture_end: Timestamp) -> Vec<Attempt> {
-        let Correlator { timing, attempts, neighbors, syscalls, capture, .. } = self;
+        let Correlator { timing, attempts, neighbors, syscalls, kernel, capture, .. } = self;
         let mut neighbors = neighbors;
         neighbors.sort_by_key(|n| n.ts);
         let mut out: Vec<Attempt> = attempts
@@ -262,7 +281,7 @@ impl Correlator {
                 verdict::finish(a, &timing, capture_end)
             })
             .collect();
-        live::attach_syscalls(&mut out, &syscalls, capture, &timing);
+        live::attach_syscalls(&mut out, &syscalls, &kernel, capture, &timing);
         out.sort_by_key(|a| a.start);
         out
     }
@@ -295,6 +314,7 @@ impl AttemptState {
             later_segments: 0,
             capture_side: None,
             resolving: Vec::new(),
+            synack_unseen_by_client: false,
         }
     }
 
@@ -327,7 +347,7 @@ impl AttemptState {
         self.verdict = Some(Verdict { ts, decision, entry });
     }
 
-    fn on_server_rst(&mut self, ts: Timestamp, frame: u64, seg: &TcpSegment) {
+    fn on_server_rst(&mut self, ts: Timestamp, frame: u64, on_loopback: bool, seg: &TcpSegment) {
         let summary = describe::tcp(seg);
         match &self.verdict {
             None => {
@@ -343,8 +363,10 @@ impl AttemptState {
                     self.push(ts, frame, Dir::In, What::Rst, summary, Some(note), true);
                 } else {
                     let note = "acknowledges our SYN (ack = ISN+1): connection refused".to_string();
-                    let entry = self.push(ts, frame, Dir::In, What::Rst, summary, Some(note), false);
-                    self.decide(ts, Decision::Refused, entry);
+                    let loopback = on_loopback && !self.key.server.ip().is_loopback();
+                    let dir = if loopback { Dir::Local } else { Dir::In };
+                    let entry = self.push(ts, frame, dir, What::Rst, summary, Some(note), false);
+                    self.decide(ts, Decision::Refused { loopback }, entry);
                 }
             }
             Some(v) => {
@@ -371,6 +393,10 @@ impl AttemptState {
     fn on_syn_ack(&mut self, ts: Timestamp, frame: u64, seg: &TcpSegment) {
         let summary = describe::tcp(seg);
         match &self.verdict {
+            None if self.synack_unseen_by_client && acks_syn(seg.ack, self.isn, self.snd_nxt) => {
+                let note = "acknowledges our SYN, but like the earlier ones the client does not acknowledge it: it does not reach the client's TCP".to_string();
+                self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note), false);
+            }
             None if acks_syn(seg.ack, self.isn, self.snd_nxt) => {
                 self.server_isn = Some(seg.seq);
                 let note = "acknowledges our SYN (ack = ISN+1): connect() returns 0".to_string();
@@ -479,6 +505,19 @@ impl AttemptState {
                 let note = "ignored: TCP does not act on this ICMP type (tcp_v4_err)".to_string();
                 self.push(ts, frame, dir, what, summary, Some(note), true);
             }
+        }
+    }
+
+    /// An acceptable SYN-ACK was followed by a retransmit of the same SYN and no ACK: the client's TCP
+    /// never saw it (dropped on input, between the capture point and TCP).
+    fn demote_unseen_syn_ack(&mut self) {
+        let Some(verdict) = self.verdict.take() else { return };
+        self.synack_unseen_by_client = true;
+        self.server_isn = None;
+        if let Some(entry) = self.entries.get_mut(verdict.entry) {
+            entry.note = Some(
+                "acknowledges our SYN, but the client retransmitted its SYN after it instead of acknowledging: this SYN-ACK never reached its TCP".to_string(),
+            );
         }
     }
 

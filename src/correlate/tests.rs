@@ -30,7 +30,10 @@ fn addr(s: &str) -> SocketAddr {
 fn packet(ms: i64, frame: u64, body: PacketBody) -> Event {
     Event {
         ts: at_ms(ms),
-        kind: EventKind::Packet { frame, packet: Packet { link_direction: LinkDirection::Unknown, body } },
+        kind: EventKind::Packet {
+            frame,
+            packet: Packet { link_direction: LinkDirection::Unknown, on_loopback: false, body },
+        },
     }
 }
 
@@ -137,6 +140,7 @@ fn test_syn_sent_rst_without_ack_ignored() {
     assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 1));
     assert!(a.events[1].ignored);
     assert!(a.events[1].note.as_deref().unwrap_or_default().contains("without ACK"));
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["answer_ignored"]);
     assert!(a.cause.contains("Linux ignores"), "{}", a.cause);
 }
 
@@ -168,6 +172,16 @@ fn test_syn_sent_syn_ack_wrong_ack_ignored() {
     let a = only(vec![syn(0, 1), from_server(20, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 7)]);
     assert_eq!(a.outcome, Outcome::TimedOut);
     assert!(a.events[1].ignored);
+}
+
+#[test]
+fn test_syn_sent_syn_ack_dropped_on_input() {
+    // The client retransmits the same SYN after a SYN-ACK it never acknowledges: its TCP never saw it.
+    let synack = |ms, frame| from_server(ms, frame, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 1);
+    let a = only(vec![syn(0, 1), synack(1, 2), syn(1000, 3), synack(1001, 4), syn(2000, 5), synack(2001, 6)]);
+    assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 3));
+    assert!(a.cause.contains("dropped on this host before its TCP saw them"), "{}", a.cause);
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["synack_seen_but_timed_out"]);
 }
 
 #[test]
@@ -228,6 +242,7 @@ fn test_syn_sent_icmp_while_socket_locked_then_second_icmp() {
     assert!(a.events[1].note.as_deref().unwrap_or_default().contains("only remembered"));
     assert_eq!(a.decided_after, Some(1.02));
     assert!(a.cause.contains("only remembered"), "{}", a.cause);
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["icmp_deferred_by_socket_lock"]);
 }
 
 #[test]
@@ -476,4 +491,21 @@ mod live {
         assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
         assert!(a.cause.contains("while the packets alone point to ECONNREFUSED"), "{}", a.cause);
     }
+}
+
+#[test]
+fn test_rst_answering_an_unseen_syn_reveals_the_attempt() {
+    // <SEQ=0><ACK=ISN+1><RST,ACK> answers a SYN; over the loopback device it was forged locally.
+    let mut rst = from_server(0, 1, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1);
+    if let EventKind::Packet { packet, .. } = &mut rst.kind {
+        packet.on_loopback = true;
+    }
+    let a = only(vec![rst]);
+    assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 0));
+    assert_eq!(a.isn, ISN);
+    assert_eq!(a.events[0].dir, Dir::Local);
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["local_reject"]);
+    // A RST with a sequence number resets some connection, not an attempt: nothing is made of it.
+    assert!(correlate(vec![from_server(0, 1, TcpFlags::RST | TcpFlags::ACK, 5, ISN + 1)], SynTiming::default(), None)
+        .is_empty());
 }

@@ -7,7 +7,7 @@ use crate::decode::{IcmpError, IcmpErrorKind};
 use crate::event::{Span, Timestamp};
 use crate::flow::Family;
 use crate::linux::{Errno, SynTiming};
-use crate::timeline::{Attempt, ErrnoSource, Outcome, What};
+use crate::timeline::{Attempt, ErrnoSource, Finding, Outcome, What};
 
 /// Builds the reported attempt; `capture_end` is when the evidence ends.
 pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Timestamp) -> Attempt {
@@ -23,9 +23,9 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
             let cause = established_cause(&a, *via_ack, rtt);
             (Outcome::Established, None, Some(ts), rtt, cause)
         }
-        Some((ts, Decision::Refused)) => {
+        Some((ts, Decision::Refused { loopback })) => {
             let rtt = answer_rtt(&a, ts);
-            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(&a, rtt))
+            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(&a, rtt, *loopback))
         }
         Some((ts, Decision::Icmp { errno, error })) => {
             let cause = icmp_cause(&a, error, *errno, ts);
@@ -46,6 +46,7 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         cause.push_str(&format!(" {} more segments of the connection follow (not shown).", a.later_segments));
     }
 
+    let findings = findings(&a);
     let entries = a
         .entries
         .into_iter()
@@ -68,8 +69,67 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         decided_after: decided_at.map(|ts| round_micros(ts.since(start).as_secs_f64())),
         isn: a.isn,
         cause,
+        findings,
         events: entries,
     }
+}
+
+/// The findings the packets alone support.
+fn findings(a: &AttemptState) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let requests = a.entries.iter().filter(|e| matches!(e.what, What::ArpRequest | What::Ns)).count();
+    let replies = a.entries.iter().filter(|e| matches!(e.what, What::ArpReply | What::Na)).count();
+    if a.syn_times.is_empty() && requests > 0 && replies == 0 {
+        let target = match a.resolving.as_slice() {
+            [one] => one.to_string(),
+            _ => "the next hop".to_string(),
+        };
+        found.push(Finding {
+            code: "neighbour_unresolved",
+            summary: format!(
+                "{requests} ARP/ND request(s) for {target} got no answer, so the SYN never left this host."
+            ),
+        });
+    }
+    if let Some(soft) = &a.soft_error {
+        found.push(Finding {
+            code: "icmp_deferred_by_socket_lock",
+            summary: format!(
+                "ICMP {} arrived while connect() still held the socket, so Linux only remembered {} (sk_err_soft) and retransmitted the SYN (this happens when the answer comes back within microseconds of the SYN).",
+                describe::icmp_name(&soft.error),
+                soft.errno
+            ),
+        });
+    }
+    let ignored: Vec<String> = a
+        .entries
+        .iter()
+        .filter(|e| e.ignored)
+        .map(|e| {
+            format!("{} ({})", e.what.label(), e.note.as_deref().unwrap_or("ignored").trim_start_matches("ignored: "))
+        })
+        .collect();
+    if !ignored.is_empty() {
+        found.push(Finding { code: "answer_ignored", summary: format!("Linux ignored: {}.", ignored.join("; ")) });
+    }
+    if a.synack_unseen_by_client && a.verdict.is_none() {
+        found.push(Finding {
+            code: "synack_seen_but_timed_out",
+            summary: "SYN-ACKs acknowledging our SYN reached the wire, but the client kept retransmitting its SYN: they were dropped on input before TCP saw them (an INPUT firewall rule, reverse-path filtering).".to_string(),
+        });
+    }
+    match a.verdict.as_ref().map(|v| &v.decision) {
+        Some(Decision::Refused { loopback: true }) => found.push(Finding {
+            code: "local_reject",
+            summary: format!("The RST in the name of {} came over the loopback device: this host's own firewall rejected the SYN with a TCP reset.", a.key.server.ip()),
+        }),
+        Some(Decision::Icmp { error, .. }) if error.src == a.key.client.ip() && requests == 0 => found.push(Finding {
+            code: "local_reject",
+            summary: format!("This host itself answered the SYN with ICMP {}: a local firewall rule (REJECT) or route refused it before it reached the wire.", describe::icmp_name(error)),
+        }),
+        _ => {}
+    }
+    found
 }
 
 /// Picks the Linux retransmission schedule that fits the observed SYN gaps best — the given one
@@ -163,13 +223,25 @@ fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>) -> Stri
     s
 }
 
-fn refused_cause(a: &AttemptState, rtt: Option<Span>) -> String {
+fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool) -> String {
+    if loopback {
+        return format!(
+            "A RST in the name of {} arrived over the loopback device{}: this host forged it itself (a local firewall rule such as REJECT --reject-with tcp-reset), and Linux failed connect() with ECONNREFUSED (tcp_reset).",
+            a.key.server.ip(),
+            if a.syn_times.is_empty() { ", and no SYN ever reached the wire" } else { "" }
+        );
+    }
     let after = rtt.map_or(String::new(), |r| format!(" {r} later"));
-    let mut s = format!(
+    let mut s = if a.syn_times.is_empty() {
+        "No SYN of this attempt is in the capture; the RST answers it (seq 0, ack = ISN+1). ".to_string()
+    } else {
+        String::new()
+    };
+    s.push_str(&format!(
         "{} answered our SYN with a RST that acknowledges it{after}: nothing accepts connections on port {} (or a firewall rejects with a TCP reset in its name). Linux fails connect() at once with ECONNREFUSED (tcp_reset).",
         a.key.server.ip(),
         a.key.server.port()
-    );
+    ));
     s.push_str(&lost_syns(a));
     s.push_str(&ignored_answers(a));
     s
@@ -274,7 +346,14 @@ fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, capture_end: Timesta
         (Some(f), Some(l)) if n > 1 => format!(" over {}", l.since(*f)),
         _ => String::new(),
     };
-    let mut s = format!("No answer to {n} SYN(s){span}: nothing came back, neither SYN-ACK, RST nor ICMP error.");
+    let mut s = if a.synack_unseen_by_client {
+        let synacks = a.entries.iter().filter(|e| e.what == What::SynAck).count();
+        format!(
+            "{synacks} SYN-ACK(s) acknowledging our SYN are on the wire, but the client never acknowledged one and kept retransmitting its SYN ({n} in all{span}): they were dropped on this host before its TCP saw them (an INPUT firewall rule, reverse-path filtering)."
+        )
+    } else {
+        format!("No answer to {n} SYN(s){span}: nothing came back, neither SYN-ACK, RST nor ICMP error.")
+    };
     s.push_str(&ignored_answers(a));
     s.push_str(&deadline_sentence(a, timing, capture_end));
     s

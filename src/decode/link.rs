@@ -75,6 +75,9 @@ pub struct LinkFrame<'a> {
     pub direction: LinkDirection,
     /// What follows the link-layer header.
     pub payload: NetPayload<'a>,
+    /// The frame crossed a loopback device (BSD loopback link types; `ARPHRD_LOOPBACK` in a Linux
+    /// cooked capture). An answer "from the server" that arrives this way was made by this host.
+    pub loopback: bool,
 }
 
 /// Why a frame's link layer could not be read.
@@ -115,6 +118,8 @@ const MIN_ETHERTYPE: u16 = 0x0600;
 /// How many stacked VLAN tags we look through before giving up (real networks use one or two).
 const MAX_VLAN_TAGS: usize = 8;
 
+/// `ARPHRD_LOOPBACK` (`<linux/if_arp.h>`): the device type of `lo`.
+const ARPHRD_LOOPBACK: u16 = 772;
 /// `ARPHRD_NETLINK` (`<linux/if_arp.h>`): a cooked capture of a netlink socket (nlmon), not IP.
 const ARPHRD_NETLINK: u16 = 824;
 
@@ -169,7 +174,7 @@ fn header<'a, const N: usize>(
 
 /// An unknown direction, for link layers that carry none.
 fn undirected(payload: NetPayload<'_>) -> LinkFrame<'_> {
-    LinkFrame { direction: LinkDirection::Unknown, payload }
+    LinkFrame { direction: LinkDirection::Unknown, payload, loopback: false }
 }
 
 /// `LINKTYPE_NULL` / `LINKTYPE_LOOP`: a 4-byte address family, then the IP packet.
@@ -183,7 +188,7 @@ fn loopback(frame: &[u8], big_endian_only: bool) -> Result<LinkFrame<'_>, LinkEr
     if !is_ip {
         return Ok(undirected(NetPayload::NotIp("loopback address family is neither IPv4 nor IPv6")));
     }
-    Ok(undirected(NetPayload::Ip(rest)))
+    Ok(LinkFrame { direction: LinkDirection::Unknown, payload: NetPayload::Ip(rest), loopback: true })
 }
 
 /// Raw IP link types: no header; at least the version nibble must be there.
@@ -270,7 +275,7 @@ fn cooked(
     } else {
         by_ethertype(protocol, rest, frame_len)?
     };
-    Ok(LinkFrame { direction: cooked_direction(packet_type), payload })
+    Ok(LinkFrame { direction: cooked_direction(packet_type), payload, loopback: arphrd == ARPHRD_LOOPBACK })
 }
 
 /// `LINKTYPE_LINUX_SLL`: packet type (2), ARPHRD type (2), address length (2), address (8),

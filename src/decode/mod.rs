@@ -21,6 +21,8 @@ use crate::flow::Family;
 pub struct Packet {
     /// Direction hint from the link layer (Linux cooked captures record it).
     pub link_direction: LinkDirection,
+    /// Whether it crossed a loopback device, as far as the link layer tells.
+    pub on_loopback: bool,
     /// What the packet is.
     pub body: PacketBody,
 }
@@ -274,7 +276,7 @@ pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> 
         NetPayload::EtherType(_, _) => PacketBody::Other("non-IP frame"),
         NetPayload::NotIp(why) => PacketBody::Other(why),
     };
-    Ok(Packet { link_direction: linked.direction, body })
+    Ok(Packet { link_direction: linked.direction, on_loopback: linked.loopback, body })
 }
 
 fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
@@ -566,6 +568,7 @@ mod tests {
     fn test_decode_rst_cooked_direction() {
         let p = decode(LinkType::LINUX_SLL, &hex(RST_SLL)).expect("decodes");
         assert_eq!(p.link_direction, LinkDirection::ToUs);
+        assert!(!p.on_loopback, "received on eth0 (ARPHRD_ETHER)");
         let PacketBody::Tcp(seg) = p.body else { panic!("{p:?}") };
         assert_eq!(seg.flags.tcpdump(), "R.");
         assert_eq!(seg.ack, 3_338_809_644);

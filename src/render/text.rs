@@ -110,6 +110,9 @@ pub fn attempt(w: &mut dyn Write, a: &Attempt, captured: bool, style: Style) -> 
     };
     writeln!(w, "  {} {}  ({syns}; {source})", style.paint("⇒", color), style.paint(&verdict, color))?;
     writeln!(w, "  {} {}", style.bold("why:"), a.cause)?;
+    for finding in &a.findings {
+        writeln!(w, "  {} {}", style.paint(&format!("[{}]", finding.code), Color::Magenta), finding.summary)?;
+    }
     writeln!(w)
 }
 
