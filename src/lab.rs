@@ -99,6 +99,9 @@ enum Setup {
     Nothing,
     /// The router drops everything to the server (a blackhole route).
     RouterBlackhole,
+    /// The router drops everything to the server and answers each SYN with replies Linux must
+    /// ignore in SYN-SENT (see [`Injector`]).
+    RouterBogusAnswers,
     /// The router rejects the SYN: `iptables -j REJECT --reject-with` (IPv4 value, IPv6 value).
     RouterReject(&'static str, &'static str),
     /// The client has no route to the target.
@@ -148,6 +151,14 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router silently drops the SYNs (blackhole route): retransmits, then the deadline",
         target: Target::Server,
         setup: Setup::RouterBlackhole,
+        listen: false,
+        expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "answer-ignored",
+        summary: "SYNs are answered by a RST without ACK and a RST with a wrong ack: Linux ignores both",
+        target: Target::Server,
+        setup: Setup::RouterBogusAnswers,
         listen: false,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
@@ -468,7 +479,9 @@ impl Lab {
         };
         match setup {
             Setup::Nothing | Setup::NoRoute => Ok(()),
-            Setup::RouterBlackhole => self.ip_in("router", &[fam, "route", "add", "blackhole", p.server]),
+            Setup::RouterBlackhole | Setup::RouterBogusAnswers => {
+                self.ip_in("router", &[fam, "route", "add", "blackhole", p.server])
+            }
             Setup::RouterReject(v4, v6) => {
                 let with = if family == Family::Ipv4 { v4 } else { v6 };
                 let port = PORT.to_string();
@@ -590,6 +603,97 @@ impl Drop for Listener {
     }
 }
 
+/// On the router's client-side interface, answers every SYN to the server port with two replies that
+/// Linux must ignore in SYN-SENT (`tcp_rcv_synsent_state_process`): a RST without ACK, and a RST+ACK
+/// whose ack is the ISN instead of ISN+1. Stops when dropped.
+struct Injector {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Injector {
+    fn start(lab: &Lab) -> anyhow::Result<Injector> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let path = format!("/run/netns/{}", lab.ns("router"));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let opened = (|| -> anyhow::Result<pcap::Capture<pcap::Active>> {
+                setns(&File::open(&path)?, CloneFlags::CLONE_NEWNET)?;
+                let mut capture = pcap::Capture::from_device("r0")?.immediate_mode(true).timeout(10).open()?;
+                capture.filter(&format!("tcp dst port {PORT}"), true)?;
+                Ok(capture.setnonblock()?)
+            })();
+            let mut capture = match opened {
+                Ok(c) => {
+                    let _ = ready_tx.send(Ok(()));
+                    c
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let deadline = Instant::now() + SCENARIO_LIMIT;
+            while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
+                let replies = match capture.next_packet() {
+                    Ok(packet) => bogus_answers(packet.data),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                };
+                for reply in replies {
+                    let _ = capture.sendpacket(reply);
+                }
+            }
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).context("the injector did not start")??;
+        Ok(Injector { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Injector {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The two replies to a client's SYN (an Ethernet frame) that Linux must ignore.
+fn bogus_answers(frame: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(packet) = crate::decode::decode(crate::decode::LinkType::ETHERNET, frame) else { return Vec::new() };
+    let crate::decode::PacketBody::Tcp(syn) = packet.body else { return Vec::new() };
+    let (Some(to_mac), Some(from_mac)) = (frame.get(6..12), frame.get(0..6)) else { return Vec::new() };
+    if !syn.flags.is_syn_only() {
+        return Vec::new();
+    }
+    let mut to = [0u8; 6];
+    let mut from = [0u8; 6];
+    to.copy_from_slice(to_mac);
+    from.copy_from_slice(from_mac);
+    let reply = |ack: Option<u32>| -> Option<Vec<u8>> {
+        let ethernet = etherparse::PacketBuilder::ethernet2(from, to);
+        let ip = match (syn.dst.ip(), syn.src.ip()) {
+            (IpAddr::V4(server), IpAddr::V4(client)) => ethernet.ipv4(server.octets(), client.octets(), 64),
+            (IpAddr::V6(server), IpAddr::V6(client)) => ethernet.ipv6(server.octets(), client.octets(), 64),
+            _ => return None,
+        };
+        let tcp = ip.tcp(syn.dst.port(), syn.src.port(), 0, 0).rst();
+        let tcp = match ack {
+            Some(ack) => tcp.ack(ack),
+            None => tcp,
+        };
+        let mut bytes = Vec::with_capacity(tcp.size(0));
+        tcp.write(&mut bytes, &[]).ok()?;
+        Some(bytes)
+    };
+    // RFC 9293 3.10.7.3: in SYN-SENT a RST counts only with an ACK of exactly our SYN.
+    [reply(None), reply(Some(syn.seq))].into_iter().flatten().collect()
+}
+
 fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig) -> anyhow::Result<LabRun> {
     let lab = Lab::new()?;
     lab.build(scenario.setup != Setup::NoRoute)?;
@@ -602,6 +706,10 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
     }
     .parse()
     .context("lab address")?;
+    let _injector = match scenario.setup {
+        Setup::RouterBogusAnswers => Some(Injector::start(&lab)?),
+        _ => None,
+    };
     let _listener = match scenario.listen {
         true => Some(Listener::start(&lab, SocketAddr::new(target, PORT))?),
         false => None,

@@ -74,6 +74,8 @@ struct AttemptState {
     resolving: Vec<IpAddr>,
     /// The client retransmitted its SYN after an acceptable SYN-ACK: SYN-ACKs do not reach its TCP.
     synack_unseen_by_client: bool,
+    /// Retransmits Linux made at once after an unacceptable ACK, outside its backoff schedule.
+    quick_retransmits: u32,
 }
 
 /// An ARP or neighbour-discovery message, kept to be matched with attempts at the end.
@@ -235,6 +237,16 @@ impl Correlator {
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
         let mut note = format!("retransmit #{number}, +{} after the previous SYN", ts.since(previous));
+        // tcp_rcv_synsent_state_process: on an unacceptable ACK with no retransmit yet, Linux re-arms
+        // the timer at TCP_TIMEOUT_MIN ("previous FIN/ACK or RST/ACK might be ignored").
+        let after_bad_ack = a.entries.last().is_some_and(|e| e.ignored && e.summary.contains(", ack "));
+        if number == 1 && after_bad_ack && ts.since(previous) < Span::from_millis(250) {
+            a.quick_retransmits += 1;
+            note = format!(
+                "retransmit #{number}, +{}: Linux resends at once (TCP_TIMEOUT_MIN) after an unacceptable ACK, in case its reply was lost (tcp_rcv_synsent_state_process); the rest of the schedule starts from here",
+                ts.since(previous)
+            );
+        }
         match a.verdict.as_ref().map(|v| &v.decision) {
             None => {}
             Some(Decision::Refused { .. }) => note.push_str(
@@ -315,6 +327,7 @@ impl AttemptState {
             capture_side: None,
             resolving: Vec::new(),
             synack_unseen_by_client: false,
+            quick_retransmits: 0,
         }
     }
 

@@ -509,3 +509,16 @@ fn test_rst_answering_an_unseen_syn_reveals_the_attempt() {
     assert!(correlate(vec![from_server(0, 1, TcpFlags::RST | TcpFlags::ACK, 5, ISN + 1)], SynTiming::default(), None)
         .is_empty());
 }
+
+#[test]
+fn test_missing_retransmit_is_flagged_after_the_deadline() {
+    // tcp_syn_retries=2 on 6.5+: retransmits at 1, 2, 3, 4, 5 s and ETIMEDOUT at 7 s; the one at 3 s is missing.
+    let timing = SynTiming { syn_retries: 2, ..SynTiming::default() };
+    let events = vec![syn(0, 1), syn(1000, 2), syn(2000, 3), syn(4000, 4), syn(5000, 5)];
+    let attempts = correlate(events, timing, Some(at_ms(7500)));
+    assert!(
+        attempts[0].cause.contains("Only 4 of the 5 retransmits Linux schedules are in the capture: 1 missing"),
+        "{}",
+        attempts[0].cause
+    );
+}

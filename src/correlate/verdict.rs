@@ -101,16 +101,20 @@ fn findings(a: &AttemptState) -> Vec<Finding> {
             ),
         });
     }
-    let ignored: Vec<String> = a
-        .entries
-        .iter()
-        .filter(|e| e.ignored)
-        .map(|e| {
-            format!("{} ({})", e.what.label(), e.note.as_deref().unwrap_or("ignored").trim_start_matches("ignored: "))
-        })
-        .collect();
+    // Group the ignored answers by reason: a flood of identical ones reads better counted.
+    let mut ignored: Vec<(String, usize)> = Vec::new();
+    for e in a.entries.iter().filter(|e| e.ignored) {
+        let reason =
+            format!("{} ({})", e.what.label(), e.note.as_deref().unwrap_or("ignored").trim_start_matches("ignored: "));
+        match ignored.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => ignored.push((reason, 1)),
+        }
+    }
     if !ignored.is_empty() {
-        found.push(Finding { code: "answer_ignored", summary: format!("Linux ignored: {}.", ignored.join("; ")) });
+        let listed: Vec<String> =
+            ignored.iter().map(|(r, n)| if *n == 1 { r.clone() } else { format!("{n} × {r}") }).collect();
+        found.push(Finding { code: "answer_ignored", summary: format!("Linux ignored: {}.", listed.join("; ")) });
     }
     if a.synack_unseen_by_client && a.verdict.is_none() {
         found.push(Finding {
@@ -137,9 +141,11 @@ fn findings(a: &AttemptState) -> Vec<Finding> {
 /// before 6.5 (and of most other stacks) — and notes each retransmit's expected gap.
 fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTiming {
     let classic = SynTiming { linear_timeouts: 0, ..*timing };
-    let gaps: Vec<i64> = a.syn_times.windows(2).map(|w| w[1].since(w[0]).0).collect();
+    // A quick retransmit after an unacceptable ACK stands outside the schedule: fit what follows it.
+    let skip = a.quick_retransmits as usize;
+    let gaps: Vec<i64> = a.syn_times.windows(2).skip(skip).map(|w| w[1].since(w[0]).0).collect();
     let misfit = |t: &SynTiming| -> i64 {
-        let expected = expected_gaps(t);
+        let expected: Vec<Span> = expected_gaps(t).into_iter().skip(skip).collect();
         // A retransmit the schedule does not have at all is as bad a fit as can be.
         gaps.iter()
             .enumerate()
@@ -153,12 +159,13 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     } else {
         (*timing, "Linux backoff")
     };
-    let expected = expected_gaps(&fitted);
+    // The quick retransmit took the place of the schedule's first one: the rest follow from there.
+    let expected: Vec<Span> = expected_gaps(&fitted).into_iter().skip(skip).collect();
     // A gap more than 30% (plus 100 ms of jitter) off the schedule is not Linux's doing.
     let follows_linux =
         gaps.iter().zip(expected.iter()).all(|(&seen, want)| (seen - want.0).abs() <= want.0 * 3 / 10 + 100_000_000);
-    // The n-th SYN entry after the first is retransmit #n.
-    for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1).enumerate() {
+    // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the schedule.
+    for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1 + skip).enumerate() {
         if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
             note.push_str(&format!(" (expected {want} with {label})"));
         }
@@ -374,10 +381,22 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Times
     }
     let seen = capture_end.since(first);
     if seen >= schedule.deadline {
-        return format!(
+        let mut s = format!(
             " Linux gives up {} after the first SYN ({sysctls}) and connect() fails with ETIMEDOUT.",
             schedule.deadline
         );
+        // Every retransmit the schedule sends before the deadline should be on the wire by now.
+        let (expected, sent) =
+            (schedule.retransmits.len(), a.syn_times.len().saturating_sub(1 + a.quick_retransmits as usize));
+        if sent < expected {
+            s.push_str(&format!(
+                " Only {sent} of the {expected} retransmits Linux schedules are in the capture: {} missing (lost before the capture point, or the capture dropped them).",
+                expected - sent
+            ));
+        } else if sent > expected {
+            s.push_str(&format!(" {} more retransmit(s) than Linux schedules are in the capture: duplicated on the way, or another stack.", sent - expected));
+        }
+        return s;
     }
     let mut s = format!(
         " The capture ends {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",

@@ -122,6 +122,18 @@ fn check_attempt(label: &str, a: &Value, blocking: bool) {
             assert!((1..=2).contains(&syns), "{label}: {syns} SYNs (blocking: {blocking})");
             decisive("icmp_unreachable", if family == "v4" { v4 } else { v6 });
         }
+        "answer-ignored" => {
+            // The RST+ACK with a bad ack makes Linux resend the SYN at once (TCP_TIMEOUT_MIN): 7 SYNs.
+            assert_eq!(outcome, "timed_out", "{label}");
+            assert!((6..=7).contains(&syns), "{label}: {syns} SYNs");
+            assert!(
+                events_of(a, "syn").iter().any(|e| e["note"].as_str().unwrap_or("").contains("TCP_TIMEOUT_MIN")),
+                "{label}"
+            );
+            let ignored = events_of(a, "rst").iter().filter(|e| e.get("ignored").is_some()).count();
+            assert!(ignored >= 2, "{label}: the bogus RSTs are shown as ignored: {}", a["events"]);
+            assert!(has_finding(a, "answer_ignored"), "{label}: {}", a["findings"]);
+        }
         "output-drop" => {
             assert_eq!((outcome, syns), ("timed_out", 0), "{label}: the SYNs die before the wire");
             assert!(has_finding(a, "syn_never_on_wire"), "{label}: {}", a["findings"]);
