@@ -67,8 +67,14 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
         FamilyChoice::V6 => vec![Family::Ipv6],
         FamilyChoice::Both => vec![Family::Ipv4, Family::Ipv6],
     };
-    let config =
-        LabConfig { scenarios, families, mode: args.mode, timeout: args.timeout, write_dir: args.write.clone() };
+    let config = LabConfig {
+        scenarios,
+        families,
+        mode: args.mode,
+        timeout: args.timeout,
+        write_dir: args.write.clone(),
+        path: args.path,
+    };
     // Ctrl-C or SIGTERM: finish the scenario at hand (each is bounded), remove its namespaces, stop.
     interrupt::install("finishing the scenario at hand, then removing its namespaces");
     let runs = lab::run(&config, |run| {
@@ -131,6 +137,7 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
         write: args.write.clone(),
         capture: !args.no_capture,
         grace: TRACE_GRACE,
+        path: args.path,
     })
 }
 

@@ -57,6 +57,9 @@ pub struct LabArgs {
     /// A timeout for the non-blocking modes: 500ms, 10s, 2m or seconds.
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub timeout: Option<Duration>,
+    /// After each failed attempt, probe hop by hop where the SYN dies.
+    #[arg(long)]
+    pub path: bool,
     /// Save each scenario's capture as `DIR/<scenario>-v4.pcap` ...
     #[arg(long, short = 'w', value_name = "DIR")]
     pub write: Option<PathBuf>,
@@ -121,6 +124,9 @@ pub struct TraceArgs {
     /// Time between the starts of two attempts with --count: 500ms, 10s, 2m or seconds.
     #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "1s")]
     pub interval: Duration,
+    /// After a failed attempt, probe hop by hop (IP TTL 1, 2, 3 ...) where the SYN dies.
+    #[arg(long)]
+    pub path: bool,
     /// Try every address HOST resolves to, in order, until one connects, as well-behaved clients do.
     #[arg(long, conflicts_with_all = ["count", "write"])]
     pub all_addresses: bool,

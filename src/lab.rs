@@ -99,6 +99,8 @@ enum Setup {
     Nothing,
     /// The router drops everything to the server (a blackhole route).
     RouterBlackhole,
+    /// The router's firewall drops the SYNs (FORWARD chain), after its TTL check.
+    RouterDrop,
     /// The router drops everything to the server and answers each SYN with replies Linux must
     /// ignore in SYN-SENT (see [`Injector`]).
     RouterBogusAnswers,
@@ -151,6 +153,15 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router silently drops the SYNs (blackhole route): retransmits, then the deadline",
         target: Target::Server,
         setup: Setup::RouterBlackhole,
+        listen: false,
+        expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "firewall-drop",
+        summary:
+            "the router's firewall silently drops the SYNs (try --path: the router still answers TTL-expired probes)",
+        target: Target::Server,
+        setup: Setup::RouterDrop,
         listen: false,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
@@ -308,6 +319,8 @@ pub struct LabConfig {
     pub timeout: Option<Duration>,
     /// Save each scenario's capture in this directory.
     pub write_dir: Option<PathBuf>,
+    /// Probe where the SYN dies after each failed attempt.
+    pub path: bool,
 }
 
 /// One scenario's run.
@@ -481,6 +494,25 @@ impl Lab {
             Setup::Nothing | Setup::NoRoute => Ok(()),
             Setup::RouterBlackhole | Setup::RouterBogusAnswers => {
                 self.ip_in("router", &[fam, "route", "add", "blackhole", p.server])
+            }
+            Setup::RouterDrop => {
+                let port = PORT.to_string();
+                let args = [
+                    tables,
+                    "-w",
+                    "5",
+                    "-A",
+                    "FORWARD",
+                    "-d",
+                    p.server,
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    port.as_str(),
+                    "-j",
+                    "DROP",
+                ];
+                self.exec("router", &args).with_context(|| format!("{tables} is needed for this scenario"))
             }
             Setup::RouterReject(v4, v6) => {
                 let with = if family == Family::Ipv4 { v4 } else { v6 };
@@ -728,6 +760,7 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
         write: written.clone(),
         capture: true,
         grace: Duration::from_millis(300),
+        path: config.path,
     };
     let report = in_netns(&lab.ns("client"), move || trace::run(&trace_config))?;
     Ok(LabRun { scenario, family, report, written })

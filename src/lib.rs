@@ -19,6 +19,7 @@ pub mod capture;
 pub mod cli;
 pub mod connect;
 pub mod interrupt;
+pub mod path;
 pub mod probe;
 pub mod render;
 pub mod sys;

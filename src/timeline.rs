@@ -3,7 +3,7 @@
 //! These types serialize to the JSON Lines contract of DESIGN.md; the field names are part of it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::{Serialize, Serializer};
 
@@ -184,8 +184,79 @@ pub struct Attempt {
     pub cause: String,
     /// What is special about this attempt, each detected from evidence.
     pub findings: Vec<Finding>,
+    /// Where the SYN dies (`--path`), probed after the attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathReport>,
     /// The annotated timeline.
     pub events: Vec<Entry>,
+}
+
+/// What answered one hop of `--path`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "what")]
+pub enum HopAnswer {
+    /// A router at this hop said the hop count ran out (ICMP time exceeded).
+    TimeExceeded {
+        /// The router.
+        from: IpAddr,
+    },
+    /// Someone answered with an ICMP destination unreachable.
+    Unreachable {
+        /// Who.
+        from: IpAddr,
+        /// ICMP type.
+        icmp_type: u8,
+        /// ICMP code.
+        code: u8,
+    },
+    /// The server answered the SYN (SYN-ACK): the path reaches it.
+    Server,
+    /// A RST answered the SYN.
+    Refused,
+    /// This host refused to send it.
+    LocalError {
+        /// Why.
+        error: String,
+    },
+    /// Nothing answered in time.
+    NoAnswer,
+}
+
+/// One hop of `--path`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PathHop {
+    /// The hop count (IP TTL / IPv6 hop limit) of the probe.
+    pub ttl: u8,
+    /// What answered.
+    pub answer: HopAnswer,
+    /// Time to the answer, in milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+/// The result of `--path`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PathReport {
+    /// Each probe, by hop.
+    pub hops: Vec<PathHop>,
+    /// Where the SYN is last seen, in words.
+    pub verdict: String,
+}
+
+/// Says where a path's probes stop being answered.
+pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
+    let last_answer = hops.iter().rev().find(|h| h.answer != HopAnswer::NoAnswer);
+    match (last_answer, hops.last().map(|h| &h.answer)) {
+        (_, Some(HopAnswer::Server)) => format!("The SYN reaches {server} in {} hop(s).", hops.len()),
+        (_, Some(HopAnswer::Refused)) => format!("The SYN reaches a host that answers RST at hop {}.", hops.len()),
+        (_, Some(HopAnswer::Unreachable { from, icmp_type, code })) => {
+            format!("At hop {}, {from} answers ICMP type {icmp_type} code {code}: the SYN goes no further.", hops.len())
+        }
+        (_, Some(HopAnswer::LocalError { error: e })) => format!("This host refuses to send the probe: {e}."),
+        (Some(PathHop { ttl, answer: HopAnswer::TimeExceeded { from: router }, .. }), _) => format!(
+            "The SYN is last seen at hop {ttl}: {router} answered there, and nothing answers beyond it. The SYN dies at {router} or just after it (a silent drop: a firewall or a blackhole route)."
+        ),
+        _ => "Nothing answers on the path, not even the first hop: the SYN dies at the first router, which drops it silently (a blackhole route drops before the TTL is checked), or the routers do not send ICMP.".to_string(),
+    }
 }
 
 /// Something a trace found that explains an attempt beyond its errno.

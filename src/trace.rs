@@ -45,6 +45,8 @@ pub struct TraceConfig {
     pub capture: bool,
     /// How long to keep capturing after the syscall result (late ICMPs, the final ACK).
     pub grace: Duration,
+    /// After a failed attempt, probe hop by hop where the SYN dies (`--path`).
+    pub path: bool,
 }
 
 /// What the trace header shows: the target, the route and the deadline.
@@ -185,6 +187,9 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         .iter()
         .position(|a| a.client.port() == flow.client.port() && a.server == flow.server)
         .context("the traced attempt is missing from the correlation")?;
-    let attempt = attempts.swap_remove(index);
+    let mut attempt = attempts.swap_remove(index);
+    if config.path && attempt.outcome != crate::timeline::Outcome::Established {
+        attempt.path = Some(crate::path::probe(target, source)?);
+    }
     Ok(TraceReport { preflight, attempt, capture: captured })
 }

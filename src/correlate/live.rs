@@ -109,6 +109,7 @@ fn empty_attempt(flow: FlowKey, start: Timestamp) -> Attempt {
         isn: 0,
         cause: String::new(),
         findings: Vec::new(),
+        path: None,
         events: Vec::new(),
     }
 }

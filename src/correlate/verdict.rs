@@ -70,6 +70,7 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         isn: a.isn,
         cause,
         findings,
+        path: None,
         events: entries,
     }
 }

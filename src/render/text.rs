@@ -113,7 +113,31 @@ pub fn attempt(w: &mut dyn Write, a: &Attempt, captured: bool, style: Style) -> 
     for finding in &a.findings {
         writeln!(w, "  {} {}", style.paint(&format!("[{}]", finding.code), Color::Magenta), finding.summary)?;
     }
+    if let Some(path) = &a.path {
+        path_report(w, path, style)?;
+    }
     writeln!(w)
+}
+
+/// Writes `--path`: one line per hop, then where the SYN is last seen.
+fn path_report(w: &mut dyn Write, path: &crate::timeline::PathReport, style: Style) -> io::Result<()> {
+    use crate::timeline::HopAnswer;
+    writeln!(w, "  {}", style.bold("path (hop by hop, as TCP traceroute):"))?;
+    for hop in &path.hops {
+        let answer = match &hop.answer {
+            HopAnswer::TimeExceeded { from } => format!("{from}  time exceeded"),
+            HopAnswer::Unreachable { from, icmp_type, code } => {
+                format!("{from}  unreachable (type {icmp_type}/code {code})")
+            }
+            HopAnswer::Server => "the server answers (SYN-ACK)".to_string(),
+            HopAnswer::Refused => "RST".to_string(),
+            HopAnswer::LocalError { error: e } => format!("not sent: {e}"),
+            HopAnswer::NoAnswer => "*".to_string(),
+        };
+        let rtt = hop.rtt_ms.map_or(String::new(), |r| format!("  {r:.3} ms"));
+        writeln!(w, "    {:>2}  {answer}{rtt}", hop.ttl)?;
+    }
+    writeln!(w, "  {} {}", style.paint("→", Color::Cyan), path.verdict)
 }
 
 fn timeline_line(w: &mut dyn Write, e: &Entry, style: Style) -> io::Result<()> {

@@ -479,3 +479,21 @@ fn test_trace_all_addresses_falls_back_until_one_connects() {
         assert!(text.contains("refused: ECONNREFUSED"), "the IPv6 address was tried first and refused: {text}");
     }
 }
+
+#[test]
+fn test_lab_path_names_the_router_that_drops() {
+    if !lab_ready() {
+        return;
+    }
+    let (attempts, _) = lab(&["--path", "firewall-drop"]);
+    for (label, router) in [("firewall-drop-v4", "192.0.2.1"), ("firewall-drop-v6", "2001:db8:1::1")] {
+        let a = &attempts[label];
+        assert_eq!(a["errno"], "ETIMEDOUT", "{label}");
+        let hops = a["path"]["hops"].as_array().expect("--path hops");
+        assert_eq!(hops[0]["answer"]["what"], "time_exceeded", "{label}: {hops:?}");
+        assert_eq!(hops[0]["answer"]["from"], router, "{label}");
+        assert!(hops[1..].iter().all(|h| h["answer"]["what"] == "no_answer"), "{label}: {hops:?}");
+        let verdict = a["path"]["verdict"].as_str().expect("verdict");
+        assert!(verdict.contains(&format!("last seen at hop 1: {router}")), "{label}: {verdict}");
+    }
+}
