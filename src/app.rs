@@ -138,6 +138,7 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
         capture: !args.no_capture,
         grace: TRACE_GRACE,
         path: args.path,
+        linger: args.linger,
     })
 }
 

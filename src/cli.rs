@@ -127,6 +127,10 @@ pub struct TraceArgs {
     /// After a failed attempt, probe hop by hop (IP TTL 1, 2, 3 ...) where the SYN dies.
     #[arg(long)]
     pub path: bool,
+    /// After a successful connect(), keep watching this long for the server's SYN-ACK retransmits
+    /// (its accept queue overflowed); 0 turns it off.
+    #[arg(long, value_parser = parse_duration, value_name = "DUR", default_value = "1500ms")]
+    pub linger: Duration,
     /// Try every address HOST resolves to, in order, until one connects, as well-behaved clients do.
     #[arg(long, conflicts_with_all = ["count", "write"])]
     pub all_addresses: bool,

@@ -164,16 +164,17 @@ impl Recorder {
     }
 }
 
-/// Makes the attempt and returns its syscall events. Errors are failures of the tool itself; a failed
-/// `connect()` is data in the events.
-pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<Vec<Event>> {
+/// Makes the attempt and returns its syscall and kernel events, and the socket, kept open (a trace
+/// that lingers must not close the connection it watches). Errors are failures of the tool itself;
+/// a failed `connect()` is data in the events.
+pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<(Vec<Event>, OwnedFd)> {
     let mut rec = Recorder { flow: sock.flow, events: Vec::new(), last_tcp_info: None };
     let fd = sock.fd;
     let before = crate::probe::counters();
     let result = attempt(&mut rec, &fd, plan);
     rec.observe(&fd);
     rec.kernel(KernelObservation::CounterDeltas(crate::probe::counter_deltas(&before, &crate::probe::counters())));
-    result.map(|()| rec.events)
+    result.map(|()| (rec.events, fd))
 }
 
 /// Drains the socket's error queue (`recvmsg(MSG_ERRQUEUE)`).

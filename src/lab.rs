@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use nix::sched::{setns, CloneFlags};
+use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
+use std::os::fd::AsRawFd;
 
 use crate::connect::Mode;
 use crate::flow::Family;
@@ -92,6 +94,18 @@ fn plan(family: Family) -> &'static Plan {
     }
 }
 
+/// What listens on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listen {
+    /// Nothing: the server's kernel answers RST.
+    No,
+    /// A listener that accepts every connection.
+    Accepting,
+    /// A listener with backlog 1 that never accepts; the lab fills its accept queue while our
+    /// handshake is pending (see [`AckHold`]).
+    FullQueue,
+}
+
 /// What the scenario changes in the standard topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Setup {
@@ -101,6 +115,8 @@ enum Setup {
     RouterBlackhole,
     /// The router's firewall drops the SYNs (FORWARD chain), after its TTL check.
     RouterDrop,
+    /// The server's INPUT chain drops our bare ACKs until the lab has filled its accept queue.
+    ServerHoldsAcks,
     /// The router drops everything to the server and answers each SYN with replies Linux must
     /// ignore in SYN-SENT (see [`Injector`]).
     RouterBogusAnswers,
@@ -124,8 +140,8 @@ pub struct Scenario {
     pub summary: &'static str,
     target: Target,
     setup: Setup,
-    /// Whether a listener on the server accepts connections.
-    listen: bool,
+    /// What listens on the server.
+    listen: Listen,
     /// The errno Linux returns (IPv4, IPv6); `None` for success.
     pub expected: (Option<&'static str>, Option<&'static str>),
 }
@@ -137,7 +153,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "a listener on the server accepts: the handshake completes",
         target: Target::Server,
         setup: Setup::Nothing,
-        listen: true,
+        listen: Listen::Accepting,
         expected: (None, None),
     },
     Scenario {
@@ -145,7 +161,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "nothing listens on the server's port: its kernel answers RST",
         target: Target::Server,
         setup: Setup::Nothing,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -153,8 +169,16 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router silently drops the SYNs (blackhole route): retransmits, then the deadline",
         target: Target::Server,
         setup: Setup::RouterBlackhole,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
+    },
+    Scenario {
+        name: "listen-overflow",
+        summary: "the server's accept queue is full: it drops our ACK and keeps retransmitting its SYN-ACK",
+        target: Target::Server,
+        setup: Setup::ServerHoldsAcks,
+        listen: Listen::FullQueue,
+        expected: (None, None),
     },
     Scenario {
         name: "firewall-drop",
@@ -162,7 +186,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "the router's firewall silently drops the SYNs (try --path: the router still answers TTL-expired probes)",
         target: Target::Server,
         setup: Setup::RouterDrop,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -170,7 +194,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "SYNs are answered by a RST without ACK and a RST with a wrong ack: Linux ignores both",
         target: Target::Server,
         setup: Setup::RouterBogusAnswers,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -178,7 +202,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "an on-link address nobody owns: ARP/ND goes unanswered, no SYN ever leaves",
         target: Target::Nobody,
         setup: Setup::Nothing,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -186,7 +210,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP host unreachable (ICMPv6 address unreachable)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-host-unreachable", "icmp6-addr-unreachable"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -194,7 +218,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP net unreachable (ICMPv6 no route)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-net-unreachable", "icmp6-no-route"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -202,7 +226,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP communication administratively prohibited",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-admin-prohibited", "icmp6-adm-prohibited"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EHOSTUNREACH"), Some("EACCES")),
     },
     Scenario {
@@ -210,7 +234,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router answers ICMP port unreachable (a REJECT rule's default)",
         target: Target::Server,
         setup: Setup::RouterReject("icmp-port-unreachable", "icmp6-port-unreachable"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -218,7 +242,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the router rejects with a TCP reset forged in the server's name",
         target: Target::Server,
         setup: Setup::RouterReject("tcp-reset", "tcp-reset"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -226,7 +250,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's own firewall drops its SYNs (OUTPUT chain): none reaches the wire",
         target: Target::Server,
         setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port} -j DROP", None),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -234,7 +258,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's own firewall drops the SYN-ACKs (INPUT chain): they are on the wire, yet time out",
         target: Target::Server,
         setup: Setup::ClientRule("INPUT", "-p tcp --sport {port} --tcp-flags SYN,ACK SYN,ACK -j DROP", None),
-        listen: true,
+        listen: Listen::Accepting,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -246,7 +270,7 @@ pub const SCENARIOS: &[Scenario] = &[
             "-p tcp --dport {port}",
             Some(("icmp-port-unreachable", "icmp6-port-unreachable")),
         ),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -254,7 +278,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's own firewall rejects the SYN with a TCP reset forged in the server's name",
         target: Target::Server,
         setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port}", Some(("tcp-reset", "tcp-reset"))),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -262,7 +286,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client has no route to the target: connect() fails at once",
         target: Target::Elsewhere,
         setup: Setup::NoRoute,
-        listen: false,
+        listen: Listen::No,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -270,7 +294,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `unreachable`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("unreachable"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -278,7 +302,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `prohibit`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("prohibit"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EACCES"), Some("EACCES")),
     },
     Scenario {
@@ -286,7 +310,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "the client's route to the target is of type `blackhole`",
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("blackhole"),
-        listen: false,
+        listen: Listen::No,
         expected: (Some("EINVAL"), Some("EINVAL")),
     },
 ];
@@ -495,6 +519,11 @@ impl Lab {
             Setup::RouterBlackhole | Setup::RouterBogusAnswers => {
                 self.ip_in("router", &[fam, "route", "add", "blackhole", p.server])
             }
+            Setup::ServerHoldsAcks => {
+                let args = ack_hold_rule(tables, "-I", p.client);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                self.exec("server", &args).with_context(|| format!("{tables} is needed for this scenario"))
+            }
             Setup::RouterDrop => {
                 let port = PORT.to_string();
                 let args = [
@@ -584,7 +613,7 @@ struct Listener {
 }
 
 impl Listener {
-    fn start(lab: &Lab, addr: SocketAddr) -> anyhow::Result<Listener> {
+    fn start(lab: &Lab, addr: SocketAddr, accepting: bool) -> anyhow::Result<Listener> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let path = format!("/run/netns/{}", lab.ns("server"));
@@ -593,7 +622,16 @@ impl Listener {
             let bound = (|| -> anyhow::Result<TcpListener> {
                 let file = File::open(&path)?;
                 setns(&file, CloneFlags::CLONE_NEWNET)?;
-                let listener = TcpListener::bind(addr)?;
+                let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+                let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+                socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+                socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+                // Backlog 1: our SYN gets a real request sock (with 0, inet_csk_reqsk_queue_is_full
+                // already holds and the server answers with a stateless SYN cookie, never
+                // retransmitted), and two accepted children fill the queue (ack_backlog > 1).
+                let backlog = if accepting { Backlog::MAXCONN } else { Backlog::new(1)? };
+                socket::listen(&fd, backlog)?;
+                let listener = TcpListener::from(fd);
                 listener.set_nonblocking(true)?;
                 Ok(listener)
             })();
@@ -609,6 +647,10 @@ impl Listener {
             };
             let deadline = Instant::now() + SCENARIO_LIMIT;
             while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
+                if !accepting {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 match listener.accept() {
                     Ok((mut conn, _)) => {
                         let _ = conn.set_nonblocking(false);
@@ -629,6 +671,59 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The iptables rule (insert `-I` or delete `-D`) that drops the client's bare ACKs on the server.
+fn ack_hold_rule(tables: &str, op: &str, client: &str) -> Vec<String> {
+    let port = PORT.to_string();
+    [tables, "-w", "5", op, "INPUT", "-s", client, "-p", "tcp", "--dport", &port]
+        .into_iter()
+        .chain(["--tcp-flags", "SYN,ACK,FIN,RST,PSH", "ACK", "-j", "DROP"])
+        .map(str::to_string)
+        .collect()
+}
+
+/// Fills the server's accept queue while our handshake is held half-open, then lets our ACKs in:
+/// 300 ms into the trace two filler connections from the router complete (the queue, backlog 1,
+/// is then full; they get SYN cookies, as our request fills the SYN queue), and the rule that
+/// dropped our bare ACKs goes. When the server retransmits its
+/// SYN-ACK, our ACK overflows the queue for real (tcp_v4_syn_recv_sock → ListenOverflows) and is
+/// dropped, so the server keeps retransmitting.
+struct AckHold {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AckHold {
+    fn start(lab: &Lab, family: Family) -> anyhow::Result<AckHold> {
+        let p = plan(family);
+        let router_ns = format!("/run/netns/{}", lab.ns("router"));
+        let server_ns = lab.ns("server");
+        let server: SocketAddr = SocketAddr::new(p.server.parse().context("lab address")?, PORT);
+        let tables = if family == Family::Ipv4 { "iptables" } else { "ip6tables" };
+        let delete = ack_hold_rule(tables, "-D", p.client);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let fillers = (|| -> anyhow::Result<Vec<std::net::TcpStream>> {
+                setns(&File::open(&router_ns)?, CloneFlags::CLONE_NEWNET)?;
+                (0..2).map(|_| Ok(std::net::TcpStream::connect_timeout(&server, Duration::from_secs(2))?)).collect()
+            })();
+            let mut args = vec!["netns", "exec", server_ns.as_str()];
+            args.extend(delete.iter().map(String::as_str));
+            let _ = ip(&args);
+            // Keep the filler connection (and so the full queue) until the scenario ends.
+            std::thread::sleep(Duration::from_secs(3));
+            drop(fillers);
+        });
+        Ok(AckHold { thread: Some(thread) })
+    }
+}
+
+impl Drop for AckHold {
+    fn drop(&mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -743,8 +838,12 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
         _ => None,
     };
     let _listener = match scenario.listen {
-        true => Some(Listener::start(&lab, SocketAddr::new(target, PORT))?),
-        false => None,
+        Listen::No => None,
+        listen => Some(Listener::start(&lab, SocketAddr::new(target, PORT), listen == Listen::Accepting)?),
+    };
+    let _ack_hold = match scenario.setup {
+        Setup::ServerHoldsAcks => Some(AckHold::start(&lab, family)?),
+        _ => None,
     };
     let written = config.write_dir.as_ref().map(|dir| dir.join(format!("{}.pcap", label(scenario, family))));
     let trace_config = TraceConfig {
@@ -761,6 +860,7 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
         capture: true,
         grace: Duration::from_millis(300),
         path: config.path,
+        linger: Duration::from_millis(1500),
     };
     let report = in_netns(&lab.ns("client"), move || trace::run(&trace_config))?;
     Ok(LabRun { scenario, family, report, written })

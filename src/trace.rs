@@ -11,7 +11,7 @@ use anyhow::Context as _;
 
 use crate::capture::{LiveCapture, LiveResult};
 use crate::connect::{self, ConnectPlan, Mode};
-use crate::correlate::correlate;
+use crate::correlate::{correlate, syscall_verdict, SyscallVerdict};
 use crate::event::{Event, EventKind};
 use crate::flow::{Family, FlowKey};
 use crate::linux::SynTiming;
@@ -47,6 +47,9 @@ pub struct TraceConfig {
     pub grace: Duration,
     /// After a failed attempt, probe hop by hop where the SYN dies (`--path`).
     pub path: bool,
+    /// After a successful connect(), keep watching this long for the server's SYN-ACK
+    /// retransmits (a full accept queue drops our ACK); `grace` applies when shorter.
+    pub linger: Duration,
 }
 
 /// What the trace header shows: the target, the route and the deadline.
@@ -164,11 +167,26 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
     let reader = capture.map(|c| c.spawn(Arc::clone(&stop)));
     let connect_thread =
         std::thread::Builder::new().name("connect".into()).spawn(move || connect::run(socket, &plan))?;
-    let syscalls = match connect_thread.join() {
-        Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("the connect thread panicked")),
+    let (syscalls, socket) = match connect_thread.join() {
+        Ok(Ok((events, socket))) => (Ok(events), Some(socket)),
+        Ok(Err(e)) => (Err(e), None),
+        Err(_) => (Err(anyhow::anyhow!("the connect thread panicked")), None),
     };
-    std::thread::sleep(config.grace);
+    let calls: Vec<_> = syscalls
+        .iter()
+        .flatten()
+        .filter_map(|e| match &e.kind {
+            EventKind::Syscall(call) => Some((e.ts, call.clone())),
+            _ => None,
+        })
+        .collect();
+    let drain = match syscall_verdict(&calls).0 {
+        SyscallVerdict::Established if config.capture => config.grace.max(config.linger),
+        _ => config.grace,
+    };
+    crate::interrupt::sleep(drain);
+    // Closed only now: the connection stays open while the trace watches it.
+    drop(socket);
     stop.store(true, Ordering::Release);
     let captured = match reader {
         Some(handle) => Some(handle.join().map_err(|_| anyhow::anyhow!("the capture thread panicked"))??),

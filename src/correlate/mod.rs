@@ -10,6 +10,8 @@ mod describe;
 mod live;
 mod verdict;
 
+pub use live::{syscall_verdict, SyscallVerdict};
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 

@@ -522,3 +522,17 @@ fn test_missing_retransmit_is_flagged_after_the_deadline() {
         attempts[0].cause
     );
 }
+
+#[test]
+fn test_established_then_syn_ack_retransmits_is_listen_overflow() {
+    let synack = |ms, frame| from_server(ms, frame, TcpFlags::SYN | TcpFlags::ACK, 77, ISN + 1);
+    let a = only(vec![
+        syn(0, 1),
+        synack(1, 2),
+        from_client(1, 3, TcpFlags::ACK, ISN + 1, 78),
+        synack(1001, 4),
+        from_client(1001, 5, TcpFlags::ACK, ISN + 1, 78),
+    ]);
+    assert_eq!(verdict(&a), (Outcome::Established, None, 1));
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["listen_queue_overflow"]);
+}

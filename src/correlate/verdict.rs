@@ -117,6 +117,18 @@ fn findings(a: &AttemptState) -> Vec<Finding> {
             ignored.iter().map(|(r, n)| if *n == 1 { r.clone() } else { format!("{n} × {r}") }).collect();
         found.push(Finding { code: "answer_ignored", summary: format!("Linux ignored: {}.", listed.join("; ")) });
     }
+    if let Some(verdict) = a.verdict.as_ref().filter(|v| matches!(v.decision, Decision::Established { via_ack: false }))
+    {
+        let again = a.entries.iter().filter(|e| e.what == What::SynAck && e.ts > verdict.ts).count();
+        if again > 0 && a.handshake_acked {
+            found.push(Finding {
+                code: "listen_queue_overflow",
+                summary: format!(
+                    "The server retransmitted its SYN-ACK {again} time(s) after our ACK completed the handshake: it never took that ACK. Most often its accept queue is full (the application does not accept() fast enough), so it drops the ACK (tcp_v4_syn_recv_sock, ListenOverflows on the server); connect() succeeded, but the server has not accepted the connection and data we send waits. (Less often, the ACK was lost on the way.)"
+                ),
+            });
+        }
+    }
     if a.synack_unseen_by_client && a.verdict.is_none() {
         found.push(Finding {
             code: "synack_seen_but_timed_out",

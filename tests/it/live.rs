@@ -98,11 +98,16 @@ fn check_attempt(label: &str, a: &Value, blocking: bool) {
             assert_eq!((outcome, syns), ("established", 1), "{label}");
             decisive("syn_ack", "Flags [S.]");
         }
+        "listen-overflow" => {
+            assert_eq!((outcome, syns), ("established", 1), "{label}");
+            assert!(events_of(a, "syn_ack").len() >= 2, "{label}: the server retransmits its SYN-ACK: {}", a["events"]);
+            assert!(has_finding(a, "listen_queue_overflow"), "{label}: {}", a["findings"]);
+        }
         "refused" | "firewall-reset" => {
             assert_eq!((outcome, syns), ("refused", 1), "{label}");
             decisive("rst", "Flags [R.]");
         }
-        "unanswered" => {
+        "unanswered" | "firewall-drop" => {
             // tcp_syn_retries=2 on Linux 6.5+: the SYN and 5 retransmits at 1, 2, 3, 4, 5 s, ETIMEDOUT at 7 s.
             assert_eq!((outcome, syns), ("timed_out", 6), "{label}");
             assert!(events_of(a, "syn_ack").is_empty() && events_of(a, "rst").is_empty(), "{label}");
@@ -414,7 +419,19 @@ fn test_trace_count_gives_statistics() {
     }
     let ns = LoopbackNs::new();
     let listener = listen_in(&ns, "127.0.0.1");
-    let out = ns.synscope(&["trace", "--format", "json", "-c", "3", "--interval", "100ms", "127.0.0.1", "8080"]);
+    let out = ns.synscope(&[
+        "trace",
+        "--format",
+        "json",
+        "-c",
+        "3",
+        "--interval",
+        "100ms",
+        "--linger",
+        "0",
+        "127.0.0.1",
+        "8080",
+    ]);
     drop(listener);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> =
