@@ -177,8 +177,9 @@ pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<(Vec<Event>,
     result.map(|()| (rec.events, fd))
 }
 
-/// Drains the socket's error queue (`recvmsg(MSG_ERRQUEUE)`).
-fn read_error_queue(fd: &OwnedFd) -> Vec<KernelObservation> {
+/// Drains the socket's error queue (`recvmsg(MSG_ERRQUEUE)`): each ICMP error as the kernel
+/// recorded it, with the offender (`SO_EE_OFFENDER`).
+pub fn read_error_queue(fd: &OwnedFd) -> Vec<KernelObservation> {
     let mut entries = Vec::new();
     // A bounded drain: the queue holds one entry per ICMP error at most, and it is not refilled here.
     for _ in 0..16 {

@@ -118,7 +118,7 @@ enum Setup {
     /// The server's INPUT chain drops our bare ACKs until the lab has filled its accept queue.
     ServerHoldsAcks,
     /// The router drops everything to the server and answers each SYN with replies Linux must
-    /// ignore in SYN-SENT (see [`Injector`]).
+    /// ignore in SYN-SENT (see [`injector`]).
     RouterBogusAnswers,
     /// The router rejects the SYN: `iptables -j REJECT --reject-with` (IPv4 value, IPv6 value).
     RouterReject(&'static str, &'static str),
@@ -606,39 +606,34 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> anyhow::Result<T> +
     handle.join().map_err(|_| anyhow::anyhow!("a lab thread panicked"))?
 }
 
-/// A listener in the server namespace that accepts, reads until the client closes, and closes.
-struct Listener {
+/// A thread that entered a namespace, set something up there, and serves until dropped (or the
+/// scenario's time limit passes): the lab's listener and injector.
+struct Background {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Listener {
-    fn start(lab: &Lab, addr: SocketAddr, accepting: bool) -> anyhow::Result<Listener> {
+impl Background {
+    /// Enters the namespace `ns` on a new thread and runs `setup` there; once it succeeded,
+    /// calls `serve` over and over. Fails when `setup` fails.
+    fn start<S>(
+        ns: String,
+        setup: impl FnOnce() -> anyhow::Result<S> + Send + 'static,
+        mut serve: impl FnMut(&mut S) + Send + 'static,
+    ) -> anyhow::Result<Background> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
-        let path = format!("/run/netns/{}", lab.ns("server"));
         let flag = Arc::clone(&stop);
+        let path = format!("/run/netns/{ns}");
         let thread = std::thread::spawn(move || {
-            let bound = (|| -> anyhow::Result<TcpListener> {
-                let file = File::open(&path)?;
-                setns(&file, CloneFlags::CLONE_NEWNET)?;
-                let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-                let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-                socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-                socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-                // Backlog 1: our SYN gets a real request sock (with 0, inet_csk_reqsk_queue_is_full
-                // already holds and the server answers with a stateless SYN cookie, never
-                // retransmitted), and two accepted children fill the queue (ack_backlog > 1).
-                let backlog = if accepting { Backlog::MAXCONN } else { Backlog::new(1)? };
-                socket::listen(&fd, backlog)?;
-                let listener = TcpListener::from(fd);
-                listener.set_nonblocking(true)?;
-                Ok(listener)
+            let state = (|| {
+                setns(&File::open(&path)?, CloneFlags::CLONE_NEWNET)?;
+                setup()
             })();
-            let listener = match bound {
-                Ok(l) => {
+            let mut state = match state {
+                Ok(state) => {
                     let _ = ready_tx.send(Ok(()));
-                    l
+                    state
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -647,34 +642,60 @@ impl Listener {
             };
             let deadline = Instant::now() + SCENARIO_LIMIT;
             while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
-                if !accepting {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                }
-                match listener.accept() {
-                    Ok((mut conn, _)) => {
-                        let _ = conn.set_nonblocking(false);
-                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut sink = [0u8; 512];
-                        while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
-                        let _ = conn.flush();
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
+                serve(&mut state);
             }
         });
-        ready_rx.recv_timeout(Duration::from_secs(5)).context("the listener did not start")??;
-        Ok(Listener { stop, thread: Some(thread) })
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .with_context(|| format!("a lab helper in {ns} did not start"))??;
+        Ok(Background { stop, thread: Some(thread) })
     }
 }
 
-impl Drop for Listener {
+impl Drop for Background {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
+}
+
+/// A listener in the server namespace: it accepts, reads until the client closes, and closes; or,
+/// with `accepting` false, it holds its accept queue full (backlog 1, never accepting).
+fn listener(lab: &Lab, addr: SocketAddr, accepting: bool) -> anyhow::Result<Background> {
+    let setup = move || -> anyhow::Result<TcpListener> {
+        let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+        // Backlog 1: our SYN gets a real request sock (with 0, inet_csk_reqsk_queue_is_full
+        // already holds and the server answers with a stateless SYN cookie, never
+        // retransmitted), and two accepted children fill the queue (ack_backlog > 1).
+        let backlog = if accepting { Backlog::MAXCONN } else { Backlog::new(1)? };
+        socket::listen(&fd, backlog)?;
+        let listener = TcpListener::from(fd);
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    };
+    let serve = move |listener: &mut TcpListener| {
+        // A listener that holds its queue full must never accept().
+        if !accepting {
+            std::thread::sleep(Duration::from_millis(5));
+            return;
+        }
+        match listener.accept() {
+            Ok((mut conn, _)) => {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut sink = [0u8; 512];
+                while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+                let _ = conn.flush();
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    };
+    Background::start(lab.ns("server"), setup, serve)
 }
 
 /// The iptables rule (insert `-I` or delete `-D`) that drops the client's bare ACKs on the server.
@@ -732,61 +753,26 @@ impl Drop for AckHold {
 
 /// On the router's client-side interface, answers every SYN to the server port with two replies that
 /// Linux must ignore in SYN-SENT (`tcp_rcv_synsent_state_process`): a RST without ACK, and a RST+ACK
-/// whose ack is the ISN instead of ISN+1. Stops when dropped.
-struct Injector {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Injector {
-    fn start(lab: &Lab) -> anyhow::Result<Injector> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let path = format!("/run/netns/{}", lab.ns("router"));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let opened = (|| -> anyhow::Result<pcap::Capture<pcap::Active>> {
-                setns(&File::open(&path)?, CloneFlags::CLONE_NEWNET)?;
-                let mut capture = pcap::Capture::from_device("r0")?.immediate_mode(true).timeout(10).open()?;
-                capture.filter(&format!("tcp dst port {PORT}"), true)?;
-                Ok(capture.setnonblock()?)
-            })();
-            let mut capture = match opened {
-                Ok(c) => {
-                    let _ = ready_tx.send(Ok(()));
-                    c
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let deadline = Instant::now() + SCENARIO_LIMIT;
-            while !flag.load(Ordering::Acquire) && Instant::now() < deadline {
-                let replies = match capture.next_packet() {
-                    Ok(packet) => bogus_answers(packet.data),
-                    Err(_) => {
-                        std::thread::sleep(Duration::from_millis(1));
-                        continue;
-                    }
-                };
-                for reply in replies {
-                    let _ = capture.sendpacket(reply);
-                }
+/// whose ack is the ISN instead of ISN+1.
+fn injector(lab: &Lab) -> anyhow::Result<Background> {
+    let setup = || -> anyhow::Result<pcap::Capture<pcap::Active>> {
+        let mut capture = pcap::Capture::from_device("r0")?.immediate_mode(true).timeout(10).open()?;
+        capture.filter(&format!("tcp dst port {PORT}"), true)?;
+        Ok(capture.setnonblock()?)
+    };
+    let serve = |capture: &mut pcap::Capture<pcap::Active>| {
+        let replies = match capture.next_packet() {
+            Ok(packet) => bogus_answers(packet.data),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(1));
+                return;
             }
-        });
-        ready_rx.recv_timeout(Duration::from_secs(5)).context("the injector did not start")??;
-        Ok(Injector { stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for Injector {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        };
+        for reply in replies {
+            let _ = capture.sendpacket(reply);
         }
-    }
+    };
+    Background::start(lab.ns("router"), setup, serve)
 }
 
 /// The two replies to a client's SYN (an Ethernet frame) that Linux must ignore.
@@ -834,12 +820,12 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
     .parse()
     .context("lab address")?;
     let _injector = match scenario.setup {
-        Setup::RouterBogusAnswers => Some(Injector::start(&lab)?),
+        Setup::RouterBogusAnswers => Some(injector(&lab)?),
         _ => None,
     };
     let _listener = match scenario.listen {
         Listen::No => None,
-        listen => Some(Listener::start(&lab, SocketAddr::new(target, PORT), listen == Listen::Accepting)?),
+        listen => Some(listener(&lab, SocketAddr::new(target, PORT), listen == Listen::Accepting)?),
     };
     let _ack_hold = match scenario.setup {
         Setup::ServerHoldsAcks => Some(AckHold::start(&lab, family)?),

@@ -3,16 +3,15 @@
 //! count runs out answers ICMP time exceeded; with `IP_RECVERR` Linux fails the probe and its error
 //! queue names that router (`SO_EE_OFFENDER`), so no capture privilege is needed.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno as NixErrno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, SockaddrStorage,
-};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
+use crate::event::KernelObservation;
 use crate::timeline::{HopAnswer, PathHop, PathReport};
 
 /// How many hops at most.
@@ -94,29 +93,16 @@ fn wait_for_answer(fd: &OwnedFd) -> HopAnswer {
 
 /// The first ICMP error on the socket's error queue, as the kernel recorded it.
 fn error_queue_answer(fd: &OwnedFd) -> Option<HopAnswer> {
-    let mut data = [0u8; 512];
-    let mut iov = [std::io::IoSliceMut::new(&mut data)];
-    let mut space = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
-    let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
-    let msg = socket::recvmsg::<SockaddrStorage>(fd.as_raw_fd(), &mut iov, Some(&mut space), flags).ok()?;
-    for cmsg in msg.cmsgs().ok()? {
-        let (err, from) = match cmsg {
-            ControlMessageOwned::Ipv4RecvErr(err, addr) => {
-                (err, addr.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))))
-            }
-            ControlMessageOwned::Ipv6RecvErr(err, addr) => {
-                (err, addr.map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))))
-            }
-            _ => continue,
-        };
-        let from = from?;
-        // ICMP time exceeded is type 11, ICMPv6 type 3 (ee_origin 2 and 3).
-        let time_exceeded = (err.ee_origin == 2 && err.ee_type == 11) || (err.ee_origin == 3 && err.ee_type == 3);
-        return Some(if time_exceeded {
-            HopAnswer::TimeExceeded { from }
-        } else {
-            HopAnswer::Unreachable { from, icmp_type: err.ee_type, code: err.ee_code }
-        });
-    }
-    None
+    crate::connect::read_error_queue(fd).into_iter().find_map(|entry| match entry {
+        KernelObservation::ErrorQueue { origin, icmp_type, code, offender: Some(from), .. } => {
+            // ICMP time exceeded is type 11, ICMPv6 type 3 (ee_origin 2 and 3).
+            let time_exceeded = (origin == 2 && icmp_type == 11) || (origin == 3 && icmp_type == 3);
+            Some(if time_exceeded {
+                HopAnswer::TimeExceeded { from }
+            } else {
+                HopAnswer::Unreachable { from, icmp_type, code }
+            })
+        }
+        _ => None,
+    })
 }
