@@ -261,12 +261,14 @@ pub fn render_trace(
 
 fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
     let several = args.files.len() > 1;
+    let mut bpf = args.bpf.as_deref().map(capture::BpfFilter::new).transpose()?;
+    let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
     let mut reported = Vec::new();
     let (mut packets, mut undecodable) = (0, 0);
     let mut damages = Vec::new();
     let mut unreadable = None;
     for path in &args.files {
-        let capture = match capture::read_file(path) {
+        let capture = match capture::read_file_filtered(path, bpf.as_mut()) {
             Ok(capture) => capture,
             // One unreadable file must not hide what the others hold: report it and go on.
             Err(err) if several => {
@@ -278,6 +280,11 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
         };
         packets += capture.packets;
         undecodable += capture.undecodable;
+        first = match (first, capture.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        last = last.max(capture.last_ts);
         let attempts = correlate(capture.events, SynTiming::default(), capture.last_ts);
         let selected: Vec<_> = attempts
             .into_iter()
@@ -308,7 +315,7 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
         }
     }
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
-    let summary = Summary::of(&reported, packets, undecodable, damaged);
+    let summary = Summary::of(&reported, packets, undecodable, damaged).with_replay_overview(&reported, first, last);
     match args.format {
         Format::Json => json::summary(out, &summary)?,
         Format::Text => {

@@ -22,15 +22,54 @@ pub struct FileCapture {
     pub packets: u64,
     /// Records that could not be decoded.
     pub undecodable: u64,
+    /// Time of the first record read.
+    pub first_ts: Option<Timestamp>,
     /// Time of the last record read (where the evidence ends).
     pub last_ts: Option<Timestamp>,
     /// Why reading stopped before the end of the file, if it did.
     pub damage: Option<FileError>,
 }
 
+/// A tcpdump-syntax filter (`--bpf`), compiled by libpcap for each link type a file holds and
+/// applied to each record before it is decoded.
+pub struct BpfFilter {
+    expression: String,
+    programs: std::collections::HashMap<u32, pcap::BpfProgram>,
+}
+
+impl BpfFilter {
+    /// Compiles `expression` (for Ethernet first, so a typo is reported before any file is read).
+    pub fn new(expression: &str) -> anyhow::Result<BpfFilter> {
+        let mut filter = BpfFilter { expression: expression.to_string(), programs: std::collections::HashMap::new() };
+        filter.program(decode::LinkType::ETHERNET)?;
+        Ok(filter)
+    }
+
+    fn program(&mut self, link: decode::LinkType) -> anyhow::Result<&pcap::BpfProgram> {
+        if !self.programs.contains_key(&link.0) {
+            let dead = pcap::Capture::dead(pcap::Linktype(i32::try_from(link.0).unwrap_or(i32::MAX)))?;
+            let program = dead
+                .compile(&self.expression, true)
+                .with_context(|| format!("bad --bpf expression `{}` for link type {}", self.expression, link.0))?;
+            self.programs.insert(link.0, program);
+        }
+        self.programs.get(&link.0).context("compiled above")
+    }
+
+    /// Whether a record passes the filter.
+    pub fn matches(&mut self, link: decode::LinkType, data: &[u8]) -> anyhow::Result<bool> {
+        Ok(self.program(link)?.filter(data))
+    }
+}
+
 /// Reads and decodes `path`. Fails only when the file cannot be read or is not a capture at all;
 /// damage part-way through is reported in [`FileCapture::damage`] with everything before it kept.
 pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
+    read_file_filtered(path, None)
+}
+
+/// [`read_file`], keeping only the records `filter` passes.
+pub fn read_file_filtered(path: &Path, mut filter: Option<&mut BpfFilter>) -> anyhow::Result<FileCapture> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let reader = CaptureReader::new(&bytes).with_context(|| format!("cannot replay {}", path.display()))?;
     let mut capture = FileCapture::default();
@@ -43,7 +82,13 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
             }
         };
         capture.packets += 1;
+        capture.first_ts = Some(capture.first_ts.map_or(record.ts, |t| t.min(record.ts)));
         capture.last_ts = Some(capture.last_ts.map_or(record.ts, |t| t.max(record.ts)));
+        if let Some(filter) = filter.as_deref_mut() {
+            if !filter.matches(record.link_type, record.data)? {
+                continue;
+            }
+        }
         match decode::decode(record.link_type, record.data) {
             Ok(packet) if matches!(packet.body, decode::PacketBody::Other(_)) => {}
             Ok(packet) => {

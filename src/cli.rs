@@ -197,6 +197,9 @@ pub struct ReplayArgs {
     /// Only attempts that did not establish.
     #[arg(long)]
     pub failed: bool,
+    /// Only packets matching this tcpdump-syntax filter (compiled by libpcap), e.g. "port 443".
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
 }
 
 /// Output formats.

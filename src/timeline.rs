@@ -308,6 +308,12 @@ pub struct Summary {
     /// connect() latency (to the deciding syscall) over the attempts, in milliseconds (`--count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_ms: Option<Stats>,
+    /// Replay: when the capture starts and ends (seconds since the epoch) and how long it spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<CaptureSpan>,
+    /// Replay: the servers with the most failed attempts (at most 10), with their errnos.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_failing_servers: Vec<ServerFailures>,
     /// Packets the live capture dropped (libpcap's `ps_drop` + `ps_ifdrop`), for traces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
@@ -336,9 +342,48 @@ impl Summary {
             undecodable,
             rtt_ms: None,
             connect_ms: None,
+            span: None,
+            top_failing_servers: Vec::new(),
             dropped: None,
             damaged,
         }
+    }
+
+    /// Adds what a replay's user asks next: the capture's time span, the servers with the most
+    /// failures, and handshake RTT percentiles over the established attempts.
+    pub fn with_replay_overview(
+        mut self,
+        attempts: &[Attempt],
+        first: Option<Timestamp>,
+        last: Option<Timestamp>,
+    ) -> Summary {
+        if let (Some(first), Some(last)) = (first, last) {
+            self.span = Some(CaptureSpan {
+                first: first.as_secs_f64(),
+                last: last.as_secs_f64(),
+                seconds: last.since(first).as_secs_f64(),
+            });
+        }
+        let rtts: Vec<f64> =
+            attempts.iter().filter(|a| a.outcome == Outcome::Established).filter_map(|a| a.rtt_ms).collect();
+        self.rtt_ms = Stats::of(&rtts);
+        let mut by_server: BTreeMap<String, ServerFailures> = BTreeMap::new();
+        for a in attempts.iter().filter(|a| a.outcome != Outcome::Established) {
+            let entry = by_server.entry(a.server.to_string()).or_insert_with(|| ServerFailures {
+                server: a.server.to_string(),
+                failures: 0,
+                errnos: BTreeMap::new(),
+            });
+            entry.failures += 1;
+            if let Some(errno) = a.errno {
+                *entry.errnos.entry(errno.name()).or_insert(0) += 1;
+            }
+        }
+        let mut top: Vec<ServerFailures> = by_server.into_values().collect();
+        top.sort_by(|a, b| b.failures.cmp(&a.failures).then_with(|| a.server.cmp(&b.server)));
+        top.truncate(10);
+        self.top_failing_servers = top;
+        self
     }
 
     /// Adds RTT and connect() latency statistics, as `--count` reports them.
@@ -355,7 +400,29 @@ impl Summary {
     }
 }
 
-/// min/avg/max/stddev of a series, as ping prints them.
+/// When a capture starts and ends.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CaptureSpan {
+    /// First record, seconds since the epoch.
+    pub first: f64,
+    /// Last record, seconds since the epoch.
+    pub last: f64,
+    /// The difference, in seconds.
+    pub seconds: f64,
+}
+
+/// A server's failed attempts.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServerFailures {
+    /// The server's address and port.
+    pub server: String,
+    /// Attempts to it that did not establish.
+    pub failures: usize,
+    /// Their errnos.
+    pub errnos: BTreeMap<&'static str, usize>,
+}
+
+/// min/avg/max/stddev and percentiles of a series, as ping prints them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Stats {
     /// How many values.
@@ -368,6 +435,12 @@ pub struct Stats {
     pub max: f64,
     /// Population standard deviation (ping's mdev is close to it).
     pub stddev: f64,
+    /// Median (nearest rank).
+    pub p50: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
 }
 
 impl Stats {
@@ -380,7 +453,14 @@ impl Stats {
         let avg = values.iter().sum::<f64>() / n;
         let variance = values.iter().map(|v| (v - avg).powi(2)).sum::<f64>() / n;
         let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        // Nearest-rank percentile: the smallest value with at least p% of the values at or below it.
+        let rank = |p: f64| sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
         Some(Stats {
+            p50: round(rank(50.0)),
+            p90: round(rank(90.0)),
+            p99: round(rank(99.0)),
             count: values.len(),
             min: round(values.iter().copied().fold(f64::INFINITY, f64::min)),
             avg: round(avg),
@@ -401,5 +481,8 @@ mod tests {
         assert_eq!(s.stddev, 1.118);
         assert_eq!(Stats::of(&[]), None);
         assert_eq!(Stats::of(&[0.25]).unwrap().stddev, 0.0);
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = Stats::of(&hundred).unwrap();
+        assert_eq!((s.p50, s.p90, s.p99), (50.0, 90.0, 99.0));
     }
 }

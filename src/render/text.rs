@@ -283,6 +283,25 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
             writeln!(w, "  {:<14}{n:>6}  {}", errno.name(), errno.strerror())?;
         }
     }
+    if let Some(span) = s.span {
+        let first = Timestamp((span.first * 1e9) as i64);
+        let last = Timestamp((span.last * 1e9) as i64);
+        writeln!(w, "  span          {} → {} ({})", utc(first), utc(last), Span((span.seconds * 1e9) as i64))?;
+    }
+    if let Some(st) = s.rtt_ms {
+        writeln!(
+            w,
+            "  handshake rtt p50/p90/p99 = {:.3}/{:.3}/{:.3} ms over {} established attempt(s)",
+            st.p50, st.p90, st.p99, st.count
+        )?;
+    }
+    if !s.top_failing_servers.is_empty() {
+        writeln!(w, "  most failures:")?;
+        for server in &s.top_failing_servers {
+            let errnos: Vec<String> = server.errnos.iter().map(|(e, n)| format!("{e} ×{n}")).collect();
+            writeln!(w, "    {:<28} {:>6}  {}", server.server, server.failures, errnos.join(", "))?;
+        }
+    }
     if let Some(damage) = &s.damaged {
         writeln!(w, "  {} {damage}; results are partial", style.paint("damaged:", Color::Red))?;
     }

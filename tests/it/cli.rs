@@ -138,3 +138,28 @@ fn test_several_files_one_summary_and_unreadable_ones_reported() {
         stdout(&synscope(&["replay", "--color", "never", "fixtures/refused-v4.pcap", "fixtures/success-v6.pcap"]));
     assert!(text.contains("══ fixtures/refused-v4.pcap") && text.contains("2 files: 2 attempt(s)"), "{text}");
 }
+
+#[test]
+fn test_bpf_filter_and_replay_overview() {
+    let all = json_lines(&synscope(&["replay", "--format", "json", "fixtures/refused-v4.pcap"]));
+    let summary = all.last().expect("summary");
+    assert!(summary["span"]["seconds"].as_f64().expect("span") > 0.0, "{summary}");
+    assert_eq!(summary["top_failing_servers"][0]["server"], "198.51.100.10:8080");
+    assert_eq!(summary["top_failing_servers"][0]["failures"], 1);
+    assert_eq!(summary["top_failing_servers"][0]["errnos"]["ECONNREFUSED"], 1);
+    // Only packets of another port: nothing of the attempt is left.
+    let filtered =
+        json_lines(&synscope(&["replay", "--format", "json", "--bpf", "port 9", "fixtures/refused-v4.pcap"]));
+    assert_eq!(filtered.len(), 1, "only the summary");
+    assert_eq!(filtered[0]["packets"], summary["packets"], "every record is still read");
+    let kept =
+        json_lines(&synscope(&["replay", "--format", "json", "--bpf", "tcp port 8080", "fixtures/refused-v4.pcap"]));
+    assert_eq!(kept.len(), 2);
+    let established = json_lines(&synscope(&["replay", "--format", "json", "fixtures/success-v6.pcap"]));
+    let rtt = &established.last().expect("summary")["rtt_ms"];
+    assert_eq!(rtt["count"], 1);
+    assert!(rtt["p50"].as_f64().expect("p50") > 0.0);
+    let bad = synscope(&["replay", "--bpf", "port eighty", "fixtures/refused-v4.pcap"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("bad --bpf expression `port eighty`"));
+}

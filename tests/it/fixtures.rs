@@ -57,9 +57,23 @@ fn redact(output: &str, client_ports: &[u16]) -> String {
     out
 }
 
-/// `"start":1732492331.549075` and `2026-11-24 23:52:11.549075 UTC` become `[start]`.
+/// `"start":1732492331.549075` and `2026-11-24 23:52:11.549075 UTC` become `[start]`; the summary's
+/// span keeps only its length.
 fn redact_times(line: &str) -> String {
     let mut line = line.to_string();
+    if let Some(rest) = line.strip_prefix("  span          ") {
+        let length = rest.rfind(" (").map_or("", |i| &rest[i..]);
+        return format!("  span          [first] → [last]{length}");
+    }
+    if let Some(at) = line.find("\"span\":{\"first\":") {
+        if let Some(seconds) = line[at..].find("\"seconds\":") {
+            line = format!(
+                "{}\"span\":{{\"first\":\"[first]\",\"last\":\"[last]\",{}",
+                &line[..at],
+                &line[at + seconds..]
+            );
+        }
+    }
     if let Some(at) = line.find("\"start\":") {
         let rest = &line[at + 8..];
         let end = rest.find([',', '}']).unwrap_or(rest.len());
