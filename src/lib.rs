@@ -22,5 +22,6 @@ pub mod interrupt;
 pub mod path;
 pub mod probe;
 pub mod render;
+pub mod synth;
 pub mod sys;
 pub mod trace;

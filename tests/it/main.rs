@@ -8,4 +8,5 @@ mod fixtures;
 mod help;
 mod live;
 mod purity;
+mod synth;
 mod util;
