@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Replay at scale: times, on one synthetic capture and side by side, `cat`, libpcap's own read loop
+# (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
+# and `synscope replay --format json`, each the median of RUNS runs, with packets/s, peak memory and
+# synscope's ratio to each. FLOWS sets the capture's size (1,000,000 attempts is about 9.4 M packets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. script/lib.sh
+need_everything
+need tcpdump tcpdump
+need tshark tshark
+need /usr/bin/time time
+
+FLOWS=${FLOWS:-1000000}
+RUNS=${RUNS:-3}
+TSHARK_PACKETS=${TSHARK_PACKETS:-500000}
+dir=target/bench
+mkdir -p "$dir"
+cargo build --release --quiet --example synth
+cargo build --release --quiet
+cc -O2 -o "$dir/pcap_count" bench/pcap_count.c -lpcap
+capture="$dir/synth-$FLOWS.pcap"
+if [ ! -s "$capture" ]; then
+    target/release/examples/synth "$FLOWS" "$capture" "$dir/synth-$FLOWS.truth.tsv"
+fi
+packets=$("$dir/pcap_count" "$capture")
+bytes=$(stat -c %s "$capture")
+
+# median wall seconds and peak RSS (KiB) of RUNS runs of "$@", output discarded
+measure() {
+    local walls=() rss=0
+    for _ in $(seq "$RUNS"); do
+        /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
+        read -r wall kib <"$dir/time.txt"
+        walls+=("$wall")
+        [ "$kib" -gt "$rss" ] && rss=$kib
+    done
+    printf '%s\n' "${walls[@]}" | sort -g | awk -v rss="$rss" '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)], rss }'
+}
+
+filter='tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or icmp or icmp6'
+declare -A wall rss
+for tool in cat pcap_count tcpdump tshark synscope; do
+    case $tool in
+        cat) set -- cat "$capture" ;;
+        pcap_count) set -- "$dir/pcap_count" "$capture" ;;
+        tcpdump) set -- tcpdump -r "$capture" -w /dev/null "$filter" ;;
+        tshark) set -- tshark -r "$capture" -c "$TSHARK_PACKETS" -Y "tcp.flags.syn == 1 or tcp.flags.reset == 1 or icmp or icmpv6" ;;
+        synscope) set -- target/release/synscope replay --format json "$capture" ;;
+    esac
+    read -r w r < <(measure "$@")
+    wall[$tool]=$w
+    rss[$tool]=$r
+done
+
+echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
+printf '%-12s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
+for tool in cat pcap_count tcpdump tshark synscope; do
+    n=$packets
+    [ "$tool" = tshark ] && n=$TSHARK_PACKETS
+    awk -v t="$tool" -v w="${wall[$tool]}" -v r="${rss[$tool]}" -v n="$n" -v s="${wall[synscope]}" -v N="$packets" -v T="$tool" 'BEGIN {
+        pps = (w > 0) ? n / w : 0
+        # tshark ran on a prefix: compare per packet.
+        ratio = (w > 0) ? (s / N) / (w / n) : 0
+        printf "%-12s %10.2f %14.0f %10.1f %16.2f\n", t, w, pps, r / 1024, ratio
+    }'
+done
+[ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
