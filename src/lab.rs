@@ -709,7 +709,7 @@ fn ack_hold_rule(tables: &str, op: &str, client: &str) -> Vec<String> {
 }
 
 /// Fills the server's accept queue while our handshake is held half-open, then lets our ACKs in:
-/// 300 ms into the trace two filler connections from the router complete (the queue, backlog 1,
+/// once our request is in SYN_RECV, two filler connections from the router complete (the queue, backlog 1,
 /// is then full; they get SYN cookies, as our request fills the SYN queue), and the rule that
 /// dropped our bare ACKs goes. When the server retransmits its
 /// SYN-ACK, our ACK overflows the queue for real (tcp_v4_syn_recv_sock → ListenOverflows) and is
@@ -726,8 +726,11 @@ impl AckHold {
         let server: SocketAddr = SocketAddr::new(p.server.parse().context("lab address")?, PORT);
         let tables = if family == Family::Ipv4 { "iptables" } else { "ip6tables" };
         let delete = ack_hold_rule(tables, "-D", p.client);
+        let server_ns_path = format!("/run/netns/{server_ns}");
         let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
+            // Only once our handshake sits half-open on the server may the fillers fill the queue:
+            // before, they would make the server drop our SYN instead (tcp_conn_request).
+            let _ = wait_for_syn_recv(&server_ns_path, Duration::from_secs(5));
             let fillers = (|| -> anyhow::Result<Vec<std::net::TcpStream>> {
                 setns(&File::open(&router_ns)?, CloneFlags::CLONE_NEWNET)?;
                 (0..2).map(|_| Ok(std::net::TcpStream::connect_timeout(&server, Duration::from_secs(2))?)).collect()
@@ -741,6 +744,23 @@ impl AckHold {
         });
         Ok(AckHold { thread: Some(thread) })
     }
+}
+
+/// Waits (at most `limit`) until a socket of the namespace at `netns` is in SYN_RECV, as
+/// `/proc/thread-self/net/tcp` and `tcp6` show it (state `03`, `include/net/tcp_states.h`).
+fn wait_for_syn_recv(netns: &str, limit: Duration) -> anyhow::Result<()> {
+    setns(&File::open(netns)?, CloneFlags::CLONE_NEWNET)?;
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        for table in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            if text.lines().skip(1).any(|line| line.split_whitespace().nth(3) == Some("03")) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("no handshake reached SYN_RECV within {limit:?}")
 }
 
 impl Drop for AckHold {
