@@ -317,7 +317,7 @@ fn wait_poll(rec: &mut Recorder, fd: &OwnedFd, timeout: Option<Duration>) -> any
     let detail = if revents.is_empty() {
         "nothing ready: timed out".to_string()
     } else {
-        format!("revents {}", flag_names(&format!("{revents:?}")))
+        format!("revents {}", poll_flag_names(revents))
     };
     rec.ret(Call::Poll, result.map(i64::from), None, detail);
     Ok(result.context("poll()")? > 0)
@@ -337,15 +337,35 @@ fn wait_epoll(rec: &mut Recorder, epoll: &Epoll, fd: &OwnedFd, timeout: Option<D
     );
     let result = epoll.wait(&mut events, t);
     let detail = match result {
-        Ok(n) if n > 0 => format!("events {}", flag_names(&format!("{:?}", events[0].events()))),
+        Ok(n) if n > 0 => format!("events {}", epoll_flag_names(events[0].events())),
         _ => "nothing ready: timed out".to_string(),
     };
     rec.ret(Call::EpollWait, result.map(|n| n as i64), None, detail);
     Ok(result.context("epoll_wait()")? > 0)
 }
 
-/// `PollFlags(POLLOUT | POLLERR)` → `POLLOUT|POLLERR`.
-fn flag_names(debug: &str) -> String {
-    let inner = debug.split_once('(').map_or(debug, |(_, rest)| rest.trim_end_matches(')'));
-    inner.replace(" | ", "|")
+/// The poll(2) bits that are set, as `POLLOUT|POLLERR`.
+fn poll_flag_names(flags: PollFlags) -> String {
+    let names = [
+        (PollFlags::POLLIN, "POLLIN"),
+        (PollFlags::POLLPRI, "POLLPRI"),
+        (PollFlags::POLLOUT, "POLLOUT"),
+        (PollFlags::POLLERR, "POLLERR"),
+        (PollFlags::POLLHUP, "POLLHUP"),
+        (PollFlags::POLLNVAL, "POLLNVAL"),
+    ];
+    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
+}
+
+/// The epoll(7) bits that are set, as `EPOLLIN|EPOLLOUT|EPOLLERR`.
+fn epoll_flag_names(flags: EpollFlags) -> String {
+    let names = [
+        (EpollFlags::EPOLLIN, "EPOLLIN"),
+        (EpollFlags::EPOLLPRI, "EPOLLPRI"),
+        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
+        (EpollFlags::EPOLLERR, "EPOLLERR"),
+        (EpollFlags::EPOLLHUP, "EPOLLHUP"),
+        (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
+    ];
+    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
 }

@@ -78,6 +78,8 @@ struct AttemptState {
     synack_unseen_by_client: bool,
     /// Retransmits Linux made at once after an unacceptable ACK, outside its backoff schedule.
     quick_retransmits: u32,
+    /// When an answer with an unacceptable ACK (a SYN-ACK or RST+ACK that Linux rejects) last came.
+    unacceptable_ack_at: Option<Timestamp>,
 }
 
 /// An ARP or neighbour-discovery message, kept to be matched with attempts at the end.
@@ -241,7 +243,7 @@ impl Correlator {
         let mut note = format!("retransmit #{number}, +{} after the previous SYN", ts.since(previous));
         // tcp_rcv_synsent_state_process: on an unacceptable ACK with no retransmit yet, Linux re-arms
         // the timer at TCP_TIMEOUT_MIN ("previous FIN/ACK or RST/ACK might be ignored").
-        let after_bad_ack = a.entries.last().is_some_and(|e| e.ignored && e.summary.contains(", ack "));
+        let after_bad_ack = a.unacceptable_ack_at.is_some_and(|at| at >= previous);
         if number == 1 && after_bad_ack && ts.since(previous) < Span::from_millis(250) {
             a.quick_retransmits += 1;
             note = format!(
@@ -330,6 +332,7 @@ impl AttemptState {
             resolving: Vec::new(),
             synack_unseen_by_client: false,
             quick_retransmits: 0,
+            unacceptable_ack_at: None,
         }
     }
 
@@ -375,6 +378,7 @@ impl AttemptState {
                         seg.ack,
                         self.isn.wrapping_add(1)
                     );
+                    self.unacceptable_ack_at = Some(ts);
                     self.push(ts, frame, Dir::In, What::Rst, summary, Some(note), true);
                 } else {
                     let note = "acknowledges our SYN (ack = ISN+1): connection refused".to_string();
@@ -424,6 +428,7 @@ impl AttemptState {
                     seg.ack,
                     self.isn.wrapping_add(1)
                 );
+                self.unacceptable_ack_at = Some(ts);
                 self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note), true);
             }
             Some(v) => {

@@ -536,3 +536,17 @@ fn test_established_then_syn_ack_retransmits_is_listen_overflow() {
     assert_eq!(verdict(&a), (Outcome::Established, None, 1));
     assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["listen_queue_overflow"]);
 }
+
+#[test]
+fn test_quick_retransmit_after_an_unacceptable_ack() {
+    // tcp_rcv_synsent_state_process re-arms the timer at TCP_TIMEOUT_MIN after an unacceptable ACK.
+    let a = only(vec![syn(0, 1), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN), syn(11, 3), syn(1011, 4)]);
+    assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 3));
+    let notes: Vec<&str> = a.events.iter().filter(|e| e.what == What::Syn).filter_map(|e| e.note.as_deref()).collect();
+    assert!(notes[1].contains("TCP_TIMEOUT_MIN"), "{notes:?}");
+    // The schedule resumes from the quick retransmit: the next one is Linux's second, 1 s later.
+    assert!(notes[2].contains("expected 1.00 s"), "{notes:?}");
+    // A retransmit after a plain timeout is not mistaken for a quick one.
+    let b = only(vec![syn(0, 1), syn(1000, 2)]);
+    assert!(!b.events[1].note.as_deref().unwrap_or_default().contains("TCP_TIMEOUT_MIN"));
+}
