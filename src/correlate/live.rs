@@ -197,11 +197,11 @@ fn merge(
     let start = attempt.events.first().map_or(attempt.start, |e| e.ts);
     attempt.start = start;
     for e in &mut attempt.events {
-        e.t = (e.ts.since(start).as_secs_f64() * 1e6).round() / 1e6;
+        e.t = super::verdict::seconds_since(e.ts, start);
     }
     let (verdict, decided_at) = syscall_verdict(calls);
     attempt.errno_source = ErrnoSource::Syscall;
-    attempt.decided_after = decided_at.map(|ts| (ts.since(start).as_secs_f64() * 1e6).round() / 1e6);
+    attempt.decided_after = decided_at.map(|ts| super::verdict::seconds_since(ts, start));
     let decided_after = decided_at.map(|t| t.since(start));
     let (outcome, errno, mut cause) = match capture {
         Some(_) => decide(verdict, inferred, &packet_cause, attempt, timing, decided_after),

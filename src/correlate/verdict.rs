@@ -51,7 +51,7 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         .entries
         .into_iter()
         .map(|mut e| {
-            e.t = round_micros(e.ts.since(start).as_secs_f64());
+            e.t = seconds_since(e.ts, start);
             e
         })
         .collect();
@@ -66,7 +66,7 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         syn_count,
         start: first_syn.unwrap_or(start).min(start),
         rtt_ms: rtt.map(|r| (r.as_millis_f64() * 1000.0).round() / 1000.0),
-        decided_after: decided_at.map(|ts| round_micros(ts.since(start).as_secs_f64())),
+        decided_after: decided_at.map(|ts| seconds_since(ts, start)),
         isn: a.isn,
         cause,
         findings,
@@ -208,8 +208,9 @@ fn expected_gaps(timing: &SynTiming) -> Vec<Span> {
         .collect()
 }
 
-fn round_micros(secs: f64) -> f64 {
-    (secs * 1e6).round() / 1e6
+/// Seconds from `start` to `ts`, to the microsecond: entry offsets and `decided_after`.
+pub(super) fn seconds_since(ts: Timestamp, start: Timestamp) -> f64 {
+    (ts.since(start).as_secs_f64() * 1e6).round() / 1e6
 }
 
 /// Handshake RTT on the wire: from the last SYN sent before the answer to the answer.
