@@ -346,26 +346,35 @@ fn wait_epoll(rec: &mut Recorder, epoll: &Epoll, fd: &OwnedFd, timeout: Option<D
 
 /// The poll(2) bits that are set, as `POLLOUT|POLLERR`.
 fn poll_flag_names(flags: PollFlags) -> String {
-    let names = [
-        (PollFlags::POLLIN, "POLLIN"),
-        (PollFlags::POLLPRI, "POLLPRI"),
-        (PollFlags::POLLOUT, "POLLOUT"),
-        (PollFlags::POLLERR, "POLLERR"),
-        (PollFlags::POLLHUP, "POLLHUP"),
-        (PollFlags::POLLNVAL, "POLLNVAL"),
-    ];
-    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
+    set_names(
+        &[
+            (PollFlags::POLLIN, "POLLIN"),
+            (PollFlags::POLLPRI, "POLLPRI"),
+            (PollFlags::POLLOUT, "POLLOUT"),
+            (PollFlags::POLLERR, "POLLERR"),
+            (PollFlags::POLLHUP, "POLLHUP"),
+            (PollFlags::POLLNVAL, "POLLNVAL"),
+        ],
+        |f| flags.contains(f),
+    )
 }
 
 /// The epoll(7) bits that are set, as `EPOLLIN|EPOLLOUT|EPOLLERR`.
 fn epoll_flag_names(flags: EpollFlags) -> String {
-    let names = [
-        (EpollFlags::EPOLLIN, "EPOLLIN"),
-        (EpollFlags::EPOLLPRI, "EPOLLPRI"),
-        (EpollFlags::EPOLLOUT, "EPOLLOUT"),
-        (EpollFlags::EPOLLERR, "EPOLLERR"),
-        (EpollFlags::EPOLLHUP, "EPOLLHUP"),
-        (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
-    ];
-    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join("|")
+    set_names(
+        &[
+            (EpollFlags::EPOLLIN, "EPOLLIN"),
+            (EpollFlags::EPOLLPRI, "EPOLLPRI"),
+            (EpollFlags::EPOLLOUT, "EPOLLOUT"),
+            (EpollFlags::EPOLLERR, "EPOLLERR"),
+            (EpollFlags::EPOLLHUP, "EPOLLHUP"),
+            (EpollFlags::EPOLLRDHUP, "EPOLLRDHUP"),
+        ],
+        |f| flags.contains(f),
+    )
+}
+
+/// The names of the flags `is_set` says are set, joined with `|`.
+fn set_names<F: Copy>(table: &[(F, &str)], is_set: impl Fn(F) -> bool) -> String {
+    table.iter().filter(|(flag, _)| is_set(*flag)).map(|(_, name)| *name).collect::<Vec<_>>().join("|")
 }
