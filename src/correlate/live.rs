@@ -59,9 +59,9 @@ pub fn syscall_verdict(calls: &[(Timestamp, SyscallEvent)]) -> (SyscallVerdict, 
     verdict
 }
 
-/// Adds each traced flow's system calls to its attempt (creating one when no packet of it was seen)
+/// Adds each traced flow's system calls and kernel observations to its attempt (creating one when no packet of it was seen)
 /// and re-decides that attempt from the syscalls.
-pub(super) fn attach_syscalls(
+pub(super) fn attach_live_evidence(
     attempts: &mut Vec<Attempt>,
     syscalls: &[(Timestamp, SyscallEvent)],
     kernel: &[(Timestamp, FlowKey, KernelObservation)],

@@ -297,7 +297,7 @@ impl Correlator {
                 verdict::finish(a, &timing, capture_end)
             })
             .collect();
-        live::attach_syscalls(&mut out, &syscalls, &kernel, capture, &timing);
+        live::attach_live_evidence(&mut out, &syscalls, &kernel, capture, &timing);
         out.sort_by_key(|a| a.start);
         out
     }
