@@ -1,5 +1,5 @@
 //! Writes a synthetic capture and its ground truth:
-//! `cargo run --release --example synth -- FLOWS OUT.pcap OUT.truth.tsv [SEED]`.
+//! `cargo run --release --example synth -- FLOWS OUT.pcap OUT.truth.tsv [SEED]` (OUT.pcapng writes pcapng).
 
 use std::io::BufWriter;
 
@@ -14,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     let config = SynthConfig {
         flows: flows.parse().context("FLOWS must be a number")?,
         seed: rest.first().map_or(Ok(1), |s| s.parse()).context("SEED must be a number")?,
+        pcapng: pcap.ends_with(".pcapng"),
         ..SynthConfig::default()
     };
     let mut pcap =

@@ -100,27 +100,53 @@ enum Format {
     },
 }
 
-/// Reads the records of a pcap or pcapng file held in `bytes`.
-#[derive(Clone, Debug)]
-pub struct CaptureReader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-    format: Format,
-    done: bool,
-}
-
 fn take<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     bytes.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
-impl<'a> CaptureReader<'a> {
-    /// Recognizes the file format from its first bytes.
-    pub fn new(bytes: &'a [u8]) -> Result<CaptureReader<'a>, FileError> {
+/// What [`CaptureStream::next`] found at the front of the bytes it was shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// A record, and how many bytes it took (its header included).
+    Record(Record<'a>, usize),
+    /// The bytes shown end inside a header or record: show at least this many from the same place.
+    NeedMore(usize),
+    /// The end of the file, after the last record.
+    End,
+    /// The file is damaged here; nothing more is read.
+    Damage(FileError),
+}
+
+/// Reads a capture file's records from successive windows of its bytes, so that a file of any size
+/// streams through a buffer of bounded size. The caller shows the bytes from the first unread one
+/// on ([`CaptureStream::position`]), says whether they reach the end of the file, and drops the
+/// bytes of each record once it is done with it.
+#[derive(Clone, Debug)]
+pub struct CaptureStream {
+    format: Format,
+    /// Absolute offset in the file of the first unread byte.
+    position: usize,
+    done: bool,
+}
+
+/// A shortfall while reading: at the end of the file it is damage, before it a request for more.
+struct Short {
+    what: &'static str,
+    needed: usize,
+}
+
+impl CaptureStream {
+    /// Bytes the file header needs before [`CaptureStream::new`] can decide (fewer at the end of the file).
+    pub const HEADER_BYTES: usize = 24;
+
+    /// Recognizes the format from the first bytes of the file (at least [`Self::HEADER_BYTES`] of them,
+    /// or the whole file if it is shorter); returns the stream and how many header bytes it used.
+    pub fn new(bytes: &[u8]) -> Result<(CaptureStream, usize), FileError> {
         if bytes.is_empty() {
             return Err(FileError::Empty);
         }
         let magic = take::<4>(bytes, 0).ok_or_else(|| FileError::NotACapture(bytes.to_vec()))?;
-        let pcap = |endian, nanos| -> Result<CaptureReader<'a>, FileError> {
+        let pcap = |endian, nanos| -> Result<(CaptureStream, usize), FileError> {
             let header = take::<24>(bytes, 0).ok_or(FileError::Truncated {
                 offset: 0,
                 what: "the pcap file header",
@@ -131,30 +157,28 @@ impl<'a> CaptureReader<'a> {
             let version = (Endian::u16(endian, [header[4], header[5]]), Endian::u16(endian, [header[6], header[7]]));
             // The link type is the low 28 bits (the top bits hold the FCS length, RFC draft pcap 4.1).
             let link = Endian::u32(endian, [header[20], header[21], header[22], header[23]]) & 0x0fff_ffff;
-            Ok(CaptureReader {
-                bytes,
-                offset: 24,
-                format: Format::Pcap {
-                    endian,
-                    nanos,
-                    link_type: LinkType(link),
-                    snaplen,
-                    lens_maybe_swapped: version < (2, 3),
-                },
-                done: false,
-            })
+            let format = Format::Pcap {
+                endian,
+                nanos,
+                link_type: LinkType(link),
+                snaplen,
+                lens_maybe_swapped: version < (2, 3),
+            };
+            Ok((CaptureStream { format, position: 24, done: false }, 24))
         };
         match magic {
             [0xd4, 0xc3, 0xb2, 0xa1] => pcap(Endian::Little, false),
             [0xa1, 0xb2, 0xc3, 0xd4] => pcap(Endian::Big, false),
             [0x4d, 0x3c, 0xb2, 0xa1] => pcap(Endian::Little, true),
             [0xa1, 0xb2, 0x3c, 0x4d] => pcap(Endian::Big, true),
-            [0x0a, 0x0d, 0x0d, 0x0a] => Ok(CaptureReader {
-                bytes,
-                offset: 0,
-                format: Format::PcapNg { endian: Endian::Little, interfaces: Vec::new() },
-                done: false,
-            }),
+            [0x0a, 0x0d, 0x0d, 0x0a] => Ok((
+                CaptureStream {
+                    format: Format::PcapNg { endian: Endian::Little, interfaces: Vec::new() },
+                    position: 0,
+                    done: false,
+                },
+                0,
+            )),
             _ => Err(FileError::NotACapture(magic.to_vec())),
         }
     }
@@ -167,34 +191,67 @@ impl<'a> CaptureReader<'a> {
         }
     }
 
-    /// Bytes consumed so far.
-    pub fn offset(&self) -> usize {
-        self.offset
+    /// Absolute offset in the file of the first byte not read yet.
+    pub fn position(&self) -> usize {
+        self.position
     }
 
-    fn truncated(&self, what: &'static str, needed: usize) -> FileError {
-        FileError::Truncated {
-            offset: self.offset,
-            what,
-            needed,
-            available: self.bytes.len() - self.offset.min(self.bytes.len()),
+    /// The next record at the front of `window` (the file's bytes from [`Self::position`] on);
+    /// `at_eof` says whether `window` reaches the end of the file. After [`Next::Damage`] or
+    /// [`Next::End`], always [`Next::End`].
+    pub fn next<'a>(&mut self, window: &'a [u8], at_eof: bool) -> Next<'a> {
+        if self.done {
+            return Next::End;
+        }
+        let start = self.position;
+        let step = match &self.format {
+            Format::Pcap { endian, nanos, link_type, snaplen, lens_maybe_swapped } => {
+                self.next_pcap(window, *endian, *nanos, *link_type, *snaplen, *lens_maybe_swapped)
+            }
+            Format::PcapNg { .. } => self.next_pcapng(window),
+        };
+        match step {
+            Ok(Some((record, used))) => {
+                self.position += used;
+                Next::Record(record, used)
+            }
+            Ok(None) => {
+                self.done = true;
+                Next::End
+            }
+            Err(Ok(short)) if !at_eof => Next::NeedMore(short.needed),
+            Err(Ok(short)) => {
+                self.done = true;
+                Next::Damage(FileError::Truncated {
+                    offset: self.position,
+                    what: short.what,
+                    needed: short.needed,
+                    // pcapng blocks skipped before the shortfall were consumed.
+                    available: window.len() - (self.position - start).min(window.len()),
+                })
+            }
+            Err(Err(damage)) => {
+                self.done = true;
+                Next::Damage(damage)
+            }
         }
     }
 
-    fn next_pcap(
-        &mut self,
+    /// A record from the front of `w`, `None` at the end, or why not.
+    #[allow(clippy::type_complexity)]
+    fn next_pcap<'a>(
+        &self,
+        w: &'a [u8],
         endian: Endian,
         nanos: bool,
         link_type: LinkType,
         snaplen: u32,
         lens_maybe_swapped: bool,
-    ) -> Option<Result<Record<'a>, FileError>> {
-        if self.offset >= self.bytes.len() {
-            return None;
+    ) -> Result<Option<(Record<'a>, usize)>, Result<Short, FileError>> {
+        if w.is_empty() {
+            return Ok(None);
         }
-        let Some(h) = take::<16>(self.bytes, self.offset) else {
-            return Some(Err(self.truncated("a record header", 16)));
-        };
+        let h = take::<16>(w, 0).ok_or(Ok(Short { what: "a record header", needed: 16 }))?;
         let secs = endian.u32([h[0], h[1], h[2], h[3]]);
         let frac = endian.u32([h[4], h[5], h[6], h[7]]);
         let mut caplen = endian.u32([h[8], h[9], h[10], h[11]]);
@@ -205,60 +262,58 @@ impl<'a> CaptureReader<'a> {
             std::mem::swap(&mut caplen, &mut wire_len);
         }
         if caplen > MAX_RECORD.max(snaplen) {
-            return Some(Err(FileError::Corrupt {
-                offset: self.offset,
+            return Err(Err(FileError::Corrupt {
+                offset: self.position,
                 what: format!("record length {caplen} is larger than the snapshot length {snaplen}"),
             }));
         }
-        let start = self.offset + 16;
-        let Some(data) = self.bytes.get(start..start + caplen as usize) else {
-            return Some(Err(FileError::Truncated {
-                offset: self.offset,
-                what: "a record",
-                needed: 16 + caplen as usize,
-                available: self.bytes.len() - self.offset,
-            }));
-        };
-        self.offset = start + caplen as usize;
+        let used = 16 + caplen as usize;
+        let data = w.get(16..used).ok_or(Ok(Short { what: "a record", needed: used }))?;
         let nanos_part = if nanos { frac } else { frac.saturating_mul(1000) };
-        Some(Ok(Record { ts: Timestamp::from_parts(i64::from(secs), nanos_part), link_type, data, wire_len }))
+        Ok(Some((Record { ts: Timestamp::from_parts(i64::from(secs), nanos_part), link_type, data, wire_len }, used)))
     }
 
-    fn next_pcapng(&mut self) -> Option<Result<Record<'a>, FileError>> {
+    /// The next packet record from the front of `w`, reading (and consuming) the blocks before it.
+    #[allow(clippy::type_complexity)]
+    fn next_pcapng<'a>(&mut self, w: &'a [u8]) -> Result<Option<(Record<'a>, usize)>, Result<Short, FileError>> {
+        // Non-packet blocks are consumed here; `skipped` is how far into `w` they reach.
+        let mut skipped = 0;
         loop {
-            if self.offset >= self.bytes.len() {
-                return None;
+            let at = self.position + skipped;
+            let rest = &w[skipped..];
+            if rest.is_empty() {
+                self.position = at;
+                return Ok(None);
             }
-            let at = self.offset;
-            let Some(h) = take::<8>(self.bytes, at) else {
-                return Some(Err(self.truncated("a block header", 8)));
+            let corrupt = |what: String| Err(Err(FileError::Corrupt { offset: at, what }));
+            let Some(h) = take::<8>(rest, 0) else {
+                self.position = at;
+                return Err(Ok(Short { what: "a block header", needed: 8 }));
             };
-            let Format::PcapNg { endian, .. } = &mut self.format else { return None };
+            let Format::PcapNg { endian, .. } = &mut self.format else { return Ok(None) };
             let block_type_raw = [h[0], h[1], h[2], h[3]];
             if block_type_raw == [0x0a, 0x0d, 0x0d, 0x0a] {
                 // Section header block: its byte-order magic decides the endianness of the whole section.
-                match take::<4>(self.bytes, at + 8) {
+                match take::<4>(rest, 8) {
                     Some([0x4d, 0x3c, 0x2b, 0x1a]) => *endian = Endian::Little,
                     Some([0x1a, 0x2b, 0x3c, 0x4d]) => *endian = Endian::Big,
-                    Some(other) => {
-                        return Some(Err(FileError::Corrupt {
-                            offset: at,
-                            what: format!("bad byte-order magic {other:02x?}"),
-                        }))
+                    Some(other) => return corrupt(format!("bad byte-order magic {other:02x?}")),
+                    None => {
+                        self.position = at;
+                        return Err(Ok(Short { what: "a section header block", needed: 12 }));
                     }
-                    None => return Some(Err(self.truncated("a section header block", 12))),
                 }
             }
             let endian = *endian;
             let block_type = endian.u32(block_type_raw);
             let len = endian.u32([h[4], h[5], h[6], h[7]]) as usize;
             if len < 12 || len % 4 != 0 || len > MAX_RECORD as usize + 4096 {
-                return Some(Err(FileError::Corrupt { offset: at, what: format!("block length {len} is impossible") }));
+                return corrupt(format!("block length {len} is impossible"));
             }
-            let Some(block) = self.bytes.get(at..at + len) else {
-                return Some(Err(self.truncated("a block", len)));
+            let Some(block) = rest.get(..len) else {
+                self.position = at;
+                return Err(Ok(Short { what: "a block", needed: len }));
             };
-            self.offset = at + len;
             let body = &block[8..len - 4];
             match block_type {
                 0x0a0d_0d0a => {
@@ -268,42 +323,39 @@ impl<'a> CaptureReader<'a> {
                 }
                 1 => {
                     let Some(interface) = parse_idb(endian, body) else {
-                        return Some(Err(FileError::Corrupt {
-                            offset: at,
-                            what: "interface description block too short".into(),
-                        }));
+                        return corrupt("interface description block too short".into());
                     };
                     if let Format::PcapNg { interfaces, .. } = &mut self.format {
                         interfaces.push(interface);
                     }
                 }
                 // Enhanced packet block (6) and the obsolete packet block (2): interface id, timestamp, lengths, data.
-                6 | 2 => return Some(self.packet_block(endian, at, block_type, body)),
+                6 | 2 => {
+                    self.position = at;
+                    return self.packet_block(endian, block_type, body).map(|r| Some((r, len))).map_err(Err);
+                }
                 3 => {
                     // Simple packet block: interface 0, no timestamp.
-                    let Format::PcapNg { interfaces, .. } = &self.format else { return None };
+                    let Format::PcapNg { interfaces, .. } = &self.format else { return Ok(None) };
                     let Some(interface) = interfaces.first().copied() else {
-                        return Some(Err(FileError::Corrupt {
-                            offset: at,
-                            what: "simple packet block before any interface".into(),
-                        }));
+                        return corrupt("simple packet block before any interface".into());
                     };
                     let wire_len = take::<4>(body, 0).map_or(0, |b| endian.u32(b));
                     let data = body.get(4..4 + (wire_len as usize).min(body.len().saturating_sub(4))).unwrap_or(&[]);
-                    return Some(Ok(Record { ts: Timestamp(0), link_type: interface.link_type, data, wire_len }));
+                    self.position = at;
+                    return Ok(Some((
+                        Record { ts: Timestamp(0), link_type: interface.link_type, data, wire_len },
+                        len,
+                    )));
                 }
                 _ => {}
             }
+            skipped += len;
         }
     }
 
-    fn packet_block(
-        &self,
-        endian: Endian,
-        at: usize,
-        block_type: u32,
-        body: &'a [u8],
-    ) -> Result<Record<'a>, FileError> {
+    fn packet_block<'a>(&self, endian: Endian, block_type: u32, body: &'a [u8]) -> Result<Record<'a>, FileError> {
+        let at = self.position;
         let short = || FileError::Corrupt { offset: at, what: "packet block too short".into() };
         let fields = take::<20>(body, 0).ok_or_else(short)?;
         let interface_id = if block_type == 2 {
@@ -329,6 +381,31 @@ impl<'a> CaptureReader<'a> {
         let secs = i64::try_from(units / per).unwrap_or(i64::MAX);
         let nanos = u32::try_from(u128::from(units % per) * 1_000_000_000 / u128::from(per)).unwrap_or(0);
         Ok(Record { ts: Timestamp::from_parts(secs, nanos), link_type: interface.link_type, data, wire_len })
+    }
+}
+
+/// Reads the records of a pcap or pcapng file held whole in `bytes` (a [`CaptureStream`] over one window).
+#[derive(Clone, Debug)]
+pub struct CaptureReader<'a> {
+    bytes: &'a [u8],
+    stream: CaptureStream,
+}
+
+impl<'a> CaptureReader<'a> {
+    /// Recognizes the file format from its first bytes.
+    pub fn new(bytes: &'a [u8]) -> Result<CaptureReader<'a>, FileError> {
+        let (stream, _) = CaptureStream::new(bytes)?;
+        Ok(CaptureReader { bytes, stream })
+    }
+
+    /// The link type of a classic pcap file, or of a pcapng file's first interface once read.
+    pub fn link_type(&self) -> Option<LinkType> {
+        self.stream.link_type()
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> usize {
+        self.stream.position()
     }
 }
 
@@ -360,19 +437,13 @@ impl<'a> Iterator for CaptureReader<'a> {
 
     /// The next record; after the first error, nothing more.
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
+        let window = self.bytes.get(self.stream.position()..).unwrap_or(&[]);
+        match self.stream.next(window, true) {
+            Next::Record(record, _) => Some(Ok(record)),
+            Next::Damage(damage) => Some(Err(damage)),
+            // A whole file cannot need more; `next` only asks for more before the end.
+            Next::End | Next::NeedMore(_) => None,
         }
-        let item = match self.format.clone() {
-            Format::Pcap { endian, nanos, link_type, snaplen, lens_maybe_swapped } => {
-                self.next_pcap(endian, nanos, link_type, snaplen, lens_maybe_swapped)
-            }
-            Format::PcapNg { .. } => self.next_pcapng(),
-        };
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
-        item
     }
 }
 

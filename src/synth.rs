@@ -1,5 +1,5 @@
 //! Synthetic captures for tests and benchmarks: a deterministic generator of connection attempts
-//! with a realistic mix, written as a classic pcap with valid checksums, and the ground truth (the
+//! with a realistic mix, written as classic pcap or pcapng with valid checksums, and the ground truth (the
 //! errno a Linux client gets for each attempt) beside it.
 //!
 //! The mix: mostly successful handshakes with data and a FIN teardown, some refused (RST), some
@@ -23,12 +23,58 @@ pub struct SynthConfig {
     pub seed: u64,
     /// Time between the starts of two attempts, in microseconds.
     pub start_interval_us: u64,
+    /// Write pcapng (one Ethernet interface, enhanced packet blocks) instead of classic pcap.
+    pub pcapng: bool,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { flows: 1000, seed: 1, start_interval_us: 100 }
+        SynthConfig { flows: 1000, seed: 1, start_interval_us: 100, pcapng: false }
     }
+}
+
+/// The file header: classic pcap (µs, Ethernet, libpcap's savefile format), or a pcapng section
+/// header block and one Ethernet interface description block (µs, the default `if_tsresol`).
+fn write_file_header(pcap: &mut dyn Write, pcapng: bool) -> io::Result<()> {
+    if !pcapng {
+        return pcap.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0]);
+    }
+    // SHB: type, length 28, byte-order magic, version 1.0, section length unknown (-1), length again.
+    let mut shb = Vec::with_capacity(28);
+    for word in [0x0a0d_0d0a_u32, 28, 0x1a2b_3c4d] {
+        shb.extend_from_slice(&word.to_le_bytes());
+    }
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    shb.extend_from_slice(&28_u32.to_le_bytes());
+    pcap.write_all(&shb)?;
+    // IDB: type 1, length 20, link type 1 (Ethernet), reserved, snaplen 262144, length again.
+    for word in [1_u32, 20, 1, 262_144, 20] {
+        pcap.write_all(&word.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// One record: a classic pcap record header, or a pcapng enhanced packet block (padded to 4 bytes).
+fn write_record(pcap: &mut dyn Write, pcapng: bool, ts_us: u64, frame: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+    if !pcapng {
+        let secs = u32::try_from(ts_us / 1_000_000).unwrap_or(u32::MAX);
+        let micros = (ts_us % 1_000_000) as u32;
+        for field in [secs, micros, len, len] {
+            pcap.write_all(&field.to_le_bytes())?;
+        }
+        return pcap.write_all(frame);
+    }
+    let padding = (4 - frame.len() % 4) % 4;
+    let block_len = 32 + len + padding as u32;
+    let (high, low) = ((ts_us >> 32) as u32, ts_us as u32);
+    for field in [6_u32, block_len, 0, high, low, len, len] {
+        pcap.write_all(&field.to_le_bytes())?;
+    }
+    pcap.write_all(frame)?;
+    pcap.write_all(&[0; 3][..padding])?;
+    pcap.write_all(&block_len.to_le_bytes())
 }
 
 /// How many packets and attempts of each kind were written.
@@ -209,12 +255,13 @@ fn flow_packets(i: u64, kind: Kind, rng: &mut Rng) -> Vec<(u64, Vec<u8>)> {
             packets.push((rtt, tcp(&e, v6, false, server_isn, Some(isn.wrapping_add(1)), "S", &[])));
             packets.push((rtt + 20, tcp(&e, v6, true, isn.wrapping_add(1), Some(server_isn.wrapping_add(1)), "", &[])));
             let (mut c, mut s, mut t) = (isn.wrapping_add(1), server_isn.wrapping_add(1), rtt + 50);
-            let request = vec![b'x'; 100 + rng.below(400) as usize];
-            for _ in 0..1 + rng.below(4) {
+            // Small requests and answers (an RPC or API mix): about 100 bytes a record on average.
+            let request = vec![b'x'; 10 + rng.below(60) as usize];
+            for _ in 0..1 + rng.below(5) {
                 packets.push((t, tcp(&e, v6, true, c, Some(s), "P", &request)));
                 c = c.wrapping_add(request.len() as u32);
                 t += rtt;
-                let response = vec![b'y'; 200 + rng.below(1200) as usize];
+                let response = vec![b'y'; 20 + rng.below(120) as usize];
                 packets.push((t, tcp(&e, v6, false, s, Some(c), "P", &response)));
                 s = s.wrapping_add(response.len() as u32);
                 t += 30;
@@ -240,8 +287,7 @@ fn flow_packets(i: u64, kind: Kind, rng: &mut Rng) -> Vec<(u64, Vec<u8>)> {
 /// Writes the capture to `pcap` and the ground truth (`client server outcome errno`, tab-separated)
 /// to `truth`. Memory stays proportional to the flows in progress, not to the capture.
 pub fn generate(config: SynthConfig, pcap: &mut dyn Write, truth: &mut dyn Write) -> io::Result<SynthStats> {
-    // Classic pcap, microseconds, Ethernet (libpcap's savefile format).
-    pcap.write_all(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0])?;
+    write_file_header(pcap, config.pcapng)?;
     writeln!(truth, "client\tserver\toutcome\terrno")?;
     let mut rng = Rng(config.seed.max(1));
     let mut pending = BinaryHeap::new();
@@ -250,14 +296,7 @@ pub fn generate(config: SynthConfig, pcap: &mut dyn Write, truth: &mut dyn Write
     let mut flush_until = |pending: &mut BinaryHeap<Pending>, until: u64, stats: &mut SynthStats| -> io::Result<()> {
         while pending.peek().is_some_and(|p| p.ts_us <= until) {
             let Some(p) = pending.pop() else { break };
-            let ts = EPOCH_US + p.ts_us;
-            let len = u32::try_from(p.frame.len()).unwrap_or(u32::MAX);
-            let secs = u32::try_from(ts / 1_000_000).unwrap_or(u32::MAX);
-            let micros = (ts % 1_000_000) as u32;
-            for field in [secs, micros, len, len] {
-                pcap.write_all(&field.to_le_bytes())?;
-            }
-            pcap.write_all(&p.frame)?;
+            write_record(pcap, config.pcapng, EPOCH_US + p.ts_us, &p.frame)?;
             stats.packets += 1;
         }
         Ok(())

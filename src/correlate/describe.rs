@@ -2,35 +2,68 @@
 
 use std::fmt::Write as _;
 
-use crate::decode::{ArpMessage, ArpOp, IcmpError, IcmpErrorKind, NeighborMessage, NeighborOp, TcpSegment};
+use crate::decode::{
+    ArpMessage, ArpOp, IcmpError, IcmpErrorKind, NeighborMessage, NeighborOp, TcpFlags, TcpOptions, TcpSegment,
+};
 use crate::flow::Family;
 
-/// `Flags [S], seq 1, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,wscale 7], length 0`.
-pub fn tcp(seg: &TcpSegment) -> String {
-    let mut s = format!("Flags [{}], seq {}", seg.flags.tcpdump(), seg.seq);
-    if seg.flags.has(crate::decode::TcpFlags::ACK) {
-        let _ = write!(s, ", ack {}", seg.ack);
+/// What a TCP segment's one-line summary shows, kept compact (no addresses, no text) while its
+/// attempt is open, and worded only when the attempt is reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpWords {
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    options: TcpOptions,
+    payload_len: u32,
+}
+
+impl TcpWords {
+    /// The words of `seg`.
+    pub fn of(seg: &TcpSegment) -> TcpWords {
+        TcpWords {
+            flags: seg.flags,
+            seq: seg.seq,
+            ack: seg.ack,
+            window: seg.window,
+            options: seg.options,
+            payload_len: seg.payload_len,
+        }
     }
-    let _ = write!(s, ", win {}", seg.window);
-    let o = &seg.options;
-    let mut opts = Vec::new();
-    if let Some(mss) = o.mss {
-        opts.push(format!("mss {mss}"));
+
+    /// `Flags [S], seq 1, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,wscale 7], length 0`.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(96);
+        let _ = write!(s, "Flags [{}], seq {}", self.flags.tcpdump(), self.seq);
+        if self.flags.has(TcpFlags::ACK) {
+            let _ = write!(s, ", ack {}", self.ack);
+        }
+        let _ = write!(s, ", win {}", self.window);
+        let o = &self.options;
+        let mut separator = ", options [";
+        if let Some(mss) = o.mss {
+            let _ = write!(s, "{separator}mss {mss}");
+            separator = ",";
+        }
+        if o.sack_permitted {
+            let _ = write!(s, "{separator}sackOK");
+            separator = ",";
+        }
+        if let Some((val, ecr)) = o.timestamps {
+            let _ = write!(s, "{separator}TS val {val} ecr {ecr}");
+            separator = ",";
+        }
+        if let Some(ws) = o.window_scale {
+            let _ = write!(s, "{separator}wscale {ws}");
+            separator = ",";
+        }
+        if separator == "," {
+            s.push(']');
+        }
+        let _ = write!(s, ", length {}", self.payload_len);
+        s
     }
-    if o.sack_permitted {
-        opts.push("sackOK".to_string());
-    }
-    if let Some((val, ecr)) = o.timestamps {
-        opts.push(format!("TS val {val} ecr {ecr}"));
-    }
-    if let Some(ws) = o.window_scale {
-        opts.push(format!("wscale {ws}"));
-    }
-    if !opts.is_empty() {
-        let _ = write!(s, ", options [{}]", opts.join(","));
-    }
-    let _ = write!(s, ", length {}", seg.payload_len);
-    s
 }
 
 /// The name of an ICMP error's type and code, as tcpdump words it.

@@ -5,15 +5,22 @@
 //! 4-tuple, or is discovered from an ICMP error quoting such a SYN. Answers are accepted or ignored the
 //! way `tcp_rcv_synsent_state_process` and `tcp_v4_err`/`tcp_v6_err` do. The same code serves live
 //! traces and replays; it never reads a clock: every event carries its own timestamp.
+//!
+//! It streams: an attempt leaves memory, worded and reported, once nothing that can still come
+//! would change it (see `retire`), so a capture of any length is read in bounded memory.
 
 mod describe;
 mod live;
+mod retire;
 mod verdict;
 
 pub use live::{syscall_verdict, SyscallVerdict};
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+
+use rustc_hash::FxHashMap;
 
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
@@ -34,7 +41,7 @@ enum Decision {
         loopback: bool,
     },
     /// A fatal ICMP error arrived.
-    Icmp { errno: Errno, error: IcmpError },
+    Icmp { errno: Errno, error: Box<IcmpError> },
 }
 
 #[derive(Clone, Debug)]
@@ -49,7 +56,97 @@ struct Verdict {
 #[derive(Clone, Debug)]
 struct SoftError {
     errno: Errno,
-    error: IcmpError,
+    error: Box<IcmpError>,
+}
+
+/// What an entry shows of its packet, kept compact until the attempt is reported.
+#[derive(Clone, Debug)]
+enum Wire {
+    Tcp(describe::TcpWords),
+    Icmp(Box<IcmpError>),
+    Text(Box<str>),
+}
+
+impl Wire {
+    fn tcp(seg: &TcpSegment) -> Wire {
+        Wire::Tcp(describe::TcpWords::of(seg))
+    }
+
+    fn render(&self) -> String {
+        match self {
+            Wire::Tcp(words) => words.render(),
+            Wire::Icmp(icmp) => describe::icmp(icmp),
+            Wire::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// What an entry means for its attempt: mostly fixed sentences, worded lazily when they are not.
+#[derive(Clone, Debug)]
+enum Note {
+    Text(Cow<'static, str>),
+    /// The note of the SYN that opens an attempt.
+    Opens {
+        isn: u32,
+        data_len: u32,
+    },
+}
+
+impl Note {
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Note::Text(text) => Cow::Borrowed(text),
+            Note::Opens { isn, data_len: 0 } => Cow::Owned(format!("opens the attempt, ISN {isn}")),
+            Note::Opens { isn, data_len } => {
+                Cow::Owned(format!("opens the attempt, ISN {isn}; carries {data_len} bytes of data (TCP Fast Open)"))
+            }
+        }
+    }
+
+    fn push_str(&mut self, more: &str) {
+        let mut text = self.text().into_owned();
+        text.push_str(more);
+        *self = Note::Text(Cow::Owned(text));
+    }
+}
+
+impl From<&'static str> for Note {
+    fn from(text: &'static str) -> Note {
+        Note::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for Note {
+    fn from(text: String) -> Note {
+        Note::Text(Cow::Owned(text))
+    }
+}
+
+/// A timeline entry while its attempt is open (see [`Entry`] for the reported form).
+#[derive(Clone, Debug)]
+struct Step {
+    ts: Timestamp,
+    frame: Option<u64>,
+    dir: Dir,
+    what: What,
+    wire: Wire,
+    note: Option<Note>,
+    ignored: bool,
+}
+
+impl Step {
+    fn into_entry(self, start: Timestamp) -> Entry {
+        Entry {
+            t: verdict::seconds_since(self.ts, start),
+            dir: self.dir,
+            what: self.what,
+            summary: self.wire.render(),
+            note: self.note.map(|n| n.text().into_owned()),
+            ignored: self.ignored,
+            frame: self.frame,
+            ts: self.ts,
+        }
+    }
 }
 
 /// One attempt while it is being built.
@@ -60,7 +157,11 @@ struct AttemptState {
     /// ISN + 1 + bytes of data on the SYN (TCP Fast Open): the end of the window an answer must acknowledge.
     snd_nxt: u32,
     syn_times: Vec<Timestamp>,
-    entries: Vec<Entry>,
+    entries: Vec<Step>,
+    /// When the first evidence of the attempt came.
+    opened_at: Timestamp,
+    /// When the last packet that can change the attempt came (segments after the handshake do not count).
+    last_seen: Timestamp,
     verdict: Option<Verdict>,
     soft_error: Option<SoftError>,
     /// The server's ISN, once an acceptable SYN-ACK arrived.
@@ -92,16 +193,35 @@ struct NeighborObservation {
     asker: Option<IpAddr>,
     /// The address being resolved.
     target: IpAddr,
-    summary: String,
+    summary: Box<str>,
 }
 
+/// Neighbour observations kept at most, whatever the capture: an ARP storm cannot grow memory
+/// without bound (the oldest go first; attempts rarely look back further than a few seconds).
+const MAX_NEIGHBORS: usize = 1 << 16;
+
 /// Builds attempts from events fed in time order; see [`correlate`] for events in any order.
+///
+/// With [`Correlator::streaming`], attempts that nothing can change any more are finished as the
+/// capture's clock passes them and handed out by [`Correlator::take_finished`].
 #[derive(Debug, Default)]
 pub struct Correlator {
     timing: SynTiming,
-    attempts: Vec<AttemptState>,
-    current: HashMap<FlowKey, usize>,
-    neighbors: Vec<NeighborObservation>,
+    /// Open attempts; a slot is reused once its attempt is finished.
+    attempts: Vec<Option<AttemptState>>,
+    free_slots: Vec<usize>,
+    /// The open attempt of each 4-tuple.
+    current: FxHashMap<FlowKey, usize>,
+    /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
+    neighbors: VecDeque<NeighborObservation>,
+    /// Whether attempts are finished as the clock passes them (replay), or only at the end (live).
+    streaming: bool,
+    /// The latest event time seen: the capture's clock.
+    now: Timestamp,
+    /// When the open attempts are next checked for retirement.
+    next_sweep: Timestamp,
+    /// Attempts finished and not yet taken.
+    finished: Vec<Attempt>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
     syscalls: Vec<(Timestamp, SyscallEvent)>,
     /// The kernel's observations of traced sockets (live only).
@@ -115,25 +235,58 @@ pub struct Correlator {
 const MAX_LATE_ENTRIES: usize = 16;
 
 /// Correlates events given in any order: sorts them by time and frame, then runs the correlator.
-/// `capture_end` is when the evidence ends (the last event's time if `None`).
+/// `capture_end` is when the evidence ends (the last event's time if `None`). Packets alone (a
+/// replay) stream through the same retirement as `synscope replay`; with live evidence (system
+/// calls, kernel observations) every attempt stays open to the end, where that evidence is merged.
 pub fn correlate(mut events: Vec<Event>, timing: SynTiming, capture_end: Option<Timestamp>) -> Vec<Attempt> {
     events.sort_by_key(Event::order_key);
     let end = capture_end.or_else(|| events.last().map(|e| e.ts)).unwrap_or_default();
-    let mut correlator = Correlator::new(timing);
+    let live = events.iter().any(|e| matches!(e.kind, EventKind::Syscall(_) | EventKind::Kernel { .. }));
+    let mut correlator = if live { Correlator::new(timing) } else { Correlator::streaming(timing) };
     for event in &events {
         correlator.push(event);
     }
-    correlator.finish(end)
+    let mut attempts = correlator.take_finished();
+    attempts.extend(correlator.finish(end));
+    attempts.sort_by_key(|a| a.start);
+    attempts
 }
 
 impl Correlator {
-    /// A correlator that predicts deadlines with `timing`.
+    /// A correlator that predicts deadlines with `timing` and keeps every attempt open to the end.
     pub fn new(timing: SynTiming) -> Correlator {
         Correlator { timing, ..Correlator::default() }
     }
 
-    /// Feeds one event; events must come in time order.
+    /// A correlator that finishes attempts as soon as nothing can change them (see `retire`).
+    pub fn streaming(timing: SynTiming) -> Correlator {
+        Correlator { streaming: true, ..Correlator::new(timing) }
+    }
+
+    /// The attempts finished since the last call, each complete, in order of start within a batch.
+    pub fn take_finished(&mut self) -> Vec<Attempt> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Attempts open now.
+    pub fn open_attempts(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether a segment between these two endpoints belongs to an open attempt, in either
+    /// direction: the cheap test that lets a reader skip the decoding of ordinary data segments.
+    pub fn has_flow(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        self.current.contains_key(&FlowKey::from_client(a, b)) || self.current.contains_key(&FlowKey::from_server(a, b))
+    }
+
+    /// Feeds one event; events must come in time order (small disorder is tolerated).
     pub fn push(&mut self, event: &Event) {
+        if event.ts > self.now {
+            self.now = event.ts;
+            if self.streaming && self.now >= self.next_sweep {
+                self.sweep();
+            }
+        }
         match &event.kind {
             EventKind::Packet { frame, packet } => self.on_packet(event.ts, *frame, packet),
             EventKind::Syscall(call) => self.syscalls.push((event.ts, call.clone())),
@@ -153,66 +306,108 @@ impl Correlator {
                     ArpOp::Request => (What::ArpRequest, Some(arp.sender_ip.into()), arp.target_ip.into()),
                     ArpOp::Reply => (What::ArpReply, None, arp.sender_ip.into()),
                 };
-                let summary = describe::arp(arp);
-                self.neighbors.push(NeighborObservation { ts, frame, what, asker, target, summary });
+                let summary = describe::arp(arp).into();
+                self.observe_neighbor(NeighborObservation { ts, frame, what, asker, target, summary });
             }
             PacketBody::Neighbor(nd) => {
                 let (what, asker) = match nd.op {
                     NeighborOp::Solicitation => (What::Ns, Some(nd.src.into())),
                     NeighborOp::Advertisement => (What::Na, None),
                 };
-                let summary = describe::neighbor(nd);
-                self.neighbors.push(NeighborObservation { ts, frame, what, asker, target: nd.target.into(), summary });
+                let summary = describe::neighbor(nd).into();
+                self.observe_neighbor(NeighborObservation {
+                    ts,
+                    frame,
+                    what,
+                    asker,
+                    target: nd.target.into(),
+                    summary,
+                });
             }
             PacketBody::Other(_) => {}
         }
     }
 
+    fn observe_neighbor(&mut self, observation: NeighborObservation) {
+        if self.neighbors.len() >= MAX_NEIGHBORS {
+            self.neighbors.pop_front();
+        }
+        // Keep them in time order even if the capture is not (merged files, several interfaces).
+        let at = self.neighbors.partition_point(|n| n.ts <= observation.ts);
+        self.neighbors.insert(at, observation);
+    }
+
+    fn attempt(&mut self, i: usize) -> Option<&mut AttemptState> {
+        self.attempts.get_mut(i).and_then(Option::as_mut)
+    }
+
+    /// The open attempt of `key`, unless its time is up at `ts`: then it is finished first, so that
+    /// what it reports never depends on when the open attempts were last swept.
+    fn open(&mut self, key: &FlowKey, ts: Timestamp) -> Option<usize> {
+        let i = *self.current.get(key)?;
+        let expired =
+            self.streaming && self.attempts.get(i).and_then(Option::as_ref).is_some_and(|a| retire::expires_at(a) < ts);
+        if expired {
+            self.retire(i, ts, false);
+            return None;
+        }
+        Some(i)
+    }
+
     fn on_tcp(&mut self, ts: Timestamp, frame: u64, link: LinkDirection, on_loopback: bool, seg: &TcpSegment) {
         if seg.flags.is_syn_only() {
             let key = FlowKey::from_client(seg.src, seg.dst);
-            match self.current.get(&key).copied() {
-                Some(i) if self.attempts[i].isn == seg.seq => self.on_syn_retransmit(i, ts, frame, seg),
-                previous => {
+            let previous = self.open(&key, ts);
+            match previous {
+                Some(i) if self.attempt(i).is_some_and(|a| a.isn == seg.seq) => {
+                    self.on_syn_retransmit(i, ts, frame, seg)
+                }
+                _ => {
                     if let Some(i) = previous {
-                        self.attempts[i].superseded_at.get_or_insert(ts);
+                        // A new ISN on the 4-tuple: the old attempt can get nothing more (events go
+                        // to the newest attempt of a 4-tuple), so it is finished now.
+                        if let Some(a) = self.attempt(i) {
+                            a.superseded_at.get_or_insert(ts);
+                        }
+                        if self.streaming {
+                            self.retire(i, ts, false);
+                        }
                     }
                     self.open_attempt(key, ts, frame, link, seg);
                 }
             }
             return;
         }
-        let from_server = self.current.get(&FlowKey::from_server(seg.src, seg.dst)).copied();
-        let from_client = self.current.get(&FlowKey::from_client(seg.src, seg.dst)).copied();
+        let from_server = self.open(&FlowKey::from_server(seg.src, seg.dst), ts);
+        let from_client = self.open(&FlowKey::from_client(seg.src, seg.dst), ts);
         if seg.flags.has(TcpFlags::RST) {
-            if let Some(i) = from_server {
-                self.attempts[i].on_server_rst(ts, frame, on_loopback, seg);
-            } else if let Some(i) = from_client {
-                self.attempts[i].on_client_rst(ts, frame, seg);
+            if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
+                a.on_server_rst(ts, frame, on_loopback, seg);
+            } else if let Some(a) = from_client.and_then(|i| self.attempt(i)) {
+                a.on_client_rst(ts, frame, seg);
             } else if seg.flags.has(TcpFlags::ACK) && seg.seq == 0 {
                 // The answer to a SYN at a closed port is <SEQ=0><ACK=ISN+1><CTL=RST,ACK> (RFC 9293
                 // 3.10.7.1, tcp_v4_send_reset): it reveals an attempt whose SYN is not in the capture,
                 // as when this host's own firewall forges the reset before the SYN reaches the wire.
                 let key = FlowKey::from_server(seg.src, seg.dst);
-                let i = self.insert(key, AttemptState::new(key, seg.ack.wrapping_sub(1), seg.ack));
-                self.attempts[i].on_server_rst(ts, frame, on_loopback, seg);
+                let i = self.insert(key, AttemptState::new(key, seg.ack.wrapping_sub(1), seg.ack, ts));
+                if let Some(a) = self.attempt(i) {
+                    a.on_server_rst(ts, frame, on_loopback, seg);
+                }
             }
         } else if seg.flags.has(TcpFlags::SYN | TcpFlags::ACK) {
-            if let Some(i) = from_server {
-                self.attempts[i].on_syn_ack(ts, frame, seg);
+            if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
+                a.on_syn_ack(ts, frame, seg);
             }
-        } else if let Some(i) = from_client {
-            self.attempts[i].on_client_segment(ts, frame, seg);
-        } else if let Some(i) = from_server {
-            self.attempts[i].later_segments += 1;
+        } else if let Some(a) = from_client.and_then(|i| self.attempt(i)) {
+            a.on_client_segment(ts, frame, seg);
+        } else if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
+            a.later_segments += 1;
         }
     }
 
     fn open_attempt(&mut self, key: FlowKey, ts: Timestamp, frame: u64, link: LinkDirection, seg: &TcpSegment) {
-        let mut note = format!("opens the attempt, ISN {}", seg.seq);
-        if seg.payload_len > 0 {
-            note.push_str(&format!("; carries {} bytes of data (TCP Fast Open)", seg.payload_len));
-        }
+        let note = Note::Opens { isn: seg.seq, data_len: seg.payload_len };
         // A host talking to itself (loopback) is both ends: the link direction says nothing then.
         let same_host = seg.src.ip() == seg.dst.ip() || seg.src.ip().is_loopback();
         let capture_side = match link {
@@ -221,22 +416,30 @@ impl Correlator {
             LinkDirection::ToUs => Some("This capture was taken on the server: the SYN arrived at the capturing host."),
             _ => None,
         };
-        let mut state = AttemptState::new(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len));
+        let mut state = AttemptState::new(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts);
         state.capture_side = capture_side;
         state.syn_times.push(ts);
-        state.push(ts, frame, Dir::Out, What::Syn, describe::tcp(seg), Some(note), false);
+        state.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
         self.insert(key, state);
     }
 
     fn insert(&mut self, key: FlowKey, state: AttemptState) -> usize {
-        self.attempts.push(state);
-        let index = self.attempts.len() - 1;
+        let index = match self.free_slots.pop() {
+            Some(free) => {
+                self.attempts[free] = Some(state);
+                free
+            }
+            None => {
+                self.attempts.push(Some(state));
+                self.attempts.len() - 1
+            }
+        };
         self.current.insert(key, index);
         index
     }
 
     fn on_syn_retransmit(&mut self, i: usize, ts: Timestamp, frame: u64, seg: &TcpSegment) {
-        let a = &mut self.attempts[i];
+        let Some(a) = self.attempt(i) else { return };
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
@@ -264,7 +467,7 @@ impl Correlator {
             Some(Decision::Icmp { .. }) => a.demote_icmp_to_soft_error(),
         }
         a.syn_times.push(ts);
-        a.push(ts, frame, Dir::Out, What::Syn, describe::tcp(seg), Some(note), false);
+        a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note.into()), false);
     }
 
     fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError) {
@@ -272,32 +475,63 @@ impl Correlator {
         let Some(tcp) = quoted.tcp else { return };
         let key =
             FlowKey::from_client(SocketAddr::new(quoted.src, tcp.src_port), SocketAddr::new(quoted.dst, tcp.dst_port));
-        let i = match self.current.get(&key).copied() {
+        let i = match self.open(&key, ts) {
             Some(i) => i,
             // The quoted SYN is not in the capture (ARP failed, or capture started late): the ICMP
             // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not an attempt.
             None if tcp.flags.is_none_or(TcpFlags::is_syn_only) => {
-                let state = AttemptState::new(key, tcp.seq, tcp.seq.wrapping_add(1));
+                let state = AttemptState::new(key, tcp.seq, tcp.seq.wrapping_add(1), ts);
                 self.insert(key, state)
             }
             None => return,
         };
-        self.attempts[i].on_icmp(ts, frame, icmp, tcp.seq);
+        if let Some(a) = self.attempt(i) {
+            a.on_icmp(ts, frame, icmp, tcp.seq);
+        }
     }
 
-    /// Ends correlation at `capture_end` and returns every attempt, in order of start.
-    pub fn finish(self, capture_end: Timestamp) -> Vec<Attempt> {
-        let Correlator { timing, attempts, neighbors, syscalls, kernel, capture, .. } = self;
-        let mut neighbors = neighbors;
-        neighbors.sort_by_key(|n| n.ts);
-        let mut out: Vec<Attempt> = attempts
-            .into_iter()
-            .map(|mut a| {
-                a.attach_neighbors(&neighbors);
-                verdict::finish(a, &timing, capture_end)
-            })
-            .collect();
-        live::attach_live_evidence(&mut out, &syscalls, &kernel, capture, &timing);
+    /// Finishes attempt `i`: attaches its neighbour observations, decides its verdict with the
+    /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it.
+    fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
+        let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
+        self.free_slots.push(i);
+        if self.current.get(&a.key) == Some(&i) {
+            self.current.remove(&a.key);
+        }
+        a.attach_neighbors(&self.neighbors);
+        let horizon = verdict::Horizon { at: horizon, capture_ended };
+        self.finished.push(verdict::finish(a, &self.timing, horizon));
+    }
+
+    /// Finishes every open attempt whose time is up, and forgets neighbour observations no open
+    /// attempt can use any more. Runs once per second of capture time.
+    fn sweep(&mut self) {
+        let now = self.now;
+        let first_new = self.finished.len();
+        let mut oldest_open = now;
+        for i in 0..self.attempts.len() {
+            let Some(a) = self.attempts[i].as_ref() else { continue };
+            if retire::expires_at(a) < now {
+                self.retire(i, now, false);
+            } else {
+                oldest_open = oldest_open.min(a.first_seen());
+            }
+        }
+        let keep_from = retire::neighbors_needed_from(oldest_open);
+        while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
+            self.neighbors.pop_front();
+        }
+        self.finished[first_new..].sort_by_key(|a| a.start);
+        self.next_sweep = now.plus(retire::SWEEP_INTERVAL);
+    }
+
+    /// Ends correlation at `capture_end` and returns every attempt not taken yet, in order of start.
+    pub fn finish(mut self, capture_end: Timestamp) -> Vec<Attempt> {
+        for i in 0..self.attempts.len() {
+            self.retire(i, capture_end, true);
+        }
+        let mut out = std::mem::take(&mut self.finished);
+        live::attach_live_evidence(&mut out, &self.syscalls, &self.kernel, self.capture, &self.timing);
         out.sort_by_key(|a| a.start);
         out
     }
@@ -315,13 +549,15 @@ fn acks_syn(ack: u32, isn: u32, snd_nxt: u32) -> bool {
 }
 
 impl AttemptState {
-    fn new(key: FlowKey, isn: u32, snd_nxt: u32) -> AttemptState {
+    fn new(key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp) -> AttemptState {
         AttemptState {
             key,
             isn,
             snd_nxt,
             syn_times: Vec::new(),
             entries: Vec::new(),
+            opened_at: ts,
+            last_seen: ts,
             verdict: None,
             soft_error: None,
             server_isn: None,
@@ -336,6 +572,11 @@ impl AttemptState {
         }
     }
 
+    /// When the first evidence of the attempt came.
+    fn first_seen(&self) -> Timestamp {
+        self.opened_at
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -343,19 +584,20 @@ impl AttemptState {
         frame: u64,
         dir: Dir,
         what: What,
-        summary: String,
-        note: Option<String>,
+        wire: Wire,
+        note: Option<Note>,
         ignored: bool,
     ) -> usize {
-        self.entries.push(Entry { t: 0.0, dir, what, summary, note, ignored, frame: Some(frame), ts });
+        self.last_seen = self.last_seen.max(ts);
+        self.entries.push(Step { ts, frame: Some(frame), dir, what, wire, note, ignored });
         self.entries.len() - 1
     }
 
     /// Records a packet that arrived after the verdict, up to a bound.
-    fn push_late(&mut self, ts: Timestamp, frame: u64, dir: Dir, what: What, summary: String, note: String) {
+    fn push_late(&mut self, ts: Timestamp, frame: u64, dir: Dir, what: What, wire: Wire, note: Note) {
         let late = self.verdict.as_ref().map_or(0, |v| self.entries.len().saturating_sub(v.entry + 1));
         if late < MAX_LATE_ENTRIES {
-            self.push(ts, frame, dir, what, summary, Some(note), false);
+            self.push(ts, frame, dir, what, wire, Some(note), false);
         } else {
             self.later_segments += 1;
         }
@@ -366,7 +608,7 @@ impl AttemptState {
     }
 
     fn on_server_rst(&mut self, ts: Timestamp, frame: u64, on_loopback: bool, seg: &TcpSegment) {
-        let summary = describe::tcp(seg);
+        let summary = Wire::tcp(seg);
         match &self.verdict {
             None => {
                 if !seg.flags.has(TcpFlags::ACK) {
@@ -379,12 +621,12 @@ impl AttemptState {
                         self.isn.wrapping_add(1)
                     );
                     self.unacceptable_ack_at = Some(ts);
-                    self.push(ts, frame, Dir::In, What::Rst, summary, Some(note), true);
+                    self.push(ts, frame, Dir::In, What::Rst, summary, Some(note.into()), true);
                 } else {
-                    let note = "acknowledges our SYN (ack = ISN+1): connection refused".to_string();
+                    let note = "acknowledges our SYN (ack = ISN+1): connection refused";
                     let loopback = on_loopback && !self.key.server.ip().is_loopback();
                     let dir = if loopback { Dir::Local } else { Dir::In };
-                    let entry = self.push(ts, frame, dir, What::Rst, summary, Some(note), false);
+                    let entry = self.push(ts, frame, dir, What::Rst, summary, Some(note.into()), false);
                     self.decide(ts, Decision::Refused { loopback }, entry);
                 }
             }
@@ -406,20 +648,20 @@ impl AttemptState {
             Some(Verdict { decision: Decision::Established { .. }, .. }) => "the client reset the connection",
             Some(_) => "the client's kernel answers a segment for a connection that no longer exists",
         };
-        self.push_late(ts, frame, Dir::Out, What::Rst, describe::tcp(seg), note.into());
+        self.push_late(ts, frame, Dir::Out, What::Rst, Wire::tcp(seg), note.into());
     }
 
     fn on_syn_ack(&mut self, ts: Timestamp, frame: u64, seg: &TcpSegment) {
-        let summary = describe::tcp(seg);
+        let summary = Wire::tcp(seg);
         match &self.verdict {
             None if self.synack_unseen_by_client && acks_syn(seg.ack, self.isn, self.snd_nxt) => {
-                let note = "acknowledges our SYN, but like the earlier ones the client does not acknowledge it: it does not reach the client's TCP".to_string();
-                self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note), false);
+                let note = "acknowledges our SYN, but like the earlier ones the client does not acknowledge it: it does not reach the client's TCP";
+                self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note.into()), false);
             }
             None if acks_syn(seg.ack, self.isn, self.snd_nxt) => {
                 self.server_isn = Some(seg.seq);
-                let note = "acknowledges our SYN (ack = ISN+1): connect() returns 0".to_string();
-                let entry = self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note), false);
+                let note = "acknowledges our SYN (ack = ISN+1): connect() returns 0";
+                let entry = self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note.into()), false);
                 self.decide(ts, Decision::Established { via_ack: false }, entry);
             }
             None => {
@@ -429,7 +671,7 @@ impl AttemptState {
                     self.isn.wrapping_add(1)
                 );
                 self.unacceptable_ack_at = Some(ts);
-                self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note), true);
+                self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note.into()), true);
             }
             Some(v) => {
                 let note = match v.decision {
@@ -450,8 +692,8 @@ impl AttemptState {
                 if !self.handshake_acked && is_ack && seg.ack == server_isn.wrapping_add(1) =>
             {
                 self.handshake_acked = true;
-                let note = "completes the three-way handshake".to_string();
-                self.push(ts, frame, Dir::Out, What::Ack, describe::tcp(seg), Some(note), false);
+                let note = "completes the three-way handshake";
+                self.push(ts, frame, Dir::Out, What::Ack, Wire::tcp(seg), Some(note.into()), false);
             }
             (None, _) if is_ack && seg.seq == self.snd_nxt => {
                 // The client only sends this after a SYN-ACK it accepted: the capture missed that SYN-ACK.
@@ -460,13 +702,13 @@ impl AttemptState {
                     "acknowledges a SYN-ACK (server ISN {}) that the capture does not hold",
                     seg.ack.wrapping_sub(1)
                 );
-                let entry = self.push(ts, frame, Dir::Out, What::Ack, describe::tcp(seg), Some(note), false);
+                let entry = self.push(ts, frame, Dir::Out, What::Ack, Wire::tcp(seg), Some(note.into()), false);
                 self.decide(ts, Decision::Established { via_ack: true }, entry);
             }
             _ => {
                 if seg.flags.has(TcpFlags::FIN) && self.verdict.is_none() {
-                    let note = "the client closes before any answer".to_string();
-                    self.push(ts, frame, Dir::Out, What::Fin, describe::tcp(seg), Some(note), false);
+                    let note = "the client closes before any answer";
+                    self.push(ts, frame, Dir::Out, What::Fin, Wire::tcp(seg), Some(note.into()), false);
                 } else {
                     self.later_segments += 1;
                 }
@@ -483,7 +725,7 @@ impl AttemptState {
             IcmpErrorKind::PacketTooBig => What::IcmpPacketTooBig,
             IcmpErrorKind::SourceQuench | IcmpErrorKind::Redirect => What::IcmpOther,
         };
-        let summary = describe::icmp(icmp);
+        let summary = Wire::Icmp(Box::new(icmp.clone()));
         if let Some(v) = &self.verdict {
             let note = match v.decision {
                 Decision::Established { .. } => {
@@ -501,7 +743,7 @@ impl AttemptState {
                 "ignored: quotes seq {quoted_seq}, not our SYN's {}; Linux drops it (tcp_v4_err, OutOfWindowIcmps)",
                 self.isn
             );
-            self.push(ts, frame, dir, what, summary, Some(note), true);
+            self.push(ts, frame, dir, what, summary, Some(note.into()), true);
             return;
         }
         let effect = match icmp.family {
@@ -511,19 +753,23 @@ impl AttemptState {
         match effect {
             IcmpEffect::Fatal(errno) => {
                 let note = format!("quotes our SYN: a hard error, {errno}");
-                let entry = self.push(ts, frame, dir, what, summary, Some(note), false);
-                self.decide(ts, Decision::Icmp { errno, error: icmp.clone() }, entry);
+                let entry = self.push(ts, frame, dir, what, summary, Some(note.into()), false);
+                let error = match &self.entries[entry].wire {
+                    Wire::Icmp(error) => error.clone(),
+                    _ => Box::new(icmp.clone()),
+                };
+                self.decide(ts, Decision::Icmp { errno, error }, entry);
             }
             IcmpEffect::PathMtu => {
                 let note = match icmp.mtu {
                     Some(mtu) => format!("quotes our SYN: only lowers the path MTU to {mtu}; the attempt goes on"),
                     None => "quotes our SYN: only lowers the path MTU; the attempt goes on".into(),
                 };
-                self.push(ts, frame, dir, what, summary, Some(note), false);
+                self.push(ts, frame, dir, what, summary, Some(note.into()), false);
             }
             IcmpEffect::Ignored => {
-                let note = "ignored: TCP does not act on this ICMP type (tcp_v4_err)".to_string();
-                self.push(ts, frame, dir, what, summary, Some(note), true);
+                let note = "ignored: TCP does not act on this ICMP type (tcp_v4_err)";
+                self.push(ts, frame, dir, what, summary, Some(note.into()), true);
             }
         }
     }
@@ -536,7 +782,7 @@ impl AttemptState {
         self.server_isn = None;
         if let Some(entry) = self.entries.get_mut(verdict.entry) {
             entry.note = Some(
-                "acknowledges our SYN, but the client retransmitted its SYN after it instead of acknowledging: this SYN-ACK never reached its TCP".to_string(),
+                "acknowledges our SYN, but the client retransmitted its SYN after it instead of acknowledging: this SYN-ACK never reached its TCP".into(),
             );
         }
     }
@@ -548,15 +794,15 @@ impl AttemptState {
         let Some(verdict) = self.verdict.take() else { return };
         if let Decision::Icmp { errno, error } = verdict.decision {
             if let Some(entry) = self.entries.get_mut(verdict.entry) {
-                entry.note = Some(format!(
+                entry.note = Some(Note::from(format!(
                     "quotes our SYN, but the SYN was retransmitted after it: the socket was owned by the user when it arrived, so Linux only remembered {errno} (sk_err_soft, LockDroppedIcmps)"
-                ));
+                )));
             }
             self.soft_error = Some(SoftError { errno, error });
         }
     }
 
-    fn attach_neighbors(&mut self, neighbors: &[NeighborObservation]) {
+    fn attach_neighbors(&mut self, neighbors: &VecDeque<NeighborObservation>) {
         let Some(first) = self.entries.iter().map(|e| e.ts).min() else { return };
         let last =
             self.verdict.as_ref().map_or_else(|| self.entries.iter().map(|e| e.ts).max().unwrap_or(first), |v| v.ts);
@@ -568,7 +814,7 @@ impl AttemptState {
         let client = self.key.client.ip();
         let server = self.key.server.ip();
         let mut resolved = std::mem::take(&mut self.resolving);
-        for n in neighbors[start..].iter().take_while(|n| n.ts <= last) {
+        for n in neighbors.range(start..).take_while(|n| n.ts <= last) {
             let asked_by_client = n.asker == Some(client);
             let for_server = n.target == server;
             // With no SYN on the wire the next hop may be a gateway, so any request from the client's
@@ -586,15 +832,14 @@ impl AttemptState {
                     What::ArpRequest | What::Ns => format!("resolving {} before the SYN can be sent", n.target),
                     _ => format!("{} answers", n.target),
                 };
-                self.entries.push(Entry {
-                    t: 0.0,
+                self.entries.push(Step {
+                    ts: n.ts,
+                    frame: Some(n.frame),
                     dir,
                     what: n.what,
-                    summary: n.summary.clone(),
-                    note: Some(note),
+                    wire: Wire::Text(n.summary.clone()),
+                    note: Some(note.into()),
                     ignored: false,
-                    frame: Some(n.frame),
-                    ts: n.ts,
                 });
             }
         }

@@ -291,11 +291,18 @@ fn test_syn_sent_classic_backoff_recognised() {
 
 #[test]
 fn test_syn_sent_new_isn_supersedes() {
+    // A new ISN while the first SYN's retransmit could still come: the client gave up on it.
     let mut events = vec![syn(0, 1)];
-    events.push(packet(5000, 2, segment(CLIENT, SERVER, TcpFlags::SYN, ISN + 99_999, 0)));
+    events.push(packet(800, 2, segment(CLIENT, SERVER, TcpFlags::SYN, ISN + 99_999, 0)));
     let attempts = correlate(events, SynTiming::default(), None);
     assert_eq!(attempts.len(), 2);
     assert!(attempts[0].cause.contains("gave up on this attempt"), "{}", attempts[0].cause);
+    // A new ISN long after the first SYN's retransmits stopped: the first attempt was over already.
+    let mut events = vec![syn(0, 1)];
+    events.push(packet(8000, 2, segment(CLIENT, SERVER, TcpFlags::SYN, ISN + 99_999, 0)));
+    let attempts = correlate(events, SynTiming::default(), None);
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[0].cause.contains("No retransmit #1 follows"), "{}", attempts[0].cause);
 }
 
 #[test]

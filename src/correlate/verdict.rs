@@ -9,8 +9,18 @@ use crate::flow::Family;
 use crate::linux::{Errno, SynTiming};
 use crate::timeline::{Attempt, ErrnoSource, Finding, Outcome, What};
 
-/// Builds the reported attempt; `capture_end` is when the evidence ends.
-pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Timestamp) -> Attempt {
+/// How far the evidence reaches when an attempt is finished.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Horizon {
+    /// The capture's end, or the time an attempt was finished while the capture went on.
+    pub(super) at: Timestamp,
+    /// Whether the capture ended there; if not, nothing after it could have changed the attempt.
+    pub(super) capture_ended: bool,
+}
+
+/// Builds the reported attempt from the evidence up to `horizon`.
+pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, horizon: Horizon) -> Attempt {
+    let capture_end = horizon.at;
     a.entries.sort_by_key(|e| e.ts);
     let fitted = annotate_retransmits(&mut a, timing);
     let start = a.entries.first().map_or(capture_end, |e| e.ts);
@@ -33,9 +43,9 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
         }
         None => match &a.soft_error {
             Some(soft) => {
-                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, &fitted, capture_end))
+                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, &fitted, horizon))
             }
-            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, &fitted, capture_end)),
+            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, &fitted, horizon)),
         },
     };
     if let Some(side) = a.capture_side {
@@ -47,14 +57,7 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, capture_end: Times
     }
 
     let findings = findings(&a);
-    let entries = a
-        .entries
-        .into_iter()
-        .map(|mut e| {
-            e.t = seconds_since(e.ts, start);
-            e
-        })
-        .collect();
+    let entries = a.entries.into_iter().map(|e| e.into_entry(start)).collect();
     Attempt {
         kind: "attempt",
         client: a.key.client,
@@ -105,8 +108,11 @@ fn findings(a: &AttemptState) -> Vec<Finding> {
     // Group the ignored answers by reason: a flood of identical ones reads better counted.
     let mut ignored: Vec<(String, usize)> = Vec::new();
     for e in a.entries.iter().filter(|e| e.ignored) {
-        let reason =
-            format!("{} ({})", e.what.label(), e.note.as_deref().unwrap_or("ignored").trim_start_matches("ignored: "));
+        let reason = format!(
+            "{} ({})",
+            e.what.label(),
+            e.note.as_ref().map_or("ignored".into(), |n| n.text()).trim_start_matches("ignored: ")
+        );
         match ignored.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, n)) => *n += 1,
             None => ignored.push((reason, 1)),
@@ -350,18 +356,18 @@ fn neighbor_failure_cause(a: &AttemptState, error: &IcmpError, errno: Errno) -> 
     ))
 }
 
-fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &FittedTiming, capture_end: Timestamp) -> String {
+fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &FittedTiming, horizon: Horizon) -> String {
     let mut s = format!(
         "{} answered a SYN with ICMP {} while connect() still held the socket, so Linux only remembered it (sk_err_soft) and kept retransmitting; with no other answer, connect() fails at the deadline with the remembered {} instead of ETIMEDOUT.",
         sender(a, soft.error.src),
         describe::icmp_name(&soft.error),
         soft.errno
     );
-    s.push_str(&deadline_sentence(a, timing, capture_end));
+    s.push_str(&deadline_sentence(a, timing, horizon));
     s
 }
 
-fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, capture_end: Timestamp) -> String {
+fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, horizon: Horizon) -> String {
     let n = a.syn_times.len();
     let span = match (a.syn_times.first(), a.syn_times.last()) {
         (Some(f), Some(l)) if n > 1 => format!(" over {}", l.since(*f)),
@@ -376,12 +382,12 @@ fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, capture_end: Timesta
         format!("No answer to {n} SYN(s){span}: nothing came back, neither SYN-ACK, RST nor ICMP error.")
     };
     s.push_str(&ignored_answers(a));
-    s.push_str(&deadline_sentence(a, timing, capture_end));
+    s.push_str(&deadline_sentence(a, timing, horizon));
     s
 }
 
-/// Relates the capture's end (or the next attempt) to the kernel's deadline.
-fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Timestamp) -> String {
+/// Relates the capture's end (or the next attempt, or the client's silence) to the kernel's deadline.
+fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) -> String {
     let Some(&first) = a.syn_times.first() else { return String::new() };
     let timing = &fitted.timing;
     let schedule = timing.schedule();
@@ -393,7 +399,7 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Times
             schedule.deadline
         );
     }
-    let seen = capture_end.since(first);
+    let seen = horizon.at.since(first);
     if seen >= schedule.deadline {
         let mut s = format!(
             " Linux gives up {} after the first SYN ({sysctls}) and connect() fails with ETIMEDOUT.",
@@ -412,6 +418,22 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Times
         }
         return s;
     }
+    let sent = a.syn_times.len();
+    if !horizon.capture_ended {
+        // Finished while the capture went on: the next retransmit is overdue under any backoff.
+        let last = a.syn_times.last().map_or(first, |&t| t);
+        return match schedule.retransmits.get(sent - 1).filter(|_| fitted.follows_linux) {
+            Some(due) => format!(
+                " No retransmit #{sent} follows, although Linux sends it {due} after the first SYN and the capture goes on: the client stopped early (a lowered tcp_syn_retries or TCP_SYNCNT, a connect timeout in the application, or not Linux); it then sees ETIMEDOUT (Linux's own deadline is {}, {sysctls}).",
+                schedule.deadline
+            ),
+            None => format!(
+                " The client sends nothing more for {} after its last SYN while the capture goes on: it gave up before Linux's deadline of {} ({sysctls}); a Linux client that gives up sees ETIMEDOUT.",
+                horizon.at.since(last),
+                schedule.deadline
+            ),
+        };
+    }
     let mut s = format!(
         " The capture ends {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",
         schedule.deadline
@@ -421,7 +443,6 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, capture_end: Times
         return s;
     }
     // The kernel's next retransmit was due before the capture ended but never came: the client stopped early.
-    let sent = a.syn_times.len();
     if let Some(&due) = schedule.retransmits.get(sent - 1) {
         if due.0 + Span::from_millis(500).0 < seen.0 {
             s.push_str(&format!(

@@ -188,6 +188,7 @@ fn explains_special_case(a: &Attempt) -> bool {
         "TTL ran out",
         "malformed",
         "gave up",
+        "stopped early",
         "only remembered",
     ];
     MARKERS.iter().any(|m| a.cause.contains(m))

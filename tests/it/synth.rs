@@ -10,8 +10,9 @@ fn test_synthetic_capture_agrees_with_ground_truth() {
     let (pcap, truth) = (dir.path().join("synth.pcap"), dir.path().join("synth.tsv"));
     let mut pcap_out = std::fs::File::create(&pcap).expect("create pcap");
     let mut truth_out = Vec::new();
-    let stats = generate(SynthConfig { flows: 20_000, seed: 7, start_interval_us: 100 }, &mut pcap_out, &mut truth_out)
-        .expect("generate");
+    let stats =
+        generate(SynthConfig { flows: 20_000, seed: 7, ..SynthConfig::default() }, &mut pcap_out, &mut truth_out)
+            .expect("generate");
     std::fs::write(&truth, &truth_out).expect("write truth");
     assert_eq!(stats.flows, 20_000);
 
