@@ -1,18 +1,19 @@
 //! Wiring: runs a parsed command line against the real system and says how it ended.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
 
 use anyhow::Context as _;
 
 use crate::capture;
 use crate::cli::{Cli, Command, FamilyChoice, Format, LabArgs, ReplayArgs, TraceArgs};
-use crate::correlate::correlate;
+use crate::correlate::Finished;
 use crate::flow::Family;
 use crate::interrupt;
 use crate::lab::{self, LabConfig};
 use crate::linux::SynTiming;
 use crate::render::{json, text};
-use crate::timeline::{Outcome, Summary};
+use crate::replay;
+use crate::timeline::{Attempt, Outcome, ReplaySummary, Summary};
 use crate::trace::{self, TraceConfig};
 
 /// How a run ended, mapped to the exit code by `main`.
@@ -25,7 +26,7 @@ pub enum Status {
 }
 
 /// Runs the command, writing its report to `out`.
-pub fn run(cli: &Cli, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
+pub fn run(cli: &Cli, out: &mut (dyn Write + Send), style: text::Style) -> anyhow::Result<Status> {
     match &cli.command {
         Command::Trace(args) => trace(args, out, style),
         Command::Replay(args) => replay(args, out, style),
@@ -259,17 +260,27 @@ pub fn render_trace(
     Ok(())
 }
 
-fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Result<Status> {
+fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -> anyhow::Result<Status> {
     let several = args.files.len() > 1;
     let mut bpf = args.bpf.as_deref().map(capture::BpfFilter::new).transpose()?;
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
-    let mut reported = Vec::new();
+    let mut sink = ReplaySink { args, style, summary: ReplaySummary::default() };
     let (mut packets, mut undecodable) = (0, 0);
     let mut damages = Vec::new();
     let mut unreadable = None;
     for path in &args.files {
-        let capture = match capture::read_file_filtered(path, bpf.as_mut()) {
-            Ok(capture) => capture,
+        if several && args.format == Format::Text {
+            text::file_heading(out, &path.display().to_string(), style)?;
+        }
+        let bar = progress_bar(path);
+        let mut progress = |p: replay::Progress| {
+            bar.set_position(p.bytes);
+            bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
+        };
+        let result = replay::replay_file(path, SynTiming::default(), bpf.as_mut(), &mut progress, &mut sink, &mut *out);
+        bar.finish_and_clear();
+        let report = match result {
+            Ok(report) => report,
             // One unreadable file must not hide what the others hold: report it and go on.
             Err(err) if several => {
                 eprintln!("synscope: error: {err:#}");
@@ -278,44 +289,21 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
             }
             Err(err) => return Err(err),
         };
-        packets += capture.packets;
-        undecodable += capture.undecodable;
-        first = match (first, capture.first_ts) {
+        packets += report.packets;
+        undecodable += report.undecodable;
+        first = match (first, report.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        last = last.max(capture.last_ts);
-        let attempts = correlate(capture.events, SynTiming::default(), capture.last_ts);
-        let selected: Vec<_> = attempts
-            .into_iter()
-            .filter(|a| args.server.is_none_or(|f| f.matches(a.server)))
-            .filter(|a| args.client.is_none_or(|f| f.matches(a.client)))
-            .filter(|a| !args.failed || a.outcome != Outcome::Established)
-            .collect();
-        match args.format {
-            Format::Json => {
-                for attempt in &selected {
-                    json::attempt(out, attempt)?;
-                }
-            }
-            Format::Text => {
-                if several {
-                    text::file_heading(out, &path.display().to_string(), style)?;
-                }
-                for attempt in &selected {
-                    text::attempt(out, attempt, true, style)?;
-                }
-            }
-        }
-        reported.extend(selected);
-        if let Some(damage) = &capture.damage {
+        last = last.max(report.last_ts);
+        if let Some(damage) = &report.damage {
             let damage = format!("{}: {damage}", path.display());
             eprintln!("synscope: {damage}; the attempts shown are those read before the damage");
             damages.push(damage);
         }
     }
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
-    let summary = Summary::of(&reported, packets, undecodable, damaged).with_replay_overview(&reported, first, last);
+    let summary = sink.summary.finish(packets, undecodable, damaged, first, last);
     match args.format {
         Format::Json => json::summary(out, &summary)?,
         Format::Text => {
@@ -331,4 +319,47 @@ fn replay(args: &ReplayArgs, out: &mut dyn Write, style: text::Style) -> anyhow:
         return Err(err.context("some files could not be replayed"));
     }
     Ok(if damages.is_empty() { Status::Clean } else { Status::Failed })
+}
+
+/// What `replay` shows of each attempt (on the thread that words them), and its summary.
+struct ReplaySink<'a> {
+    args: &'a ReplayArgs,
+    style: text::Style,
+    summary: ReplaySummary,
+}
+
+impl replay::Sink for ReplaySink<'_> {
+    fn wants(&self, attempt: &Finished) -> bool {
+        let key = attempt.key();
+        self.args.server.is_none_or(|f| f.matches(key.server))
+            && self.args.client.is_none_or(|f| f.matches(key.client))
+            && (!self.args.failed || !attempt.established())
+    }
+
+    fn show(&mut self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<()> {
+        match self.args.format {
+            Format::Json => json::attempt(out, &attempt)?,
+            Format::Text => text::attempt(out, &attempt, true, self.style)?,
+        }
+        self.summary.add(&attempt);
+        Ok(())
+    }
+}
+
+/// A progress bar on stderr (bytes read, packets, attempts so far) when stderr is a terminal;
+/// hidden otherwise, so logs and pipes stay clean.
+fn progress_bar(path: &std::path::Path) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let bar = indicatif::ProgressBar::new(size);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {msg} ({eta} left)",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+    bar
 }

@@ -215,6 +215,8 @@ impl CaptureStream {
                 self.position += used;
                 Next::Record(record, used)
             }
+            // The window ends where a record would start; only at the end of the file is that the end.
+            Ok(None) if !at_eof => Next::NeedMore(1),
             Ok(None) => {
                 self.done = true;
                 Next::End
@@ -509,9 +511,8 @@ mod tests {
         assert_eq!(CaptureReader::new(b"").unwrap_err(), FileError::Empty);
     }
 
-    #[test]
-    fn test_pcapng_nanosecond_resolution() {
-        // SHB (28 bytes), IDB with if_tsresol=9 (linktype 1), one EPB with 4 bytes of data.
+    /// SHB (28 bytes), IDB with if_tsresol=9 (linktype 1), one EPB with 4 bytes of data.
+    fn pcapng_ns() -> Vec<u8> {
         let mut f = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
         f.extend_from_slice(&[0xff; 8]);
         f.extend_from_slice(&[28, 0, 0, 0]);
@@ -522,6 +523,12 @@ mod tests {
         f.extend_from_slice(&hi.to_le_bytes());
         f.extend_from_slice(&lo.to_le_bytes());
         f.extend_from_slice(&[4, 0, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4, 36, 0, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn test_pcapng_nanosecond_resolution() {
+        let f = pcapng_ns();
         let records: Vec<_> = CaptureReader::new(&f).unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].ts, Timestamp(1_700_000_000_123_456_789));
@@ -529,6 +536,46 @@ mod tests {
         for len in 0..f.len() {
             if let Ok(reader) = CaptureReader::new(&f[..len]) {
                 for _ in reader {}
+            }
+        }
+    }
+
+    /// Reads `f` through windows of `size` bytes (growing one when a record needs more), as a
+    /// streaming reader does, and returns what it read.
+    fn read_in_windows(f: &[u8], size: usize) -> Vec<Result<(Timestamp, Vec<u8>), FileError>> {
+        let Ok((mut stream, _)) = CaptureStream::new(&f[..f.len().min(size.max(24))]) else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut want = size;
+        loop {
+            let at = stream.position();
+            let end = (at + want).min(f.len());
+            match stream.next(&f[at..end], end == f.len()) {
+                Next::Record(r, _) => {
+                    out.push(Ok((r.ts, r.data.to_vec())));
+                    want = size;
+                }
+                Next::NeedMore(n) => want = want.max(n).max(end - at + 1),
+                Next::End => return out,
+                Next::Damage(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn test_streaming_in_windows_reads_what_a_whole_read_does() {
+        let mut damaged = pcap_le();
+        damaged.extend_from_slice(&[101, 0, 0, 0, 0, 0, 0, 0, 40, 0, 0, 0, 40, 0, 0, 0, 1, 2]);
+        let mut two = pcap_le();
+        two.extend_from_slice(&[102, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 7, 8]);
+        let mut ng_damaged = pcapng_ns();
+        ng_damaged.truncate(ng_damaged.len() - 3);
+        for f in [pcap_le(), damaged, two, pcapng_ns(), ng_damaged] {
+            let whole: Vec<_> = CaptureReader::new(&f).unwrap().map(|r| r.map(|r| (r.ts, r.data.to_vec()))).collect();
+            for size in 1..=f.len() + 1 {
+                assert_eq!(read_in_windows(&f, size), whole, "window of {size} bytes");
             }
         }
     }

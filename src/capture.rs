@@ -9,7 +9,9 @@ use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 
-use crate::capfile::{CaptureReader, FileError};
+use std::io::Read as _;
+
+use crate::capfile::{CaptureStream, FileError, Next, Record};
 use crate::decode::{self, LinkType};
 use crate::event::{Event, EventKind, Timestamp};
 
@@ -62,33 +64,90 @@ impl BpfFilter {
     }
 }
 
-/// Reads and decodes `path`. Fails only when the file cannot be read or is not a capture at all;
-/// damage part-way through is reported in [`FileCapture::damage`] with everything before it kept.
-pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
-    read_file_filtered(path, None)
+/// How much of a capture file is read at a time: the reader's memory, whatever the file's size.
+const READ_SIZE: usize = 1 << 20;
+
+/// How a streamed file ended.
+#[derive(Debug, Default)]
+pub struct StreamEnd {
+    /// Why reading stopped before the end of the file, if it did.
+    pub damage: Option<FileError>,
+    /// Bytes read.
+    pub bytes: u64,
 }
 
-/// [`read_file`], keeping only the records `filter` passes.
-pub fn read_file_filtered(path: &Path, mut filter: Option<&mut BpfFilter>) -> anyhow::Result<FileCapture> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let reader = CaptureReader::new(&bytes).with_context(|| format!("cannot replay {}", path.display()))?;
-    let mut capture = FileCapture::default();
-    for record in reader {
-        let record = match record {
-            Ok(record) => record,
-            Err(damage) => {
-                capture.damage = Some(damage);
-                break;
+/// A window on a file: the bytes from file offset `base` to `base + end` sit in `buf[..end]`.
+struct Window {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    base: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl Window {
+    /// The bytes in the window from file offset `from` on.
+    fn from(&self, from: usize) -> &[u8] {
+        self.buf.get(from.saturating_sub(self.base)..self.end).unwrap_or(&[])
+    }
+
+    /// Drops the bytes before file offset `from`, then reads until `want` bytes from there are in
+    /// the window or the file ends.
+    fn refill(&mut self, from: usize, want: usize) -> std::io::Result<()> {
+        let keep = from.saturating_sub(self.base).min(self.end);
+        self.buf.copy_within(keep..self.end, 0);
+        self.end -= keep;
+        self.base += keep;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        while self.end < want && !self.eof {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
-        };
+        }
+        Ok(())
+    }
+}
+
+/// Streams the records of the capture file at `path` to `on_record` (the record, and how far into
+/// the file it ends) through a window of about 1 MiB. Fails when the file cannot be
+/// read or is not a capture at all, or when `on_record` fails; damage part-way through ends the
+/// stream and is returned in [`StreamEnd::damage`], after every record before it.
+pub fn stream_file(
+    path: &Path,
+    mut on_record: impl FnMut(Record<'_>, u64) -> anyhow::Result<()>,
+) -> anyhow::Result<StreamEnd> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cannot_read = || format!("cannot read {}", path.display());
+    let mut window = Window { file, buf: vec![0; READ_SIZE], base: 0, end: 0, eof: false };
+    window.refill(0, READ_SIZE).with_context(cannot_read)?;
+    let (mut stream, _) =
+        CaptureStream::new(window.from(0)).with_context(|| format!("cannot replay {}", path.display()))?;
+    let damage = loop {
+        let at = stream.position();
+        match stream.next(window.from(at), window.eof) {
+            Next::Record(record, _) => on_record(record, stream.position() as u64)?,
+            Next::NeedMore(needed) => window.refill(at, needed.max(READ_SIZE)).with_context(cannot_read)?,
+            Next::End => break None,
+            Next::Damage(damage) => break Some(damage),
+        }
+    };
+    Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
+}
+
+/// Reads and decodes `path` whole, keeping every event (for small files: tests, lab captures).
+/// Fails only when the file cannot be read or is not a capture at all; damage part-way through is
+/// reported in [`FileCapture::damage`] with everything before it kept.
+pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
+    let mut capture = FileCapture::default();
+    let end = stream_file(path, |record, _| {
         capture.packets += 1;
         capture.first_ts = Some(capture.first_ts.map_or(record.ts, |t| t.min(record.ts)));
         capture.last_ts = Some(capture.last_ts.map_or(record.ts, |t| t.max(record.ts)));
-        if let Some(filter) = filter.as_deref_mut() {
-            if !filter.matches(record.link_type, record.data)? {
-                continue;
-            }
-        }
         match decode::decode(record.link_type, record.data) {
             Ok(packet) if matches!(packet.body, decode::PacketBody::Other(_)) => {}
             Ok(packet) => {
@@ -96,7 +155,9 @@ pub fn read_file_filtered(path: &Path, mut filter: Option<&mut BpfFilter>) -> an
             }
             Err(_) => capture.undecodable += 1,
         }
-    }
+        Ok(())
+    })?;
+    capture.damage = end.damage;
     Ok(capture)
 }
 

@@ -3,7 +3,7 @@
 //! The library has two layers. The pure core — [`decode`], [`flow`], [`event`], [`correlate`],
 //! [`linux`] and [`timeline`] — reads no clock, starts no thread and does no I/O: everything it sees
 //! carries a timestamp, so it is tested from bytes and literal times. The shells — [`capture`],
-//! [`render`], [`cli`] and [`app`] — do the I/O around it.
+//! [`replay`], [`render`], [`cli`] and [`app`] — do the I/O around it.
 
 pub mod capfile;
 pub mod correlate;
@@ -22,6 +22,7 @@ pub mod interrupt;
 pub mod path;
 pub mod probe;
 pub mod render;
+pub mod replay;
 pub mod synth;
 pub mod sys;
 pub mod trace;

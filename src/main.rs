@@ -17,8 +17,8 @@ fn main() -> ExitCode {
         ColorChoice::Auto => io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
     colored::control::set_override(color);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    // Unlocked, so that a replay can write from the thread that words the attempts.
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout());
     match app::run(&cli, &mut out, Style { color }) {
         Ok(Status::Clean) => ExitCode::SUCCESS,
         Ok(Status::Failed) => ExitCode::from(1),

@@ -314,6 +314,10 @@ pub struct Summary {
     /// Replay: the servers with the most failed attempts (at most 10), with their errnos.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top_failing_servers: Vec<ServerFailures>,
+    /// Replay: failures went to so many servers that only the busiest were counted throughout; the
+    /// counts of `top_failing_servers` are then lower bounds.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub top_failing_servers_approximate: bool,
     /// Packets the live capture dropped (libpcap's `ps_drop` + `ps_ifdrop`), for traces.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
@@ -344,46 +348,10 @@ impl Summary {
             connect_ms: None,
             span: None,
             top_failing_servers: Vec::new(),
+            top_failing_servers_approximate: false,
             dropped: None,
             damaged,
         }
-    }
-
-    /// Adds what a replay's user asks next: the capture's time span, the servers with the most
-    /// failures, and handshake RTT percentiles over the established attempts.
-    pub fn with_replay_overview(
-        mut self,
-        attempts: &[Attempt],
-        first: Option<Timestamp>,
-        last: Option<Timestamp>,
-    ) -> Summary {
-        if let (Some(first), Some(last)) = (first, last) {
-            self.span = Some(CaptureSpan {
-                first: first.as_secs_f64(),
-                last: last.as_secs_f64(),
-                seconds: last.since(first).as_secs_f64(),
-            });
-        }
-        let rtts: Vec<f64> =
-            attempts.iter().filter(|a| a.outcome == Outcome::Established).filter_map(|a| a.rtt_ms).collect();
-        self.rtt_ms = Stats::of(&rtts);
-        let mut by_server: BTreeMap<String, ServerFailures> = BTreeMap::new();
-        for a in attempts.iter().filter(|a| a.outcome != Outcome::Established) {
-            let entry = by_server.entry(a.server.to_string()).or_insert_with(|| ServerFailures {
-                server: a.server.to_string(),
-                failures: 0,
-                errnos: BTreeMap::new(),
-            });
-            entry.failures += 1;
-            if let Some(errno) = a.errno {
-                *entry.errnos.entry(errno.name()).or_insert(0) += 1;
-            }
-        }
-        let mut top: Vec<ServerFailures> = by_server.into_values().collect();
-        top.sort_by(|a, b| b.failures.cmp(&a.failures).then_with(|| a.server.cmp(&b.server)));
-        top.truncate(10);
-        self.top_failing_servers = top;
-        self
     }
 
     /// Adds RTT and connect() latency statistics, as `--count` reports them.
@@ -409,6 +377,155 @@ pub struct CaptureSpan {
     pub last: f64,
     /// The difference, in seconds.
     pub seconds: f64,
+}
+
+/// Servers tallied at most by [`ReplaySummary`]; beyond, only the busiest half is kept.
+const MAX_SERVERS: usize = 10_000;
+/// Values kept exactly by [`Percentiles`] before it switches to a histogram.
+const EXACT_VALUES: usize = 1 << 16;
+
+/// Percentiles over a series of any length: exact up to [`EXACT_VALUES`] values, then from a
+/// histogram precise to three significant digits (HdrHistogram), so memory stays bounded.
+#[derive(Debug, Default)]
+struct Percentiles {
+    exact: Vec<f64>,
+    /// Microseconds, once there are too many values to keep.
+    histogram: Option<hdrhistogram::Histogram<u64>>,
+    count: usize,
+    sum: f64,
+    sum_of_squares: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Percentiles {
+    fn add(&mut self, ms: f64) {
+        if self.count == 0 {
+            (self.min, self.max) = (ms, ms);
+        }
+        self.count += 1;
+        self.sum += ms;
+        self.sum_of_squares += ms * ms;
+        self.min = self.min.min(ms);
+        self.max = self.max.max(ms);
+        match &mut self.histogram {
+            Some(h) => Self::record(h, ms),
+            None if self.exact.len() < EXACT_VALUES => self.exact.push(ms),
+            None => {
+                // One hour in µs is far above any handshake; three significant digits as HdrHistogram advises.
+                let Ok(mut h) = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3) else { return };
+                for v in std::mem::take(&mut self.exact).into_iter().chain([ms]) {
+                    Self::record(&mut h, v);
+                }
+                self.histogram = Some(h);
+            }
+        }
+    }
+
+    fn record(h: &mut hdrhistogram::Histogram<u64>, ms: f64) {
+        h.saturating_record((ms * 1000.0).round().max(1.0) as u64);
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        let Some(h) = &self.histogram else { return Stats::of(&self.exact) };
+        let n = self.count as f64;
+        let avg = self.sum / n;
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        let at = |q: f64| round(h.value_at_quantile(q) as f64 / 1000.0);
+        Some(Stats {
+            count: self.count,
+            min: round(self.min),
+            avg: round(avg),
+            max: round(self.max),
+            stddev: round((self.sum_of_squares / n - avg * avg).max(0.0).sqrt()),
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+        })
+    }
+}
+
+/// A replay's summary, built one attempt at a time in memory that does not grow with the capture:
+/// outcomes and errnos, the servers with the most failures, and handshake RTT percentiles.
+#[derive(Debug, Default)]
+pub struct ReplaySummary {
+    attempts: usize,
+    outcomes: BTreeMap<&'static str, usize>,
+    errnos: BTreeMap<&'static str, usize>,
+    rtts: Percentiles,
+    by_server: std::collections::HashMap<SocketAddr, (usize, BTreeMap<&'static str, usize>)>,
+    servers_pruned: bool,
+}
+
+impl ReplaySummary {
+    /// Counts one reported attempt.
+    pub fn add(&mut self, a: &Attempt) {
+        self.attempts += 1;
+        *self.outcomes.entry(a.outcome.name()).or_insert(0) += 1;
+        if let Some(errno) = a.errno {
+            *self.errnos.entry(errno.name()).or_insert(0) += 1;
+        }
+        if a.outcome == Outcome::Established {
+            if let Some(rtt) = a.rtt_ms {
+                self.rtts.add(rtt);
+            }
+            return;
+        }
+        let (failures, errnos) = self.by_server.entry(a.server).or_default();
+        *failures += 1;
+        if let Some(errno) = a.errno {
+            *errnos.entry(errno.name()).or_insert(0) += 1;
+        }
+        if self.by_server.len() > MAX_SERVERS {
+            // Space-saving: keep the busiest half; a server dropped now and failing again later is
+            // counted from then on, so the top counts become lower bounds (and say so).
+            let mut counts: Vec<usize> = self.by_server.values().map(|(n, _)| *n).collect();
+            counts.sort_unstable_by(|a, b| b.cmp(a));
+            let threshold = counts[MAX_SERVERS / 2];
+            self.by_server.retain(|_, (n, _)| *n > threshold);
+            self.servers_pruned = true;
+        }
+    }
+
+    /// The summary, with what the reading itself counted.
+    pub fn finish(
+        self,
+        packets: u64,
+        undecodable: u64,
+        damaged: Option<String>,
+        first: Option<Timestamp>,
+        last: Option<Timestamp>,
+    ) -> Summary {
+        let mut top: Vec<ServerFailures> = self
+            .by_server
+            .into_iter()
+            .map(|(server, (failures, errnos))| ServerFailures { server: server.to_string(), failures, errnos })
+            .collect();
+        top.sort_by(|a, b| b.failures.cmp(&a.failures).then_with(|| a.server.cmp(&b.server)));
+        top.truncate(10);
+        Summary {
+            kind: "summary",
+            attempts: self.attempts,
+            outcomes: self.outcomes,
+            errnos: self.errnos,
+            packets,
+            undecodable,
+            rtt_ms: self.rtts.stats(),
+            connect_ms: None,
+            span: match (first, last) {
+                (Some(first), Some(last)) => Some(CaptureSpan {
+                    first: first.as_secs_f64(),
+                    last: last.as_secs_f64(),
+                    seconds: last.since(first).as_secs_f64(),
+                }),
+                _ => None,
+            },
+            top_failing_servers: top,
+            top_failing_servers_approximate: self.servers_pruned,
+            dropped: None,
+            damaged,
+        }
+    }
 }
 
 /// A server's failed attempts.

@@ -20,7 +20,9 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_table::{self, HashTable};
+use rustc_hash::FxHasher;
+use std::hash::{Hash, Hasher};
 
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
@@ -126,7 +128,8 @@ impl From<String> for Note {
 #[derive(Clone, Debug)]
 struct Step {
     ts: Timestamp,
-    frame: Option<u64>,
+    /// The frame number in the capture (1-based).
+    frame: u64,
     dir: Dir,
     what: What,
     wire: Wire,
@@ -143,7 +146,7 @@ impl Step {
             summary: self.wire.render(),
             note: self.note.map(|n| n.text().into_owned()),
             ignored: self.ignored,
-            frame: self.frame,
+            frame: Some(self.frame),
             ts: self.ts,
         }
     }
@@ -203,31 +206,83 @@ const MAX_NEIGHBORS: usize = 1 << 16;
 /// Builds attempts from events fed in time order; see [`correlate`] for events in any order.
 ///
 /// With [`Correlator::streaming`], attempts that nothing can change any more are finished as the
-/// capture's clock passes them and handed out by [`Correlator::take_finished`].
+/// capture's clock passes them and handed out by [`Correlator::drain_finished`].
 #[derive(Debug, Default)]
 pub struct Correlator {
     timing: SynTiming,
     /// Open attempts; a slot is reused once its attempt is finished.
-    attempts: Vec<Option<AttemptState>>,
+    /// (Boxed: the slots' vector then grows by pointers, not by whole states.)
+    attempts: Vec<Option<Box<AttemptState>>>,
     free_slots: Vec<usize>,
-    /// The open attempt of each 4-tuple.
-    current: FxHashMap<FlowKey, usize>,
+    /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair that
+    /// holds 8 bytes an attempt rather than its 64-byte key (see [`ends_hash`]).
+    current: HashTable<usize>,
     /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
     neighbors: VecDeque<NeighborObservation>,
     /// Whether attempts are finished as the clock passes them (replay), or only at the end (live).
     streaming: bool,
     /// The latest event time seen: the capture's clock.
     now: Timestamp,
+    /// The clock for the event at hand: its time, unless that is a lone jump far ahead (see `clock_for`).
+    clock: Timestamp,
+    /// A record that jumped far ahead of the clock, waiting for the next one to confirm the jump.
+    jump_candidate: Option<Timestamp>,
     /// When the open attempts are next checked for retirement.
     next_sweep: Timestamp,
     /// Attempts finished and not yet taken.
-    finished: Vec<Attempt>,
+    finished: Vec<Finished>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
     syscalls: Vec<(Timestamp, SyscallEvent)>,
     /// The kernel's observations of traced sockets (live only).
     kernel: Vec<(Timestamp, FlowKey, KernelObservation)>,
     /// The live capture's statistics, when one ran.
     capture: Option<live::CaptureSeen>,
+}
+
+/// An attempt the correlator is done with: all its evidence, not yet worded. [`Finished::report`]
+/// words it; that is pure and needs nothing else, so a replay does it on another thread.
+#[derive(Debug)]
+pub struct Finished {
+    state: Box<AttemptState>,
+    horizon: verdict::Horizon,
+    timing: SynTiming,
+}
+
+impl Finished {
+    /// When its first evidence came.
+    pub fn start(&self) -> Timestamp {
+        self.state.opened_at
+    }
+
+    /// Its client and server.
+    pub fn key(&self) -> FlowKey {
+        self.state.key
+    }
+
+    /// Whether its outcome is `established` (known before it is worded, for `--failed`).
+    pub fn established(&self) -> bool {
+        matches!(self.state.verdict.as_ref().map(|v| &v.decision), Some(Decision::Established { .. }))
+    }
+
+    /// The reported attempt: outcome, errno, cause and timeline in words.
+    pub fn report(self) -> Attempt {
+        verdict::finish(*self.state, &self.timing, self.horizon)
+    }
+}
+
+/// The hash of a flow's two ends, whichever is given first, so that one lookup finds its attempt
+/// from either direction.
+fn ends_hash(a: SocketAddr, b: SocketAddr) -> u64 {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let mut hasher = FxHasher::default();
+    low.hash(&mut hasher);
+    high.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether `a` and `b` are the two ends of attempt `state`, in either order.
+fn same_ends(state: Option<&AttemptState>, a: SocketAddr, b: SocketAddr) -> bool {
+    state.is_some_and(|s| (s.key.client == a && s.key.server == b) || (s.key.client == b && s.key.server == a))
 }
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
@@ -246,8 +301,7 @@ pub fn correlate(mut events: Vec<Event>, timing: SynTiming, capture_end: Option<
     for event in &events {
         correlator.push(event);
     }
-    let mut attempts = correlator.take_finished();
-    attempts.extend(correlator.finish(end));
+    let mut attempts = correlator.finish(end);
     attempts.sort_by_key(|a| a.start);
     attempts
 }
@@ -264,8 +318,8 @@ impl Correlator {
     }
 
     /// The attempts finished since the last call, each complete, in order of start within a batch.
-    pub fn take_finished(&mut self) -> Vec<Attempt> {
-        std::mem::take(&mut self.finished)
+    pub fn drain_finished(&mut self) -> std::vec::Drain<'_, Finished> {
+        self.finished.drain(..)
     }
 
     /// Attempts open now.
@@ -276,13 +330,15 @@ impl Correlator {
     /// Whether a segment between these two endpoints belongs to an open attempt, in either
     /// direction: the cheap test that lets a reader skip the decoding of ordinary data segments.
     pub fn has_flow(&self, a: SocketAddr, b: SocketAddr) -> bool {
-        self.current.contains_key(&FlowKey::from_client(a, b)) || self.current.contains_key(&FlowKey::from_server(a, b))
+        let attempts = &self.attempts;
+        self.current.find(ends_hash(a, b), |&i| same_ends(attempts[i].as_deref(), a, b)).is_some()
     }
 
     /// Feeds one event; events must come in time order (small disorder is tolerated).
     pub fn push(&mut self, event: &Event) {
-        if event.ts > self.now {
-            self.now = event.ts;
+        self.clock = self.clock_for(event.ts);
+        if self.clock > self.now {
+            self.now = self.clock;
             if self.streaming && self.now >= self.next_sweep {
                 self.sweep();
             }
@@ -338,26 +394,50 @@ impl Correlator {
     }
 
     fn attempt(&mut self, i: usize) -> Option<&mut AttemptState> {
-        self.attempts.get_mut(i).and_then(Option::as_mut)
+        self.attempts.get_mut(i).and_then(Option::as_mut).map(|a| &mut **a)
     }
 
     /// The open attempt of `key`, unless its time is up at `ts`: then it is finished first, so that
     /// what it reports never depends on when the open attempts were last swept.
-    fn open(&mut self, key: &FlowKey, ts: Timestamp) -> Option<usize> {
-        let i = *self.current.get(key)?;
-        let expired =
-            self.streaming && self.attempts.get(i).and_then(Option::as_ref).is_some_and(|a| retire::expires_at(a) < ts);
-        if expired {
-            self.retire(i, ts, false);
+    fn open(&mut self, key: &FlowKey) -> Option<usize> {
+        self.open_between(key.client, key.server).filter(|&(_, from_client)| from_client).map(|(i, _)| i)
+    }
+
+    /// The open attempt between `src` and `dst`, and whether `src` is its client.
+    fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
+        let attempts = &self.attempts;
+        let i = *self.current.find(ends_hash(src, dst), |&i| same_ends(attempts[i].as_deref(), src, dst))?;
+        let a = self.attempts.get(i).and_then(Option::as_ref)?;
+        let from_client = a.key.client == src;
+        let clock = self.clock;
+        if self.streaming && retire::expires_at(a) < clock {
+            self.retire(i, clock, false);
             return None;
         }
-        Some(i)
+        Some((i, from_client))
+    }
+
+    /// The capture clock for an event at `ts`. A record far ahead of the clock moves it only when
+    /// the next record agrees: one garbage timestamp (real captures hold records dated 2262) must
+    /// not finish every open attempt, while a real gap in the capture is confirmed at once.
+    fn clock_for(&mut self, ts: Timestamp) -> Timestamp {
+        if self.now == Timestamp::default() || ts <= self.now.plus(retire::CLOCK_JUMP) {
+            self.jump_candidate = None;
+            return ts;
+        }
+        match self.jump_candidate.take() {
+            Some(candidate) if ts.since(candidate).0.abs() <= retire::CLOCK_JUMP.0 => ts,
+            _ => {
+                self.jump_candidate = Some(ts);
+                self.now
+            }
+        }
     }
 
     fn on_tcp(&mut self, ts: Timestamp, frame: u64, link: LinkDirection, on_loopback: bool, seg: &TcpSegment) {
         if seg.flags.is_syn_only() {
             let key = FlowKey::from_client(seg.src, seg.dst);
-            let previous = self.open(&key, ts);
+            let previous = self.open(&key);
             match previous {
                 Some(i) if self.attempt(i).is_some_and(|a| a.isn == seg.seq) => {
                     self.on_syn_retransmit(i, ts, frame, seg)
@@ -378,8 +458,11 @@ impl Correlator {
             }
             return;
         }
-        let from_server = self.open(&FlowKey::from_server(seg.src, seg.dst), ts);
-        let from_client = self.open(&FlowKey::from_client(seg.src, seg.dst), ts);
+        let (from_server, from_client) = match self.open_between(seg.src, seg.dst) {
+            Some((i, true)) => (None, Some(i)),
+            Some((i, false)) => (Some(i), None),
+            None => (None, None),
+        };
         if seg.flags.has(TcpFlags::RST) {
             if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
                 a.on_server_rst(ts, frame, on_loopback, seg);
@@ -426,15 +509,27 @@ impl Correlator {
     fn insert(&mut self, key: FlowKey, state: AttemptState) -> usize {
         let index = match self.free_slots.pop() {
             Some(free) => {
-                self.attempts[free] = Some(state);
+                self.attempts[free] = Some(Box::new(state));
                 free
             }
             None => {
-                self.attempts.push(Some(state));
+                self.attempts.push(Some(Box::new(state)));
                 self.attempts.len() - 1
             }
         };
-        self.current.insert(key, index);
+        let attempts = &self.attempts;
+        let rehash = |&i: &usize| attempts[i].as_deref().map_or(0, |a| ends_hash(a.key.client, a.key.server));
+        let (client, server) = (key.client, key.server);
+        match self.current.entry(
+            ends_hash(client, server),
+            |&i| same_ends(attempts[i].as_deref(), client, server),
+            rehash,
+        ) {
+            hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = index,
+            hash_table::Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
         index
     }
 
@@ -475,7 +570,7 @@ impl Correlator {
         let Some(tcp) = quoted.tcp else { return };
         let key =
             FlowKey::from_client(SocketAddr::new(quoted.src, tcp.src_port), SocketAddr::new(quoted.dst, tcp.dst_port));
-        let i = match self.open(&key, ts) {
+        let i = match self.open(&key) {
             Some(i) => i,
             // The quoted SYN is not in the capture (ARP failed, or capture started late): the ICMP
             // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not an attempt.
@@ -495,16 +590,16 @@ impl Correlator {
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.free_slots.push(i);
-        if self.current.get(&a.key) == Some(&i) {
-            self.current.remove(&a.key);
+        if let Ok(slot) = self.current.find_entry(ends_hash(a.key.client, a.key.server), |&j| j == i) {
+            slot.remove();
         }
         a.attach_neighbors(&self.neighbors);
         let horizon = verdict::Horizon { at: horizon, capture_ended };
-        self.finished.push(verdict::finish(a, &self.timing, horizon));
+        self.finished.push(Finished { state: a, horizon, timing: self.timing });
     }
 
     /// Finishes every open attempt whose time is up, and forgets neighbour observations no open
-    /// attempt can use any more. Runs once per second of capture time.
+    /// attempt can use any more. Runs every `retire::SWEEP_INTERVAL` of capture time.
     fn sweep(&mut self) {
         let now = self.now;
         let first_new = self.finished.len();
@@ -521,18 +616,28 @@ impl Correlator {
         while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
             self.neighbors.pop_front();
         }
-        self.finished[first_new..].sort_by_key(|a| a.start);
+        self.finished[first_new..].sort_by_key(Finished::start);
         self.next_sweep = now.plus(retire::SWEEP_INTERVAL);
     }
 
     /// Ends correlation at `capture_end` and returns every attempt not taken yet, in order of start.
     pub fn finish(mut self, capture_end: Timestamp) -> Vec<Attempt> {
+        let (syscalls, kernel, capture, timing) =
+            (std::mem::take(&mut self.syscalls), std::mem::take(&mut self.kernel), self.capture, self.timing);
+        let mut out: Vec<Attempt> = self.close(capture_end).into_iter().map(Finished::report).collect();
+        live::attach_live_evidence(&mut out, &syscalls, &kernel, capture, &timing);
+        out.sort_by_key(|a| a.start);
+        out
+    }
+
+    /// Ends correlation at `capture_end` and returns every attempt not taken yet, not yet worded
+    /// (a replay words them on another thread). Live evidence is not merged: see [`Correlator::finish`].
+    pub fn close(mut self, capture_end: Timestamp) -> Vec<Finished> {
         for i in 0..self.attempts.len() {
             self.retire(i, capture_end, true);
         }
         let mut out = std::mem::take(&mut self.finished);
-        live::attach_live_evidence(&mut out, &self.syscalls, &self.kernel, self.capture, &self.timing);
-        out.sort_by_key(|a| a.start);
+        out.sort_by_key(Finished::start);
         out
     }
 }
@@ -555,7 +660,8 @@ impl AttemptState {
             isn,
             snd_nxt,
             syn_times: Vec::new(),
-            entries: Vec::new(),
+            // A handshake is three entries: SYN, SYN-ACK, ACK.
+            entries: Vec::with_capacity(3),
             opened_at: ts,
             last_seen: ts,
             verdict: None,
@@ -589,7 +695,7 @@ impl AttemptState {
         ignored: bool,
     ) -> usize {
         self.last_seen = self.last_seen.max(ts);
-        self.entries.push(Step { ts, frame: Some(frame), dir, what, wire, note, ignored });
+        self.entries.push(Step { ts, frame, dir, what, wire, note, ignored });
         self.entries.len() - 1
     }
 
@@ -834,7 +940,7 @@ impl AttemptState {
                 };
                 self.entries.push(Step {
                     ts: n.ts,
-                    frame: Some(n.frame),
+                    frame: n.frame,
                     dir,
                     what: n.what,
                     wire: Wire::Text(n.summary.clone()),

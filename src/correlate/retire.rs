@@ -6,13 +6,17 @@ use super::{AttemptState, Decision};
 use crate::event::{Span, Timestamp};
 
 /// How often open attempts are checked, in capture time.
-pub(super) const SWEEP_INTERVAL: Span = Span::from_millis(1_000);
+pub(super) const SWEEP_INTERVAL: Span = Span::from_millis(100);
+
+/// A record this far ahead of the capture's clock is checked against the next one before the
+/// clock follows it (`Correlator::clock_for`).
+pub(super) const CLOCK_JUMP: Span = Span::from_secs(3_600);
 
 /// How long a settled attempt stays open after its last packet, for late evidence worth showing:
 /// a server that never takes our ACK retransmits its SYN-ACK 1 s after the first
 /// (`TCP_TIMEOUT_INIT`, `reqsk_timer_handler`; the `listen_queue_overflow` finding), and duplicate
 /// RSTs and ICMP errors come within a round trip.
-const LATE_WINDOW: Span = Span::from_millis(2_000);
+const LATE_WINDOW: Span = Span::from_millis(1_500);
 
 /// The longest first retransmission timeout in use: 3 s, the initial RTO of RFC 1122 that Windows
 /// and Linux before 3.1 keep (RFC 6298 lowered it to the 1 s Linux uses now).

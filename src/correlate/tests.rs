@@ -557,3 +557,66 @@ fn test_quick_retransmit_after_an_unacceptable_ack() {
     let b = only(vec![syn(0, 1), syn(1000, 2)]);
     assert!(!b.events[1].note.as_deref().unwrap_or_default().contains("TCP_TIMEOUT_MIN"));
 }
+
+/// Streams events in the order given (file order), as a replay does.
+fn stream(events: &[Event]) -> Vec<Attempt> {
+    let mut correlator = super::Correlator::streaming(SynTiming::default());
+    let mut out = Vec::new();
+    for event in events {
+        correlator.push(event);
+        out.extend(correlator.drain_finished().map(super::Finished::report));
+    }
+    let end = events.iter().map(|e| e.ts).max().unwrap_or_default();
+    out.extend(correlator.finish(end));
+    out
+}
+
+#[test]
+fn test_streaming_finishes_attempts_as_the_clock_passes_them() {
+    // An established attempt, then another 10 s later: the first is finished before the second opens.
+    let mut correlator = super::Correlator::streaming(SynTiming::default());
+    correlator.push(&syn(0, 1));
+    correlator.push(&from_server(1, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1));
+    correlator.push(&from_client(2, 3, TcpFlags::ACK, ISN + 1, 5001));
+    assert_eq!(correlator.open_attempts(), 1);
+    let other = packet(10_000, 4, segment("192.0.2.11:40000", SERVER, TcpFlags::SYN, 7, 0));
+    correlator.push(&other);
+    let finished: Vec<Attempt> = correlator.drain_finished().map(super::Finished::report).collect();
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0].outcome, Outcome::Established);
+    assert_eq!(correlator.open_attempts(), 1);
+    // A data segment of the finished connection no longer reaches any attempt.
+    assert!(!correlator.has_flow(addr(CLIENT), addr(SERVER)));
+    assert!(correlator.has_flow(addr(SERVER), addr("192.0.2.11:40000")));
+}
+
+#[test]
+fn test_streaming_keeps_late_evidence_of_settled_attempts() {
+    let events = vec![
+        syn(0, 1),
+        from_server(1, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1),
+        from_client(2, 3, TcpFlags::ACK, ISN + 1, 5001),
+        // The server retransmits its SYN-ACK 1 s later: it never took our ACK.
+        from_server(1001, 4, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1),
+        packet(30_000, 5, segment("192.0.2.11:40000", SERVER, TcpFlags::SYN, 7, 0)),
+    ];
+    let streamed = stream(&events);
+    let whole = correlate(events, SynTiming::default(), None);
+    assert_eq!(streamed, whole);
+    assert!(whole[0].findings.iter().any(|f| f.code == "listen_queue_overflow"), "{:?}", whole[0].findings);
+}
+
+#[test]
+fn test_lone_garbage_timestamp_does_not_end_attempts() {
+    // The SYN-ACK's record is dated 200 years later (seen in real captures): in file order it must
+    // not move the clock and finish the attempt before its own answer is read.
+    let garbage = from_server(200 * 365 * 86_400_000, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1);
+    let attempts = stream(&[syn(0, 1), garbage, from_client(2, 3, TcpFlags::ACK, ISN + 1, 5001)]);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, Outcome::Established);
+    // A real gap, confirmed by the next record, moves the clock: the attempt before it is finished.
+    let late = |ms, frame| packet(ms, frame, segment("192.0.2.11:40000", SERVER, TcpFlags::SYN, 7, 0));
+    let attempts = stream(&[syn(0, 1), late(7_200_000, 2), late(7_201_000, 3)]);
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].outcome, Outcome::TimedOut);
+}

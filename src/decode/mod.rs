@@ -279,6 +279,69 @@ pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> 
     Ok(Packet { link_direction: linked.direction, on_loopback: linked.loopback, body })
 }
 
+/// A TCP segment's endpoints and flags, read without a full decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpPeek {
+    /// Sender.
+    pub src: SocketAddr,
+    /// Receiver.
+    pub dst: SocketAddr,
+    /// Flags.
+    pub flags: TcpFlags,
+}
+
+/// Reads a TCP segment's endpoints and flags with as little work as it takes, so that a reader can
+/// skip the full decode of the data segments no attempt needs. `None` for anything else and for
+/// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
+pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
+    let ip = match link::strip(link_type, frame).ok()?.payload {
+        NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => bytes,
+        _ => return None,
+    };
+    let (src, dst, tcp): (IpAddr, IpAddr, &[u8]) = match ip.first()? >> 4 {
+        4 => {
+            let header_len = usize::from(ip[0] & 0x0f) * 4;
+            // Protocol 6 (TCP), and neither "more fragments" nor a fragment offset (RFC 791).
+            let fragmented = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff != 0;
+            if header_len < 20 || *ip.get(9)? != 6 || fragmented {
+                return None;
+            }
+            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            // The total length bounds the segment (a capture may pad or cut the frame); 0 is odd: decode it.
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            if total < header_len {
+                return None;
+            }
+            (src.into(), dst.into(), ip.get(header_len..total.min(ip.len()))?)
+        }
+        6 => {
+            // Next header 6: TCP right after the fixed header (RFC 8200), no extension headers.
+            if *ip.get(6)? != 6 {
+                return None;
+            }
+            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            // The payload length bounds the segment; 0 means a jumbogram (RFC 2675): decode it.
+            let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if payload == 0 {
+                return None;
+            }
+            (src.into(), dst.into(), ip.get(40..(40 + payload).min(ip.len()))?)
+        }
+        _ => return None,
+    };
+    // The fixed 20 bytes, with a data offset of at least 5 words (RFC 9293 3.1).
+    if tcp.len() < 20 || tcp[12] >> 4 < 5 {
+        return None;
+    }
+    Some(TcpPeek {
+        src: SocketAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
+        dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
+        flags: TcpFlags(tcp[13]),
+    })
+}
+
 fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| DecodeError::Ip(e.to_string()))?;
     let payload = ip.payload();
@@ -642,5 +705,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whenever the cheap peek answers, the full decode says the same: skipping on its word is safe.
+    #[test]
+    fn test_peek_tcp_agrees_with_decode() {
+        let frames = [
+            (LinkType::ETHERNET, hex(SYN_V4)),
+            (LinkType::ETHERNET, hex(SYN_V6)),
+            (LinkType::LINUX_SLL, hex(RST_SLL)),
+            (LinkType::ETHERNET, hex(ICMP_HOST_UNREACH_V4)),
+            (LinkType::ETHERNET, hex(ARP_REQUEST)),
+        ];
+        let mut answered = 0;
+        for (link, frame) in frames {
+            let mut variants: Vec<Vec<u8>> = (0..=frame.len()).map(|len| frame[..len].to_vec()).collect();
+            for at in 0..frame.len() {
+                for value in [0x00, 0x01, 0x06, 0x0f, 0x45, 0x50, 0x60, 0xff] {
+                    let mut mutated = frame.clone();
+                    mutated[at] = value;
+                    variants.push(mutated);
+                }
+            }
+            for bytes in variants {
+                let Some(peek) = peek_tcp(link, &bytes) else { continue };
+                answered += 1;
+                match decode(link, &bytes) {
+                    Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
+                        assert_eq!((peek.src, peek.dst, peek.flags), (seg.src, seg.dst, seg.flags), "{bytes:02x?}")
+                    }
+                    other => panic!("peek says TCP {peek:?}, decode says {other:?} for {bytes:02x?}"),
+                }
+            }
+        }
+        assert!(answered > 1000, "the peek answers for real TCP frames ({answered})");
+        assert_eq!(peek_tcp(LinkType::ETHERNET, &hex(ICMP_HOST_UNREACH_V4)), None);
     }
 }

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use synscope::capture;
-use synscope::correlate::correlate;
+use synscope::correlate::Finished;
 use synscope::linux::SynTiming;
+use synscope::replay;
 use synscope::timeline::Attempt;
 
 /// The repository root.
@@ -17,9 +17,25 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Replays a capture file through the library, as `synscope replay` does.
-pub fn replay(path: &Path) -> (Vec<Attempt>, capture::FileCapture) {
-    let mut capture = capture::read_file(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    let events = std::mem::take(&mut capture.events);
-    (correlate(events, SynTiming::default(), capture.last_ts), capture)
+/// Replays a capture file through the library's streaming engine, as `synscope replay` does: the
+/// attempts in the order it reports them.
+pub fn replay(path: &Path) -> (Vec<Attempt>, replay::FileReport) {
+    let mut keep = Keep(Vec::new());
+    let report = replay::replay_file(path, SynTiming::default(), None, &mut |_| {}, &mut keep, &mut std::io::sink())
+        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    (keep.0, report)
+}
+
+/// Keeps every attempt a replay shows.
+struct Keep(Vec<Attempt>);
+
+impl replay::Sink for Keep {
+    fn wants(&self, _: &Finished) -> bool {
+        true
+    }
+
+    fn show(&mut self, attempt: Attempt, _: &mut Vec<u8>) -> anyhow::Result<()> {
+        self.0.push(attempt);
+        Ok(())
+    }
 }
