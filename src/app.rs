@@ -338,7 +338,7 @@ impl replay::Sink for ReplaySink<'_> {
 
     fn show(&mut self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<()> {
         match self.args.format {
-            Format::Json => json::attempt(out, &attempt)?,
+            Format::Json => json::attempt_into(out, &attempt)?,
             Format::Text => text::attempt(out, &attempt, true, self.style)?,
         }
         self.summary.add(&attempt);

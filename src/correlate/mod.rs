@@ -21,8 +21,6 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::hash_table::{self, HashTable};
-use rustc_hash::FxHasher;
-use std::hash::{Hash, Hasher};
 
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
@@ -213,6 +211,11 @@ pub struct Correlator {
     /// Open attempts; a slot is reused once its attempt is finished.
     /// (Boxed: the slots' vector then grows by pointers, not by whole states.)
     attempts: Vec<Option<Box<AttemptState>>>,
+    /// Beside each slot, when its attempt expires and when it opened: kept up to date after every
+    /// event, so a sweep reads one dense vector instead of every attempt.
+    slot_times: Vec<SlotTimes>,
+    /// The slot the event at hand reached, whose times need refreshing.
+    touched: Option<usize>,
     free_slots: Vec<usize>,
     /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair that
     /// holds 8 bytes an attempt rather than its 64-byte key (see [`ends_hash`]).
@@ -238,6 +241,16 @@ pub struct Correlator {
     /// The live capture's statistics, when one ran.
     capture: Option<live::CaptureSeen>,
 }
+
+/// When a slot's attempt expires (see `retire::expires_at`) and when it opened.
+#[derive(Clone, Copy, Debug)]
+struct SlotTimes {
+    expires: Timestamp,
+    opened: Timestamp,
+}
+
+/// The times of an empty slot: it never expires.
+const FREE_SLOT: SlotTimes = SlotTimes { expires: Timestamp(i64::MAX), opened: Timestamp(i64::MAX) };
 
 /// An attempt the correlator is done with: all its evidence, not yet worded. [`Finished::report`]
 /// words it; that is pure and needs nothing else, so a replay does it on another thread.
@@ -271,13 +284,23 @@ impl Finished {
 }
 
 /// The hash of a flow's two ends, whichever is given first, so that one lookup finds its attempt
-/// from either direction.
+/// from either direction: a commutative mix of the two endpoints' hashes. This runs for nearly
+/// every record of a replay, so it hashes the addresses' bits, not their `Hash` implementations.
 fn ends_hash(a: SocketAddr, b: SocketAddr) -> u64 {
-    let (low, high) = if a <= b { (a, b) } else { (b, a) };
-    let mut hasher = FxHasher::default();
-    low.hash(&mut hasher);
-    high.hash(&mut hasher);
-    hasher.finish()
+    fn endpoint(e: SocketAddr) -> u64 {
+        let bits = match e.ip() {
+            IpAddr::V4(ip) => u128::from(u32::from(ip)),
+            IpAddr::V6(ip) => u128::from(ip),
+        };
+        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29) ^ u64::from(e.port()) << 48;
+        // The 64-bit finalizer of MurmurHash3 (fmix64): every input bit moves every output bit.
+        let mut h = folded ^ (folded >> 33);
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+    endpoint(a).wrapping_add(endpoint(b))
 }
 
 /// Whether `a` and `b` are the two ends of attempt `state`, in either order.
@@ -351,6 +374,11 @@ impl Correlator {
                 self.capture = Some(live::CaptureSeen { packets: *packets, dropped: *dropped });
             }
         }
+        if let Some(i) = self.touched.take() {
+            if let Some(a) = self.attempts.get(i).and_then(Option::as_deref) {
+                self.slot_times[i] = SlotTimes { expires: retire::expires_at(a), opened: a.first_seen() };
+            }
+        }
     }
 
     fn on_packet(&mut self, ts: Timestamp, frame: u64, packet: &Packet) {
@@ -410,10 +438,11 @@ impl Correlator {
         let a = self.attempts.get(i).and_then(Option::as_ref)?;
         let from_client = a.key.client == src;
         let clock = self.clock;
-        if self.streaming && retire::expires_at(a) < clock {
+        if self.streaming && self.slot_times[i].expires < clock {
             self.retire(i, clock, false);
             return None;
         }
+        self.touched = Some(i);
         Some((i, from_client))
     }
 
@@ -507,16 +536,20 @@ impl Correlator {
     }
 
     fn insert(&mut self, key: FlowKey, state: AttemptState) -> usize {
+        let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
         let index = match self.free_slots.pop() {
             Some(free) => {
                 self.attempts[free] = Some(Box::new(state));
+                self.slot_times[free] = times;
                 free
             }
             None => {
                 self.attempts.push(Some(Box::new(state)));
+                self.slot_times.push(times);
                 self.attempts.len() - 1
             }
         };
+        self.touched = Some(index);
         let attempts = &self.attempts;
         let rehash = |&i: &usize| attempts[i].as_deref().map_or(0, |a| ends_hash(a.key.client, a.key.server));
         let (client, server) = (key.client, key.server);
@@ -589,6 +622,7 @@ impl Correlator {
     /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it.
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
+        self.slot_times[i] = FREE_SLOT;
         self.free_slots.push(i);
         if let Ok(slot) = self.current.find_entry(ends_hash(a.key.client, a.key.server), |&j| j == i) {
             slot.remove();
@@ -604,12 +638,12 @@ impl Correlator {
         let now = self.now;
         let first_new = self.finished.len();
         let mut oldest_open = now;
-        for i in 0..self.attempts.len() {
-            let Some(a) = self.attempts[i].as_ref() else { continue };
-            if retire::expires_at(a) < now {
+        for i in 0..self.slot_times.len() {
+            let times = self.slot_times[i];
+            if times.expires < now {
                 self.retire(i, now, false);
             } else {
-                oldest_open = oldest_open.min(a.first_seen());
+                oldest_open = oldest_open.min(times.opened);
             }
         }
         let keep_from = retire::neighbors_needed_from(oldest_open);
