@@ -29,4 +29,7 @@ need_everything() {
     need iptables iptables
     need sysctl procps
     need setpriv util-linux
+    # The replay tests measure peak memory with /usr/bin/time and draw the progress bar in a pty.
+    need /usr/bin/time time
+    need script bsdutils
 }

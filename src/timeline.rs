@@ -602,4 +602,65 @@ mod tests {
         let s = Stats::of(&hundred).unwrap();
         assert_eq!((s.p50, s.p90, s.p99), (50.0, 90.0, 99.0));
     }
+
+    fn attempt_to(server: SocketAddr, outcome: Outcome, rtt_ms: Option<f64>) -> Attempt {
+        Attempt {
+            kind: "attempt",
+            client: "192.0.2.10:40000".parse().expect("addr"),
+            server,
+            family: Family::Ipv4,
+            outcome,
+            errno: (outcome == Outcome::Refused).then_some(Errno::Econnrefused),
+            errno_source: ErrnoSource::Inferred,
+            syn_count: 1,
+            start: Timestamp(0),
+            rtt_ms,
+            decided_after: None,
+            isn: 1,
+            cause: String::new(),
+            findings: Vec::new(),
+            path: None,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn test_replay_summary_percentiles_stay_exact_then_close() {
+        let server: SocketAddr = "198.51.100.10:443".parse().expect("addr");
+        let mut small = ReplaySummary::default();
+        for ms in [1.0, 2.0, 3.0, 4.0] {
+            small.add(&attempt_to(server, Outcome::Established, Some(ms)));
+        }
+        let s = small.finish(0, 0, None, None, None).rtt_ms.expect("stats");
+        assert_eq!((s.p50, s.p90, s.avg, s.stddev), (2.0, 4.0, 2.5, 1.118));
+        // Past 65,536 values a histogram takes over: percentiles within 0.1%, the rest exact.
+        let mut large = ReplaySummary::default();
+        for i in 1..=100_000 {
+            large.add(&attempt_to(server, Outcome::Established, Some(f64::from(i) / 1000.0)));
+        }
+        let s = large.finish(0, 0, None, None, None).rtt_ms.expect("stats");
+        assert_eq!((s.count, s.min, s.max, s.avg), (100_000, 0.001, 100.0, 50.001));
+        for (got, want) in [(s.p50, 50.0), (s.p90, 90.0), (s.p99, 99.0)] {
+            assert!((got - want).abs() <= want * 0.001, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn test_replay_summary_failing_servers_are_bounded() {
+        let mut summary = ReplaySummary::default();
+        let busy: SocketAddr = "203.0.113.1:443".parse().expect("addr");
+        for i in 0..30_000_u32 {
+            let server = SocketAddr::from(([198, 51, (i / 250) as u8, (i % 250) as u8], 80));
+            summary.add(&attempt_to(server, Outcome::Refused, None));
+            if i % 100 == 0 {
+                summary.add(&attempt_to(busy, Outcome::Refused, None));
+            }
+        }
+        assert!(summary.by_server.len() <= MAX_SERVERS);
+        let s = summary.finish(0, 0, None, None, None);
+        assert_eq!(s.top_failing_servers[0].server, busy.to_string());
+        assert_eq!(s.top_failing_servers[0].failures, 300);
+        assert!(s.top_failing_servers_approximate);
+        assert_eq!(s.outcomes.get("refused"), Some(&30_300));
+    }
 }

@@ -1,32 +1,38 @@
-//! The synthetic capture generator against its own ground truth: replay must agree on every attempt.
+//! The synthetic capture generator against its own ground truth, and replay at scale: every
+//! attempt agrees, in pcap and pcapng, memory does not grow with the capture, and a terminal gets
+//! a progress bar.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use synscope::synth::{generate, SynthConfig};
 
-#[test]
-fn test_synthetic_capture_agrees_with_ground_truth() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (pcap, truth) = (dir.path().join("synth.pcap"), dir.path().join("synth.tsv"));
-    let mut pcap_out = std::fs::File::create(&pcap).expect("create pcap");
-    let mut truth_out = Vec::new();
-    let stats =
-        generate(SynthConfig { flows: 20_000, seed: 7, ..SynthConfig::default() }, &mut pcap_out, &mut truth_out)
-            .expect("generate");
-    std::fs::write(&truth, &truth_out).expect("write truth");
-    assert_eq!(stats.flows, 20_000);
+/// Writes a generated capture and its ground truth into `dir`; returns the capture's path, the
+/// ground truth's text and the number of records.
+fn generated(dir: &Path, config: SynthConfig) -> (PathBuf, String, u64) {
+    let pcap = dir.join(if config.pcapng { "synth.pcapng" } else { "synth.pcap" });
+    let mut pcap_out = std::io::BufWriter::new(std::fs::File::create(&pcap).expect("create capture"));
+    let mut truth = Vec::new();
+    let stats = generate(config, &mut pcap_out, &mut truth).expect("generate");
+    drop(pcap_out);
+    assert_eq!(stats.flows, config.flows);
+    (pcap, String::from_utf8(truth).expect("utf-8"), stats.packets)
+}
 
+fn agrees_with_ground_truth(config: SynthConfig) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pcap, truth, packets) = generated(dir.path(), config);
     let (attempts, capture) = crate::util::replay(&pcap);
-    assert_eq!(capture.packets, stats.packets);
+    assert_eq!(capture.packets, packets);
     assert_eq!(capture.undecodable, 0);
     let ours: HashMap<(String, String), (&str, &str)> = attempts
         .iter()
         .map(|a| ((a.client.to_string(), a.server.to_string()), (a.outcome.name(), a.errno.map_or("-", |e| e.name()))))
         .collect();
-    let text = String::from_utf8(truth_out).expect("utf-8");
     let mut disagreements = Vec::new();
     let mut kinds: HashMap<(&str, &str), usize> = HashMap::new();
-    for line in text.lines().skip(1) {
+    for line in truth.lines().skip(1) {
         let c: Vec<&str> = line.split('\t').collect();
         let want = (c[2], c[3]);
         *kinds.entry(want).or_default() += 1;
@@ -37,10 +43,82 @@ fn test_synthetic_capture_agrees_with_ground_truth() {
     }
     assert!(
         disagreements.is_empty(),
-        "{} of 20000 disagree:\n{}",
+        "{} of {} disagree:\n{}",
         disagreements.len(),
+        config.flows,
         disagreements[..disagreements.len().min(10)].join("\n")
     );
-    assert_eq!(attempts.len(), 20_000, "no attempt more than the generator made");
+    assert_eq!(attempts.len() as u64, config.flows, "no attempt more than the generator made");
     assert!(kinds.len() >= 6, "every kind of attempt is in the mix: {kinds:?}");
+}
+
+#[test]
+fn test_synthetic_capture_agrees_with_ground_truth() {
+    agrees_with_ground_truth(SynthConfig { flows: 20_000, seed: 7, ..SynthConfig::default() });
+}
+
+#[test]
+fn test_synthetic_pcapng_agrees_with_ground_truth() {
+    agrees_with_ground_truth(SynthConfig { flows: 20_000, seed: 8, pcapng: true, ..SynthConfig::default() });
+}
+
+/// Peak resident memory of a `synscope` run in KiB, as `/usr/bin/time` reports it.
+fn peak_kib(args: &[&str]) -> Option<u64> {
+    if !Path::new("/usr/bin/time").exists() {
+        assert!(!crate::util::in_ci(), "/usr/bin/time is missing (the test script installs it)");
+        eprintln!("skipped: /usr/bin/time is missing");
+        return None;
+    }
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", env!("CARGO_BIN_EXE_synscope")])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .output()
+        .expect("run /usr/bin/time");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Some(stderr.lines().last().and_then(|l| l.trim().parse().ok()).expect("a peak in KiB"))
+}
+
+#[test]
+fn test_replay_memory_does_not_grow_with_the_capture() {
+    // 1,000 attempts a second: about 10 s into the capture, attempts open and leave at the same
+    // rate. A capture twice as long must not take more memory, and neither may pass 32 MiB.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut peaks = Vec::new();
+    for (flows, name) in [(20_000, "short"), (40_000, "long")] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).expect("mkdir");
+        let config = SynthConfig { flows, seed: 3, start_interval_us: 1_000, ..SynthConfig::default() };
+        let (pcap, _, _) = generated(&sub, config);
+        let Some(peak) = peak_kib(&["replay", "--format", "json", &pcap.display().to_string()]) else { return };
+        peaks.push(peak);
+    }
+    let (short, long) = (peaks[0], peaks[1]);
+    eprintln!("replay peak memory: {short} KiB for 20,000 attempts, {long} KiB for 40,000");
+    assert!(long < 32 * 1024, "a replay must stay under 32 MiB: {long} KiB");
+    assert!(long < short + 2 * 1024, "twice the capture, not more memory: {short} KiB, then {long} KiB");
+}
+
+#[test]
+fn test_progress_bar_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 20_000, ..SynthConfig::default() });
+    let bin = env!("CARGO_BIN_EXE_synscope");
+    // Not a terminal: nothing on stderr.
+    let piped = Command::new(bin).args(["replay", "--format", "json"]).arg(&pcap).output().expect("run");
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
+    // A terminal (script(1) gives it a pty): bytes read, packets and attempts so far.
+    let command = format!("{bin} replay --format json {} > /dev/null", pcap.display());
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output();
+    let Ok(tty) = tty else {
+        assert!(!crate::util::in_ci(), "script(1) is missing (the test script installs it)");
+        eprintln!("skipped: script(1) is missing");
+        return;
+    };
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("packets,") && shown.contains("attempts"), "no progress bar: {shown:?}");
+    assert!(shown.contains("synth.pcap"), "{shown:?}");
 }
