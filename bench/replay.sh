@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Replay at scale: times, on one synthetic capture and side by side, `cat`, libpcap's own read loop
 # (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
-# and `synscope replay --format json`, each the median of RUNS runs, with packets/s, peak memory and
-# synscope's ratio to each. FLOWS sets the capture's size (1,000,000 attempts is about 9.4 M packets).
+# and `synscope replay --format json` (on the pcap and on the same capture as pcapng), each the
+# median of RUNS runs, with packets/s, peak memory and synscope's ratio to each; then synscope's
+# time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is about
+# 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . script/lib.sh
@@ -20,11 +22,18 @@ cargo build --release --quiet --example synth
 cargo build --release --quiet
 cc -O2 -o "$dir/pcap_count" bench/pcap_count.c -lpcap
 capture="$dir/synth-$FLOWS.pcap"
-if [ ! -s "$capture" ]; then
-    target/release/examples/synth "$FLOWS" "$capture" "$dir/synth-$FLOWS.truth.tsv"
-fi
+capture_ng="$dir/synth-$FLOWS.pcapng"
+double="$dir/synth-$((2 * FLOWS)).pcap"
+for file in "$capture" "$capture_ng" "$double"; do
+    if [ ! -s "$file" ]; then
+        flows=$FLOWS
+        [ "$file" = "$double" ] && flows=$((2 * FLOWS))
+        target/release/examples/synth "$flows" "$file" "${file%.*}.truth.tsv"
+    fi
+done
 packets=$("$dir/pcap_count" "$capture")
 bytes=$(stat -c %s "$capture")
+cat "$capture" "$capture_ng" "$double" >/dev/null # warm the page cache
 
 # median wall seconds and peak RSS (KiB) of RUNS runs of "$@", output discarded
 measure() {
@@ -39,30 +48,36 @@ measure() {
 }
 
 filter='tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or icmp or icmp6'
+tools="cat pcap_count tcpdump tshark synscope synscope-pcapng"
 declare -A wall rss
-for tool in cat pcap_count tcpdump tshark synscope; do
+for tool in $tools; do
     case $tool in
         cat) set -- cat "$capture" ;;
         pcap_count) set -- "$dir/pcap_count" "$capture" ;;
         tcpdump) set -- tcpdump -r "$capture" -w /dev/null "$filter" ;;
         tshark) set -- tshark -r "$capture" -c "$TSHARK_PACKETS" -Y "tcp.flags.syn == 1 or tcp.flags.reset == 1 or icmp or icmpv6" ;;
         synscope) set -- target/release/synscope replay --format json "$capture" ;;
+        synscope-pcapng) set -- target/release/synscope replay --format json "$capture_ng" ;;
     esac
     read -r w r < <(measure "$@")
     wall[$tool]=$w
     rss[$tool]=$r
 done
+read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
-printf '%-12s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
-for tool in cat pcap_count tcpdump tshark synscope; do
+printf '%-16s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
+for tool in $tools; do
     n=$packets
     [ "$tool" = tshark ] && n=$TSHARK_PACKETS
-    awk -v t="$tool" -v w="${wall[$tool]}" -v r="${rss[$tool]}" -v n="$n" -v s="${wall[synscope]}" -v N="$packets" -v T="$tool" 'BEGIN {
+    awk -v t="$tool" -v w="${wall[$tool]}" -v r="${rss[$tool]}" -v n="$n" -v s="${wall[synscope]}" -v N="$packets" 'BEGIN {
         pps = (w > 0) ? n / w : 0
         # tshark ran on a prefix: compare per packet.
         ratio = (w > 0) ? (s / N) / (w / n) : 0
-        printf "%-12s %10.2f %14.0f %10.1f %16.2f\n", t, w, pps, r / 1024, ratio
+        printf "%-16s %10.2f %14.0f %10.1f %16.2f\n", t, w, pps, r / 1024, ratio
     }'
 done
 [ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
+awk -v w="$double_wall" -v r="$double_rss" -v f="$((2 * FLOWS))" 'BEGIN {
+    printf "synscope on a capture twice as large (%d attempts): %.2f s, peak %.1f MiB\n", f, w, r / 1024
+}'

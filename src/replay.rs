@@ -76,19 +76,22 @@ pub fn replay_file(
 ) -> anyhow::Result<FileReport> {
     let (batches, batches_rx) = mpsc::sync_channel::<Vec<Finished>>(BATCHES_IN_FLIGHT);
     std::thread::scope(|scope| {
-        let worder = scope.spawn(move || -> anyhow::Result<()> {
-            let mut buf = Vec::with_capacity(1 << 16);
-            for batch in batches_rx {
-                for finished in batch {
-                    if sink.wants(&finished) {
-                        sink.show(finished.report(), &mut buf)?;
+        let worder = std::thread::Builder::new().name("synscope-words".into()).spawn_scoped(
+            scope,
+            move || -> anyhow::Result<()> {
+                let mut buf = Vec::with_capacity(1 << 16);
+                for batch in batches_rx {
+                    for finished in batch {
+                        if sink.wants(&finished) {
+                            sink.show(finished.report(), &mut buf)?;
+                        }
                     }
+                    out.write_all(&buf)?;
+                    buf.clear();
                 }
-                out.write_all(&buf)?;
-                buf.clear();
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        )?;
         let read = read_file(path, timing, bpf, progress, &batches);
         // Closing the channel ends the worder's loop.
         drop(batches);
