@@ -301,6 +301,12 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             eprintln!("synscope: {damage}; the attempts shown are those read before the damage");
             damages.push(damage);
         }
+        for (link, records) in &report.unsupported_link_types {
+            let damage =
+                format!("{}: {records} record(s) of link type {link}, which synscope does not decode", path.display());
+            eprintln!("synscope: {damage}; they were skipped (results are partial)");
+            damages.push(damage);
+        }
     }
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
     let summary = sink.summary.finish(packets, undecodable, damaged, first, last);

@@ -33,6 +33,8 @@ pub struct FileReport {
     pub damage: Option<FileError>,
     /// Attempts found.
     pub attempts: u64,
+    /// Records of link types synscope does not decode, by link type (they count as undecodable).
+    pub unsupported_link_types: std::collections::BTreeMap<u32, u64>,
 }
 
 /// How far a replay has come, for a progress display.
@@ -147,7 +149,12 @@ fn read_file(
                     hand_over(&mut batch);
                 }
             }
-            Err(_) => report.undecodable += 1,
+            Err(err) => {
+                report.undecodable += 1;
+                if let decode::DecodeError::Link(decode::link::LinkError::UnsupportedLinkType(link)) = err {
+                    *report.unsupported_link_types.entry(link).or_default() += 1;
+                }
+            }
         }
         Ok(())
     })?;

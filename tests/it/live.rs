@@ -514,3 +514,34 @@ fn test_lab_path_names_the_router_that_drops() {
         assert!(verdict.contains(&format!("last seen at hop 1: {router}")), "{label}: {verdict}");
     }
 }
+
+/// Bad arguments: each a clear error with exit code 2, found before anything is sent or written.
+#[test]
+fn test_bad_arguments_fail_before_any_side_effect() {
+    if !lab_ready() {
+        return;
+    }
+    // A listener that must never see a connection: every bad argument is caught before connect().
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let unwritable = dir.path().join("missing-dir").join("x.pcap");
+    let unwritable = unwritable.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&["trace", "no-such-host.invalid", "80"], "cannot resolve no-such-host.invalid"),
+        (&["trace", "127.0.0.1", "99999"], "invalid value '99999'"),
+        (&["trace", "-i", "nosuchif0", "127.0.0.1", &port], "cannot capture on nosuchif0"),
+        (&["trace", "--write", &unwritable, "127.0.0.1", &port], "cannot write"),
+        (&["replay", "--bpf", "port eighty", "fixtures/refused-v4.pcap"], "bad --bpf expression"),
+    ];
+    for (args, says) in cases {
+        let out = synscope(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(listener.accept().is_err(), "a bad argument still let a connection through");
+    assert!(!std::path::Path::new(&unwritable).exists());
+}

@@ -2,6 +2,7 @@
 //! returned and against golden outputs, the command line, the public corpus against its independent
 //! oracle, and the purity of the core.
 
+mod badfiles;
 mod cli;
 mod corpus;
 mod fixtures;
