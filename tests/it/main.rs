@@ -8,6 +8,7 @@ mod corpus;
 mod fixtures;
 mod help;
 mod live;
+mod props;
 mod purity;
 mod synth;
 mod util;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora from the lab fixtures: every fixture file for `replay`, and every frame
+# of every fixture, prefixed by the index of its link type in decode.rs's list, for `decode`.
+set -euo pipefail
+cd "$(dirname "$0")"
+mkdir -p corpus/replay corpus/decode
+cp ../fixtures/*.pcap ../fixtures/*.pcapng corpus/replay/ 2>/dev/null || true
+python3 - <<'PY'
+import glob, os, struct
+# Link types in the order of LINK_TYPES in fuzz_targets/decode.rs.
+order = [0, 1, 12, 14, 101, 108, 113, 129, 228, 229, 239, 242, 276]
+def records(data):
+    magic = data[:4]
+    if magic in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1'):
+        link = struct.unpack('<I', data[20:24])[0] & 0x0fffffff
+        at = 24
+        while at + 16 <= len(data):
+            caplen = struct.unpack('<I', data[at + 8:at + 12])[0]
+            yield link, data[at + 16:at + 16 + caplen]
+            at += 16 + caplen
+for path in glob.glob('../fixtures/*.pcap'):
+    name = os.path.basename(path)
+    for i, (link, frame) in enumerate(records(open(path, 'rb').read())):
+        if link in order:
+            with open(f'corpus/decode/{name}-{i}', 'wb') as f:
+                f.write(bytes([order.index(link)]) + frame)
+PY
+echo "seeded: $(ls corpus/replay | wc -l) files, $(ls corpus/decode | wc -l) frames"

@@ -1,0 +1,235 @@
+//! Property tests: arbitrary bytes into the decoder for every link type, arbitrary event sequences
+//! into the correlator. Nothing panics, memory does not outlive the capture's clock, and what a flow
+//! reports does not depend on how it was interleaved with other flows at the same instants.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use proptest::prelude::*;
+use synscope::correlate::{correlate, Correlator};
+use synscope::decode::{
+    self, IcmpError, IcmpErrorKind, LinkDirection, LinkType, Packet, PacketBody, QuotedPacket, QuotedTcp, TcpFlags,
+    TcpOptions, TcpSegment,
+};
+use synscope::event::{Event, EventKind, Span, Timestamp};
+use synscope::flow::Family;
+use synscope::linux::SynTiming;
+
+const LINK_TYPES: [LinkType; 14] = [
+    LinkType::NULL,
+    LinkType::ETHERNET,
+    LinkType::DLT_RAW,
+    LinkType::DLT_RAW_OPENBSD,
+    LinkType::RAW,
+    LinkType::LOOP,
+    LinkType::LINUX_SLL,
+    LinkType::ARCNET_LINUX,
+    LinkType::IPV4,
+    LinkType::IPV6,
+    LinkType::NFLOG,
+    LinkType::IPOIB,
+    LinkType::LINUX_SLL2,
+    LinkType(147),
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+    /// The decoder never panics, and the cheap peek never contradicts it.
+    #[test]
+    fn prop_decoder_total_for_every_link_type(link in 0..LINK_TYPES.len(), frame in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let link = LINK_TYPES[link];
+        let decoded = decode::decode(link, &frame);
+        if let Some(peek) = decode::peek_tcp(link, &frame) {
+            match decoded {
+                Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
+                    prop_assert_eq!((peek.src, peek.dst, peek.flags), (seg.src, seg.dst, seg.flags));
+                }
+                other => prop_assert!(false, "peek {:?} but decode {:?}", peek, other),
+            }
+        }
+    }
+}
+
+/// One of a few clients talking to one of a few servers: small sets, so that answers hit attempts.
+fn endpoint(client: bool, i: u8) -> SocketAddr {
+    if client {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + i % 3)), 40_000 + u16::from(i % 2))
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)), 80 + u16::from(i % 2))
+    }
+}
+
+/// A packet of a small world: a client's SYN or segment, a server's SYN-ACK or RST, or a router's
+/// ICMP error quoting a client's SYN; sequence numbers from a few values, so some answers fit.
+fn arb_body() -> impl Strategy<Value = PacketBody> {
+    let seq = prop_oneof![Just(1000_u32), Just(1001), Just(5000), Just(0), any::<u32>()];
+    (any::<u8>(), any::<u8>(), 0..4_u8, seq.clone(), seq, any::<u8>(), 0..20_u8).prop_map(
+        |(c, s, kind, seq, ack, flags, icmp_code)| {
+            let (client, server) = (endpoint(true, c), endpoint(false, s));
+            let segment = |src, dst, flags: u8| {
+                PacketBody::Tcp(TcpSegment {
+                    src,
+                    dst,
+                    flags: TcpFlags(flags),
+                    seq,
+                    ack,
+                    window: 64240,
+                    options: TcpOptions::default(),
+                    payload_len: 0,
+                    ttl: 64,
+                })
+            };
+            match kind {
+                0 => segment(client, server, TcpFlags::SYN),
+                1 => segment(server, client, flags),
+                2 => segment(client, server, flags),
+                _ => PacketBody::IcmpError(IcmpError {
+                    src: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    dst: client.ip(),
+                    family: Family::Ipv4,
+                    kind: IcmpErrorKind::DestinationUnreachable,
+                    icmp_type: 3,
+                    code: icmp_code,
+                    mtu: None,
+                    quoted: Some(QuotedPacket {
+                        src: client.ip(),
+                        dst: server.ip(),
+                        protocol: 6,
+                        tcp: Some(QuotedTcp {
+                            src_port: client.port(),
+                            dst_port: server.port(),
+                            seq,
+                            flags: Some(TcpFlags(TcpFlags::SYN)),
+                        }),
+                    }),
+                }),
+            }
+        },
+    )
+}
+
+fn event(ms: i64, frame: u64, body: PacketBody) -> Event {
+    Event {
+        ts: Timestamp(1_700_000_000_000_000_000 + ms * 1_000_000),
+        kind: EventKind::Packet {
+            frame,
+            packet: Packet { link_direction: LinkDirection::Unknown, on_loopback: false, body },
+        },
+    }
+}
+
+/// Events with non-decreasing times (gaps of 0 to 5 s, so attempts expire on the way).
+fn arb_events() -> impl Strategy<Value = Vec<Event>> {
+    proptest::collection::vec((0..5_000_i64, arb_body()), 0..80).prop_map(|steps| {
+        let mut ms = 0;
+        steps
+            .into_iter()
+            .enumerate()
+            .map(|(i, (gap, body))| {
+                ms += gap;
+                event(ms, i as u64 + 1, body)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Any sequence: no panic, every attempt worded, and nothing stays open once the capture's
+    /// clock is far past it (memory follows the clock, not the length of the capture).
+    #[test]
+    fn prop_correlator_total_and_bounded(events in arb_events()) {
+        let mut correlator = Correlator::streaming(SynTiming::default());
+        let mut reported = 0;
+        for e in &events {
+            correlator.push(e);
+            prop_assert!(correlator.open_attempts() <= events.len());
+            for finished in correlator.drain_finished() {
+                // Wording must not panic either.
+                let _ = finished.report();
+                reported += 1;
+            }
+        }
+        let end = events.last().map_or(Timestamp(0), |e| e.ts);
+        // Ten minutes later, confirmed by a second record: every attempt is past its time.
+        for (n, ms) in [600_000_i64, 601_000].into_iter().enumerate() {
+            let mut later = event(0, 10_000 + n as u64, PacketBody::Other("later"));
+            later.ts = end.plus(Span::from_millis(ms));
+            correlator.push(&later);
+        }
+        reported += correlator.drain_finished().count();
+        prop_assert_eq!(correlator.open_attempts(), 0);
+        let all = correlate(events, SynTiming::default(), None);
+        prop_assert_eq!(reported, all.len());
+    }
+
+    /// Two worlds of flows whose events share instants: however the ties between them are broken,
+    /// each flow reports the same thing.
+    #[test]
+    fn prop_outcomes_stable_under_reordering_of_ties(events in arb_events(), seed in any::<u64>()) {
+        // Coarse times (whole seconds) make many ties; shuffle events within each instant.
+        let mut coarse: Vec<Event> = events
+            .into_iter()
+            .map(|mut e| {
+                e.ts = Timestamp(e.ts.0 / 1_000_000_000 * 1_000_000_000);
+                e
+            })
+            .collect();
+        let by_flow = |attempts: Vec<synscope::timeline::Attempt>| -> HashMap<(SocketAddr, SocketAddr, u32), (String, Option<String>)> {
+            attempts
+                .into_iter()
+                .map(|a| ((a.client, a.server, a.isn), (a.outcome.name().to_string(), a.errno.map(|e| e.name().to_string()))))
+                .collect()
+        };
+        let before = by_flow(correlate(coarse.clone(), SynTiming::default(), None));
+        // Reorder ties between different flows only: a flow's own events keep their order.
+        let flow_of = |e: &Event| match &e.kind {
+            EventKind::Packet { packet: Packet { body: PacketBody::Tcp(s), .. }, .. } => {
+                let (a, b) = if s.src < s.dst { (s.src, s.dst) } else { (s.dst, s.src) };
+                Some((a, b))
+            }
+            EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(i), .. }, .. } => i.quoted.as_ref().and_then(|q| q.tcp.map(|t| {
+                let (c, s) = (SocketAddr::new(q.src, t.src_port), SocketAddr::new(q.dst, t.dst_port));
+                if c < s { (c, s) } else { (s, c) }
+            })),
+            _ => None,
+        };
+        let mut rng = seed | 1;
+        let mut i = 0;
+        while i < coarse.len() {
+            let j = coarse[i..].iter().position(|e| e.ts != coarse[i].ts).map_or(coarse.len(), |n| i + n);
+            // A stable sort of the instant's events by a random key per flow keeps each flow's order.
+            let mut keys: HashMap<Option<(SocketAddr, SocketAddr)>, u64> = HashMap::new();
+            let tie: Vec<(u64, usize, Event)> = coarse[i..j]
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(k, e)| {
+                    let key = *keys.entry(flow_of(&e)).or_insert_with(|| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng
+                    });
+                    (key, k, e)
+                })
+                .collect();
+            let mut tie = tie;
+            tie.sort_by_key(|(key, k, _)| (*key, *k));
+            for (slot, (_, _, e)) in coarse[i..j].iter_mut().zip(tie) {
+                *slot = e;
+            }
+            i = j;
+        }
+        // Frame numbers follow the new order, as they would in a file written that way.
+        for (n, e) in coarse.iter_mut().enumerate() {
+            if let EventKind::Packet { frame, .. } = &mut e.kind {
+                *frame = n as u64 + 1;
+            }
+        }
+        let after = by_flow(correlate(coarse, SynTiming::default(), None));
+        prop_assert_eq!(before, after);
+    }
+}
