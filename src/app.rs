@@ -265,6 +265,9 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let mut bpf = args.bpf.as_deref().map(capture::BpfFilter::new).transpose()?;
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
     let mut sink = ReplaySink { args, style, summary: ReplaySummary::default() };
+    // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
+    interrupt::install("showing the attempts read so far and the summary");
+    let mut interrupted = false;
     let (mut packets, mut undecodable) = (0, 0);
     let mut damages = Vec::new();
     let mut unreadable = None;
@@ -301,6 +304,11 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             eprintln!("synscope: {damage}; the attempts shown are those read before the damage");
             damages.push(damage);
         }
+        if let Some(at) = report.interrupted_at {
+            damages.push(format!("{}: interrupted after {at} bytes; results are partial", path.display()));
+            interrupted = true;
+            break;
+        }
         for (link, records) in &report.unsupported_link_types {
             let damage =
                 format!("{}: {records} record(s) of link type {link}, which synscope does not decode", path.display());
@@ -321,6 +329,9 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         }
     }
     out.flush()?;
+    if interrupted {
+        return Err(interrupt::Interrupted("the attempts and the summary above cover what was read").into());
+    }
     if let Some(err) = unreadable {
         return Err(err.context("some files could not be replayed"));
     }

@@ -35,7 +35,17 @@ pub struct FileReport {
     pub attempts: u64,
     /// Records of link types synscope does not decode, by link type (they count as undecodable).
     pub unsupported_link_types: std::collections::BTreeMap<u32, u64>,
+    /// Reading stopped at this byte of the file because of Ctrl-C or SIGTERM.
+    pub interrupted_at: Option<u64>,
 }
+
+/// How often reading looks for Ctrl-C, in records.
+const INTERRUPT_EVERY: u64 = 4096;
+
+/// Ends the stream early when the user interrupts.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Stopped(u64);
 
 /// How far a replay has come, for a progress display.
 #[derive(Clone, Copy, Debug, Default)]
@@ -120,7 +130,10 @@ fn read_file(
             let _ = batches.send(chunk);
         }
     };
-    let end = capture::stream_file(path, |record, bytes| {
+    let streamed = capture::stream_file(path, |record, bytes| {
+        if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
+            return Err(Stopped(bytes).into());
+        }
         report.packets += 1;
         report.first_ts = Some(report.first_ts.map_or(record.ts, |t| t.min(record.ts)));
         report.last_ts = Some(report.last_ts.map_or(record.ts, |t| t.max(record.ts)));
@@ -157,7 +170,17 @@ fn read_file(
             }
         }
         Ok(())
-    })?;
+    });
+    let end = match streamed {
+        Err(err) => match err.downcast::<Stopped>() {
+            Ok(Stopped(at)) => {
+                report.interrupted_at = Some(at);
+                capture::StreamEnd { damage: None, bytes: at }
+            }
+            Err(err) => return Err(err),
+        },
+        Ok(end) => end,
+    };
     report.damage = end.damage;
     let rest = correlator.close(report.last_ts.unwrap_or_default());
     report.attempts += rest.len() as u64;

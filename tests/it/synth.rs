@@ -122,3 +122,54 @@ fn test_progress_bar_on_a_terminal_only() {
     assert!(shown.contains("packets,") && shown.contains("attempts"), "no progress bar: {shown:?}");
     assert!(shown.contains("synth.pcap"), "{shown:?}");
 }
+
+#[test]
+fn test_replay_interrupted_shows_what_was_read_and_the_summary() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    use std::io::Read as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 100_000, ..SynthConfig::default() });
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synscope"))
+            .args(["replay", "--format", "json"])
+            .arg(&pcap)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (started, first_output) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut text = vec![0_u8; 1];
+            stdout.read_exact(&mut text).expect("first output");
+            let _ = started.send(());
+            stdout.read_to_end(&mut text).expect("read stdout");
+            String::from_utf8(text).expect("utf-8")
+        });
+        // Interrupt once attempts are coming out, long before the 100,000th.
+        first_output.recv_timeout(std::time::Duration::from_secs(60)).expect("replay starts writing");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "replay did not stop after {signal}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let text = reader.join().expect("reader");
+        let mut stderr = String::new();
+        child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+        assert_eq!(status.code(), Some(130), "{signal}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        let summary: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a summary line")).expect("JSON summary");
+        assert_eq!(summary["kind"], "summary");
+        assert!(summary["damaged"].as_str().is_some_and(|d| d.contains("interrupted after")), "{summary}");
+        let attempts = summary["attempts"].as_u64().expect("attempts");
+        assert!(attempts > 0 && attempts < 100_000, "{signal}: {attempts} attempts before the interruption");
+        assert_eq!(text.lines().count() as u64, attempts + 1, "every attempt counted is shown");
+    }
+}
