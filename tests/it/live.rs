@@ -515,33 +515,44 @@ fn test_lab_path_names_the_router_that_drops() {
     }
 }
 
+/// TCP connections this namespace has opened (`ActiveOpens`, /proc/net/snmp).
+fn active_opens(ns: &LoopbackNs) -> u64 {
+    let snmp = ns.run("cat", &["/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&snmp.stdout);
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().expect("Tcp names"), tcp.next().expect("Tcp values"));
+    let at = names.split_whitespace().position(|n| n == "ActiveOpens").expect("ActiveOpens");
+    values.split_whitespace().nth(at).and_then(|v| v.parse().ok()).expect("a count")
+}
+
 /// Bad arguments: each a clear error with exit code 2, found before anything is sent or written.
 #[test]
 fn test_bad_arguments_fail_before_any_side_effect() {
     if !lab_ready() {
         return;
     }
-    // A listener that must never see a connection: every bad argument is caught before connect().
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("addr").port().to_string();
+    let ns = LoopbackNs::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let unwritable = dir.path().join("missing-dir").join("x.pcap");
     let unwritable = unwritable.display().to_string();
     let cases: [(&[&str], &str); 5] = [
         (&["trace", "no-such-host.invalid", "80"], "cannot resolve no-such-host.invalid"),
         (&["trace", "127.0.0.1", "99999"], "invalid value '99999'"),
-        (&["trace", "-i", "nosuchif0", "127.0.0.1", &port], "cannot capture on nosuchif0"),
-        (&["trace", "--write", &unwritable, "127.0.0.1", &port], "cannot write"),
+        (&["trace", "-i", "nosuchif0", "127.0.0.1", "9"], "cannot capture on nosuchif0"),
+        (&["trace", "--write", &unwritable, "127.0.0.1", "9"], "cannot write"),
         (&["replay", "--bpf", "port eighty", "fixtures/refused-v4.pcap"], "bad --bpf expression"),
     ];
     for (args, says) in cases {
-        let out = synscope(args);
+        let out = ns.synscope(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?} printed: {}", String::from_utf8_lossy(&out.stdout));
     }
-    assert!(listener.accept().is_err(), "a bad argument still let a connection through");
+    // Nothing was sent: not one connect() in the namespace, and no file written.
+    assert_eq!(active_opens(&ns), 0, "a bad argument still let a connect() through");
     assert!(!std::path::Path::new(&unwritable).exists());
+    // The check can see a connect(): a good trace makes one.
+    let _ = ns.synscope(&["trace", "--no-capture", "127.0.0.1", "9"]);
+    assert_eq!(active_opens(&ns), 1);
 }
