@@ -140,6 +140,9 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
         grace: TRACE_GRACE,
         path: args.path,
         linger: args.linger,
+        // One trace needs nothing once its capture is armed; `--count` and `--all-addresses`
+        // arm a new capture for each attempt, so they keep the privilege to capture.
+        drop_privileges: args.count <= 1 && !args.all_addresses,
     })
 }
 

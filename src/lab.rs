@@ -867,6 +867,8 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
         grace: Duration::from_millis(300),
         path: config.path,
         linger: Duration::from_millis(1500),
+        // The lab builds the next scenario's namespaces after this one: it keeps its root.
+        drop_privileges: false,
     };
     let report = in_netns(&lab.ns("client"), move || trace::run(&trace_config))?;
     Ok(LabRun { scenario, family, report, written })

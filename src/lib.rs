@@ -20,6 +20,7 @@ pub mod cli;
 pub mod connect;
 pub mod interrupt;
 pub mod path;
+pub mod privilege;
 pub mod probe;
 pub mod render;
 pub mod replay;

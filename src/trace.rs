@@ -15,6 +15,7 @@ use crate::correlate::{correlate, syscall_verdict, SyscallVerdict};
 use crate::event::{Event, EventKind};
 use crate::flow::{Family, FlowKey};
 use crate::linux::SynTiming;
+use crate::privilege;
 use crate::probe::{self, Route};
 use crate::timeline::Attempt;
 
@@ -50,6 +51,8 @@ pub struct TraceConfig {
     /// After a successful connect(), keep watching this long for the server's SYN-ACK
     /// retransmits (a full accept queue drops our ACK); `grace` applies when shorter.
     pub linger: Duration,
+    /// Give up every privilege once the capture is armed (see [`crate::privilege`]).
+    pub drop_privileges: bool,
 }
 
 /// What the trace header shows: the target, the route and the deadline.
@@ -75,6 +78,8 @@ pub struct Preflight {
     pub capture: Option<(String, String)>,
     /// The bound 4-tuple.
     pub flow: FlowKey,
+    /// What connect() ran with, and what was given up before it (known once the attempt is made).
+    pub privileges: Option<String>,
 }
 
 /// The result of one trace.
@@ -149,7 +154,13 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
     let filter = filter_for(&flow);
     let capture =
         if config.capture { Some(LiveCapture::open(&device, &filter, config.write.as_deref())?) } else { None };
-    let preflight = Preflight {
+    // Armed: nothing from here on needs privilege. Dropped before any thread starts, so that the
+    // capture and connect threads inherit the cleared capabilities.
+    let given_up = match config.drop_privileges {
+        true => privilege::drop_after_capture(config.write.as_deref().filter(|_| config.capture))?,
+        false => None,
+    };
+    let mut preflight = Preflight {
         host: config.host.clone(),
         resolved,
         target,
@@ -160,16 +171,26 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         timeout: config.timeout,
         capture: config.capture.then_some((device, filter)),
         flow,
+        privileges: None,
     };
 
     // The capture is active: only now may the SYN leave.
     let stop = Arc::new(AtomicBool::new(false));
     let reader = capture.map(|c| c.spawn(Arc::clone(&stop)));
-    let connect_thread =
-        std::thread::Builder::new().name("connect".into()).spawn(move || connect::run(socket, &plan))?;
+    let connect_thread = std::thread::Builder::new()
+        .name("connect".into())
+        .spawn(move || (privilege::Held::now(), connect::run(socket, &plan)))?;
     let (syscalls, socket) = match connect_thread.join() {
-        Ok(Ok((events, socket))) => (Ok(events), Some(socket)),
-        Ok(Err(e)) => (Err(e), None),
+        Ok((held, result)) => {
+            preflight.privileges = Some(match &given_up {
+                Some(what) => format!("connect() ran as {}: {what} once the capture was armed", held.describe()),
+                None => format!("connect() ran as {}", held.describe()),
+            });
+            match result {
+                Ok((events, socket)) => (Ok(events), Some(socket)),
+                Err(e) => (Err(e), None),
+            }
+        }
         Err(_) => (Err(anyhow::anyhow!("the connect thread panicked")), None),
     };
     let calls: Vec<_> = syscalls

@@ -186,6 +186,9 @@ pub fn trace_header(w: &mut dyn Write, p: &crate::trace::Preflight, style: Style
         Some((device, filter)) => writeln!(w, "  capture   {device}: {}", style.dim(filter))?,
         None => writeln!(w, "  capture   none (--no-capture)")?,
     }
+    if let Some(privileges) = &p.privileges {
+        writeln!(w, "  privilege {privileges}")?;
+    }
     writeln!(w)
 }
 

@@ -556,3 +556,38 @@ fn test_bad_arguments_fail_before_any_side_effect() {
     let _ = ns.synscope(&["trace", "--no-capture", "127.0.0.1", "9"]);
     assert_eq!(active_opens(&ns), 1);
 }
+
+/// Least privilege: once the capture is armed, a trace started through sudo becomes the invoking
+/// user, a trace started as root otherwise gives up every capability, and the `--write` file
+/// belongs to the user who asked for it.
+#[test]
+fn test_trace_connects_without_privilege_once_the_capture_is_armed() {
+    use std::os::unix::fs::MetadataExt as _;
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("lo.pcap");
+    let file_arg = file.display().to_string();
+    let bin = env!("CARGO_BIN_EXE_synscope");
+    // As if through sudo by user 65534.
+    let out = ns.run(
+        "env",
+        &["SUDO_UID=65534", "SUDO_GID=65534", bin, "trace", "--color", "never", "-w", &file_arg, "127.0.0.1", "9"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "refused: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("privilege connect() ran as uid 65534 with no capabilities: switched from uid 0 with"),
+        "the header says what connect() ran with: {text}"
+    );
+    let meta = std::fs::metadata(&file).expect("the capture was written");
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "the --write file belongs to the invoking user");
+    let (replayed, _) = util::replay(&file);
+    assert_eq!(replayed[0].errno.map(|e| e.name()), Some("ECONNREFUSED"), "and it is complete");
+    // As root without sudo: root's capabilities are cleared before connect().
+    let out = ns.run("env", &["-u", "SUDO_UID", "-u", "SUDO_GID", bin, "trace", "--color", "never", "127.0.0.1", "9"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("privilege connect() ran as uid 0 with no capabilities: cleared"), "{text}");
+}
