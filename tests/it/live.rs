@@ -591,3 +591,146 @@ fn test_trace_connects_without_privilege_once_the_capture_is_armed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("privilege connect() ran as uid 0 with no capabilities: cleared"), "{text}");
 }
+
+/// Two namespaces joined by one veth pair: a client (192.0.2.10) and a server (192.0.2.20) on one
+/// link, documentation addresses only; removed on drop.
+struct VethPair {
+    client: LoopbackNs,
+    server: LoopbackNs,
+}
+
+impl VethPair {
+    fn new() -> VethPair {
+        let (client, server) = (LoopbackNs::new(), LoopbackNs::new());
+        // IPv4 only: no IPv6 duplicate-address detection chatter on the new link.
+        for ns in [&client, &server] {
+            let out =
+                ns.run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+            assert!(out.status.success(), "sysctl: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (c, s) = (format!("sc{}", std::process::id() % 100_000), format!("ss{}", std::process::id() % 100_000));
+        let steps: [&[&str]; 9] = [
+            &["link", "add", &c, "netns", &client.0, "type", "veth", "peer", "name", &s, "netns", &server.0],
+            &["-n", &client.0, "link", "set", &c, "address", "02:00:00:00:00:10"],
+            &["-n", &server.0, "link", "set", &s, "address", "02:00:00:00:00:20"],
+            &["-n", &client.0, "addr", "add", "192.0.2.10/24", "dev", &c],
+            &["-n", &server.0, "addr", "add", "192.0.2.20/24", "dev", &s],
+            &["-n", &client.0, "link", "set", &c, "up"],
+            &["-n", &server.0, "link", "set", &s, "up"],
+            // Fixed neighbours both ways (set after the addresses: changing a link's address flushes
+            // them), so that no capture holds ARP that a trace did not cause.
+            &[
+                "-n",
+                &client.0,
+                "neigh",
+                "replace",
+                "192.0.2.20",
+                "lladdr",
+                "02:00:00:00:00:20",
+                "dev",
+                &c,
+                "nud",
+                "permanent",
+            ],
+            &[
+                "-n",
+                &server.0,
+                "neigh",
+                "replace",
+                "192.0.2.10",
+                "lladdr",
+                "02:00:00:00:00:10",
+                "dev",
+                &s,
+                "nud",
+                "permanent",
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        VethPair { client, server }
+    }
+}
+
+/// No crosstalk: eight traces at once, from one host to one server, each capture holds its own
+/// attempt's packets and nothing else, and each reports its own attempt.
+#[test]
+fn test_eight_concurrent_traces_see_only_their_own_packets() {
+    if !lab_ready() {
+        return;
+    }
+    let pair = VethPair::new();
+    let (path, stop) =
+        (format!("/run/netns/{}", pair.server.0), std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let flag = std::sync::Arc::clone(&stop);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let listener = std::net::TcpListener::bind("192.0.2.20:8080").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        ready_tx.send(()).expect("ready");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut open = Vec::new();
+        while !flag.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((conn, _)) => open.push(conn),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    });
+    ready_rx.recv_timeout(std::time::Duration::from_secs(5)).expect("server ready");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files: Vec<_> = (0..8).map(|i| dir.path().join(format!("trace-{i}.pcap"))).collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|file| {
+            Command::new("ip")
+                .args(["netns", "exec", &pair.client.0, env!("CARGO_BIN_EXE_synscope"), "trace", "--format", "json"])
+                .args(["--linger", "500ms", "-w"])
+                .arg(file)
+                .args(["192.0.2.20", "8080"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("start a trace")
+        })
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().expect("trace ends")).collect();
+    stop.store(true, Ordering::Release);
+    server.join().expect("server thread");
+    let mut ports = std::collections::HashSet::new();
+    for (output, file) in outputs.iter().zip(&files) {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        let attempt: Value =
+            serde_json::from_str(String::from_utf8_lossy(&output.stdout).lines().next().expect("a line"))
+                .expect("json");
+        assert_eq!(attempt["outcome"], "established");
+        assert_eq!(attempt["syn_count"], 1, "{attempt}");
+        let client = attempt["client"].as_str().expect("client").to_string();
+        let port: u16 = client.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        assert!(ports.insert(port), "two traces reported the same attempt");
+        // Every TCP segment in this trace's capture is its own: client port and server port.
+        let capture = synscope::capture::read_file(file).expect("read the capture");
+        let mut segments = 0;
+        for event in &capture.events {
+            if let synscope::event::EventKind::Packet { packet, .. } = &event.kind {
+                match &packet.body {
+                    synscope::decode::PacketBody::Tcp(seg) => {
+                        segments += 1;
+                        let ends = [seg.src.port(), seg.dst.port()];
+                        assert!(ends.contains(&port) && ends.contains(&8080), "{client}: a foreign segment {seg:?}");
+                    }
+                    other => panic!("{client}: a foreign packet {other:?}"),
+                }
+            }
+        }
+        assert!(segments >= 3, "{client}: the handshake is captured ({segments} segments)");
+        let (replayed, _) = util::replay(file);
+        assert_eq!(replayed.len(), 1, "{client}: one attempt in its capture");
+    }
+    assert_eq!(ports.len(), 8);
+}
