@@ -76,8 +76,8 @@ fn lab(args: &LabArgs, out: &mut dyn Write, style: text::Style) -> anyhow::Resul
         write_dir: args.write.clone(),
         path: args.path,
     };
-    // Ctrl-C or SIGTERM: finish the scenario at hand (each is bounded), remove its namespaces, stop.
-    interrupt::install("finishing the scenario at hand, then removing its namespaces");
+    // Ctrl-C or SIGTERM: stop the scenario at hand, remove its namespaces, print the table so far.
+    interrupt::install("stopping the scenario at hand, then removing its namespaces");
     let runs = lab::run(&config, |run| {
         match args.format {
             Format::Json => {
@@ -154,8 +154,15 @@ fn trace(args: &TraceArgs, out: &mut dyn Write, style: text::Style) -> anyhow::R
     if args.count > 1 {
         return trace_repeatedly(&config, args, out, style);
     }
+    interrupt::install("showing the trace so far");
     let report = trace::run(&config)?;
     render_trace(&report, args.format, out, style)?;
+    if report.interrupted {
+        return Err(interrupt::Interrupted(
+            "connect() had not returned; the timeline above is what happened until then",
+        )
+        .into());
+    }
     Ok(if report.attempt.outcome == Outcome::Established { Status::Clean } else { Status::Failed })
 }
 
@@ -167,6 +174,7 @@ fn trace_every_address(
     style: text::Style,
 ) -> anyhow::Result<Status> {
     let addresses = trace::resolve(&config.host, config.port, config.family)?;
+    interrupt::install("showing the traces so far");
     let mut attempts = Vec::new();
     let mut worked = None;
     for (i, address) in addresses.iter().enumerate() {
@@ -177,6 +185,9 @@ fn trace_every_address(
             text::section_heading(out, &title, &config.host, style)?;
         }
         render_trace(&report, format, out, style)?;
+        if report.interrupted {
+            return Err(interrupt::Interrupted("the addresses above are those traced until then").into());
+        }
         let established = report.attempt.outcome == Outcome::Established;
         attempts.push(report.attempt);
         if established {
@@ -206,7 +217,12 @@ fn trace_repeatedly(
     let mut dropped = 0;
     for n in 1..=args.count {
         let started = std::time::Instant::now();
-        let report = trace::run(config)?;
+        let report = match trace::run(config) {
+            Ok(report) => report,
+            // Interrupted before this attempt began: the statistics cover the ones before it.
+            Err(err) if err.is::<interrupt::Interrupted>() => break,
+            Err(err) => return Err(err),
+        };
         if let Some(c) = &report.capture {
             packets += c.packets;
             dropped += c.dropped + c.if_dropped;

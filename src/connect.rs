@@ -115,16 +115,29 @@ pub fn bind(plan: &ConnectPlan) -> anyhow::Result<BoundSocket> {
     Ok(BoundSocket { fd, flow: FlowKey { client: SocketAddr::new(source, port), server: plan.server } })
 }
 
+/// Where a connect thread records its events as they happen, so that a trace interrupted while
+/// `connect()` still blocks can show the calls made so far.
+pub type EventLog = std::sync::Arc<std::sync::Mutex<Vec<Event>>>;
+
+/// A copy of what `log` holds now.
+pub fn snapshot(log: &EventLog) -> Vec<Event> {
+    log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
 /// Records the syscalls of one attempt, and the kernel's view of the socket.
 struct Recorder {
     flow: FlowKey,
-    events: Vec<Event>,
+    events: EventLog,
     last_tcp_info: Option<crate::sys::TcpInfo>,
 }
 
 impl Recorder {
+    fn push(&self, event: Event) {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
+    }
+
     fn kernel(&mut self, observation: KernelObservation) {
-        self.events.push(Event { ts: now(), kind: EventKind::Kernel { flow: self.flow, observation } });
+        self.push(Event { ts: now(), kind: EventKind::Kernel { flow: self.flow, observation } });
     }
 
     /// What the kernel says after a wake-up or at the end: TCP_INFO (when it changed) and every
@@ -149,7 +162,7 @@ impl Recorder {
 
     fn enter(&mut self, call: Call, args: String) {
         let event = SyscallEvent { flow: self.flow, call, phase: SyscallPhase::Enter { args } };
-        self.events.push(Event { ts: now(), kind: EventKind::Syscall(event) });
+        self.push(Event { ts: now(), kind: EventKind::Syscall(event) });
     }
 
     fn ret(&mut self, call: Call, result: Result<i64, NixErrno>, so_error: Option<i32>, detail: String) {
@@ -160,21 +173,21 @@ impl Recorder {
         };
         let event =
             SyscallEvent { flow: self.flow, call, phase: SyscallPhase::Return { ret, errno, so_error, detail } };
-        self.events.push(Event { ts, kind: EventKind::Syscall(event) });
+        self.push(Event { ts, kind: EventKind::Syscall(event) });
     }
 }
 
-/// Makes the attempt and returns its syscall and kernel events, and the socket, kept open (a trace
-/// that lingers must not close the connection it watches). Errors are failures of the tool itself;
-/// a failed `connect()` is data in the events.
-pub fn run(sock: BoundSocket, plan: &ConnectPlan) -> anyhow::Result<(Vec<Event>, OwnedFd)> {
-    let mut rec = Recorder { flow: sock.flow, events: Vec::new(), last_tcp_info: None };
+/// Makes the attempt, recording its syscall and kernel events into `log` as they happen, and
+/// returns the socket, kept open (a trace that lingers must not close the connection it watches).
+/// Errors are failures of the tool itself; a failed `connect()` is data in the events.
+pub fn run(sock: BoundSocket, plan: &ConnectPlan, log: EventLog) -> anyhow::Result<OwnedFd> {
+    let mut rec = Recorder { flow: sock.flow, events: log, last_tcp_info: None };
     let fd = sock.fd;
     let before = crate::probe::counters();
     let result = attempt(&mut rec, &fd, plan);
     rec.observe(&fd);
     rec.kernel(KernelObservation::CounterDeltas(crate::probe::counter_deltas(&before, &crate::probe::counters())));
-    result.map(|()| (rec.events, fd))
+    result.map(|()| fd)
 }
 
 /// Drains the socket's error queue (`recvmsg(MSG_ERRQUEUE)`): each ICMP error as the kernel

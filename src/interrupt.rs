@@ -1,5 +1,6 @@
-//! Ctrl-C and SIGTERM: long runs (the lab, `trace --count`) finish the step at hand, print what
-//! they have, clean up, and exit 130.
+//! Ctrl-C and SIGTERM: a trace stops waiting for `connect()`, a replay stops reading, the lab stops
+//! the scenario at hand; each prints what it has (the timeline so far, the summary, the table),
+//! cleans up (the `--write` file is flushed, namespaces removed), and exits 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

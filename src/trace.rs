@@ -91,6 +91,8 @@ pub struct TraceReport {
     pub attempt: Attempt,
     /// What the capture saw, if there was one.
     pub capture: Option<LiveResult>,
+    /// Ctrl-C or SIGTERM came before connect() returned: the report covers what happened until then.
+    pub interrupted: bool,
 }
 
 /// Every address `host` resolves to for `port`, in getaddrinfo order, of `family` if given.
@@ -177,21 +179,40 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
     // The capture is active: only now may the SYN leave.
     let stop = Arc::new(AtomicBool::new(false));
     let reader = capture.map(|c| c.spawn(Arc::clone(&stop)));
+    let log = connect::EventLog::default();
+    let thread_log = Arc::clone(&log);
     let connect_thread = std::thread::Builder::new()
         .name("connect".into())
-        .spawn(move || (privilege::Held::now(), connect::run(socket, &plan)))?;
-    let (syscalls, socket) = match connect_thread.join() {
-        Ok((held, result)) => {
-            preflight.privileges = Some(match &given_up {
-                Some(what) => format!("connect() ran as {}: {what} once the capture was armed", held.describe()),
-                None => format!("connect() ran as {}", held.describe()),
-            });
-            match result {
-                Ok((events, socket)) => (Ok(events), Some(socket)),
-                Err(e) => (Err(e), None),
-            }
+        .spawn(move || (privilege::Held::now(), connect::run(socket, &plan, thread_log)))?;
+    // Ctrl-C or SIGTERM while connect() blocks: stop waiting for it (the process exits with the
+    // thread still in the call) and show what happened so far.
+    while !connect_thread.is_finished() && !crate::interrupt::requested() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // An attempt that is deciding anyway (refused, unreachable) gets a moment to finish.
+    for _ in 0..10 {
+        if connect_thread.is_finished() {
+            break;
         }
-        Err(_) => (Err(anyhow::anyhow!("the connect thread panicked")), None),
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let interrupted = !connect_thread.is_finished();
+    let (syscalls, socket) = if interrupted {
+        (Ok(connect::snapshot(&log)), None)
+    } else {
+        match connect_thread.join() {
+            Ok((held, result)) => {
+                preflight.privileges = Some(match &given_up {
+                    Some(what) => format!("connect() ran as {}: {what} once the capture was armed", held.describe()),
+                    None => format!("connect() ran as {}", held.describe()),
+                });
+                match result {
+                    Ok(socket) => (Ok(connect::snapshot(&log)), Some(socket)),
+                    Err(e) => (Err(e), None),
+                }
+            }
+            Err(_) => (Err(anyhow::anyhow!("the connect thread panicked")), None),
+        }
     };
     let calls: Vec<_> = syscalls
         .iter()
@@ -214,21 +235,26 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         None => None,
     };
     let mut events = syscalls?;
-    let end = events.last().map(|e| e.ts);
+    // Interrupted, the evidence runs until now, not until the last syscall (connect() still blocks).
+    let end = if interrupted { Some(connect::now()) } else { events.last().map(|e| e.ts) };
     if let Some(c) = &captured {
         events.extend(c.events.iter().cloned());
         let kind = EventKind::CaptureStats { packets: c.packets, dropped: c.dropped + c.if_dropped };
         events.push(Event { ts: end.unwrap_or_default(), kind });
     }
-    let mut attempts =
-        correlate(events, timing, end.map(|t| t.plus(crate::event::Span(config.grace.as_nanos() as i64))));
-    let index = attempts
-        .iter()
-        .position(|a| a.client.port() == flow.client.port() && a.server == flow.server)
-        .context("the traced attempt is missing from the correlation")?;
+    let grace = if interrupted { Duration::ZERO } else { config.grace };
+    let mut attempts = correlate(events, timing, end.map(|t| t.plus(crate::event::Span(grace.as_nanos() as i64))));
+    let index = attempts.iter().position(|a| a.client.port() == flow.client.port() && a.server == flow.server);
+    let index = match index {
+        Some(index) => index,
+        None if interrupted => {
+            return Err(crate::interrupt::Interrupted("stopped before connect() was called").into());
+        }
+        None => anyhow::bail!("the traced attempt is missing from the correlation"),
+    };
     let mut attempt = attempts.swap_remove(index);
-    if config.path && attempt.outcome != crate::timeline::Outcome::Established {
+    if config.path && !interrupted && attempt.outcome != crate::timeline::Outcome::Established {
         attempt.path = Some(crate::path::probe(target, source)?);
     }
-    Ok(TraceReport { preflight, attempt, capture: captured })
+    Ok(TraceReport { preflight, attempt, capture: captured, interrupted })
 }

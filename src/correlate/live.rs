@@ -200,12 +200,15 @@ fn merge(
         e.t = super::verdict::seconds_since(e.ts, start);
     }
     let (verdict, decided_at) = syscall_verdict(calls);
-    attempt.errno_source = ErrnoSource::Syscall;
+    attempt.errno_source = match verdict {
+        SyscallVerdict::Pending => ErrnoSource::Inferred,
+        _ => ErrnoSource::Syscall,
+    };
     attempt.decided_after = decided_at.map(|ts| super::verdict::seconds_since(ts, start));
     let decided_after = decided_at.map(|t| t.since(start));
     let (outcome, errno, mut cause) = match capture {
         Some(_) => decide(verdict, inferred, &packet_cause, attempt, timing, decided_after),
-        None => decide_without_packets(verdict, attempt, timing, decided_after),
+        None => decide_without_packets(verdict, timing, decided_after),
     };
     match capture {
         None => cause.push_str(" Packets were not captured (--no-capture), so this rests on the syscalls alone: which packet decided it is not known."),
@@ -280,7 +283,6 @@ fn live_findings(
 /// The verdict from the syscalls alone, when no capture ran.
 fn decide_without_packets(
     verdict: SyscallVerdict,
-    attempt: &Attempt,
     timing: &SynTiming,
     decided_after: Option<Span>,
 ) -> (Outcome, Option<Errno>, String) {
@@ -301,7 +303,11 @@ fn decide_without_packets(
                 timing.schedule().deadline
             ),
         ),
-        SyscallVerdict::Pending => (attempt.outcome, attempt.errno, "connect() had not returned when the trace ended.".to_string()),
+        SyscallVerdict::Pending => (
+            Outcome::Aborted,
+            None,
+            "connect() had not returned when the trace was stopped: the kernel had not decided yet.".to_string(),
+        ),
     }
 }
 
@@ -417,6 +423,10 @@ fn decide(
                 ),
             )
         }
-        SyscallVerdict::Pending => (attempt.outcome, attempt.errno, packet_cause.to_string()),
+        SyscallVerdict::Pending => (
+            Outcome::Aborted,
+            None,
+            format!("connect() had not returned when the trace was stopped: the kernel had not decided yet. So far: {packet_cause}"),
+        ),
     }
 }

@@ -734,3 +734,43 @@ fn test_eight_concurrent_traces_see_only_their_own_packets() {
     }
     assert_eq!(ports.len(), 8);
 }
+
+/// Ctrl-C or SIGTERM while a blocking connect() waits for an answer that never comes: the timeline
+/// so far, a valid --write file, and exit 130, at once rather than at the kernel's deadline.
+#[test]
+fn test_trace_interrupted_while_connect_blocks() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    let drop_syns = ns.run("iptables", &["-w", "5", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"]);
+    assert!(drop_syns.status.success(), "iptables: {}", String::from_utf8_lossy(&drop_syns.stderr));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let file = dir.path().join(format!("{signal}.pcap"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_synscope"), "trace", "--color", "never", "-w"])
+            .arg(&file)
+            .args(["127.0.0.1", "9"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the trace");
+        // Two SYNs (the first retransmit comes after 1 s), then interrupt.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let started = std::time::Instant::now();
+        // `ip netns exec` execs synscope in place, so the child's pid is synscope's.
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal the trace");
+        let out = child.wait_with_output().expect("the trace ends");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{signal}: it stopped at once");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"), "{signal}");
+        assert!(text.contains("connect(fd") && text.contains("retransmit #1"), "{signal}: the timeline so far: {text}");
+        assert!(text.contains("connect() had not returned"), "{signal}: {text}");
+        let (replayed, _) = util::replay(&file);
+        assert_eq!(replayed.len(), 1, "{signal}: the --write file is complete and valid");
+        assert!(replayed[0].syn_count >= 2, "{signal}: {}", replayed[0].syn_count);
+    }
+}
