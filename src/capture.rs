@@ -163,6 +163,10 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
 
 /// How long a live capture's read blocks before it looks at the stop flag.
 const READ_TIMEOUT_MS: i32 = 20;
+/// Bytes kept of each captured packet (see `LiveCapture::open`).
+const SNAPLEN: i32 = 2048;
+/// The kernel ring a live capture reads from.
+const CAPTURE_BUFFER: i32 = 4 << 20;
 
 /// An activated live capture, armed with its filter, not yet read.
 pub struct LiveCapture {
@@ -200,10 +204,16 @@ impl LiveCapture {
     /// and activates it: from here on no packet of the attempt can be missed.
     pub fn open(device: &str, filter: &str, write: Option<&Path>) -> anyhow::Result<LiveCapture> {
         let inactive = pcap::Capture::from_device(device).with_context(|| format!("no capture device {device}"))?;
+        // In immediate mode libpcap uses TPACKET_V2, whose ring has one slot of about snaplen
+        // bytes per packet: with the 256 KiB snaplen and 2 MiB buffer of the defaults, eight
+        // packets fill it, and a burst of matching packets under load is dropped. A connection
+        // attempt needs headers and ICMP quotes (at most 576 bytes in IPv4, 1280 in IPv6), so
+        // 2 KiB slots in a 4 MiB buffer hold some 2,000 packets.
         let capture = inactive
             .immediate_mode(true)
             .precision(pcap::Precision::Nano)
-            .snaplen(262_144)
+            .snaplen(SNAPLEN)
+            .buffer_size(CAPTURE_BUFFER)
             .timeout(READ_TIMEOUT_MS)
             .open()
             .map_err(|e| {
