@@ -32,8 +32,10 @@ fn next_syn_overdue(syn_times: &[Timestamp]) -> Option<Timestamp> {
         [.., before, last] => last.since(*before),
         _ => Span(0),
     };
+    // Saturating throughout: a capture may hold SYNs centuries apart (garbage timestamps).
     let gap = Span(last_gap.0.saturating_mul(2)).max(FIRST_GAP_MAX);
-    Some(last.plus(Span(gap.0 + gap.0 * 3 / 10 + Span::from_millis(1_100).0)))
+    let allowed = gap.0.saturating_add(gap.0 / 10 * 3).saturating_add(Span::from_millis(1_100).0);
+    Some(last.plus(Span(allowed)))
 }
 
 /// When `a` may be finished: after this time no packet can change its report.
@@ -76,5 +78,7 @@ mod tests {
         // Windows: 3 s, then 6 s; the next at most 12 s later.
         assert_eq!(next_syn_overdue(&at(&[0, 3, 9])), Some(Timestamp(9_000_000_000 + 16_700_000_000)));
         assert_eq!(next_syn_overdue(&[]), None);
+        // SYNs at the two ends of time (a fuzzer's find): saturates, never overflows.
+        assert_eq!(next_syn_overdue(&[Timestamp(i64::MIN), Timestamp(i64::MAX)]), Some(Timestamp(i64::MAX)));
     }
 }

@@ -620,3 +620,21 @@ fn test_lone_garbage_timestamp_does_not_end_attempts() {
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0].outcome, Outcome::TimedOut);
 }
+
+/// Found by fuzzing: SYN retransmits dated at the two ends of time, and more retransmits than any
+/// schedule has, overflowed the schedule fit and the retirement time.
+#[test]
+fn test_retransmits_at_absurd_times_do_not_overflow() {
+    let mut events = Vec::new();
+    for (frame, ts) in [i64::MIN + 1, 0, i64::MAX - 1].into_iter().enumerate() {
+        let mut e = syn(0, frame as u64 + 1);
+        e.ts = Timestamp(ts);
+        events.push(e);
+    }
+    for n in 0..100 {
+        events.push(syn(n * 1000, 10 + n as u64));
+    }
+    let attempts = correlate(events.clone(), SynTiming::default(), None);
+    assert!(!attempts.is_empty());
+    assert!(!stream(&events).is_empty());
+}

@@ -165,11 +165,12 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     let gaps: Vec<i64> = a.syn_times.windows(2).skip(skip).map(|w| w[1].since(w[0]).0).collect();
     let misfit = |t: &SynTiming| -> i64 {
         let expected: Vec<Span> = expected_gaps(t).into_iter().skip(skip).collect();
-        // A retransmit the schedule does not have at all is as bad a fit as can be.
+        // A retransmit the schedule does not have at all is as bad a fit as can be. Saturating:
+        // gaps between garbage timestamps can be centuries long.
         gaps.iter()
             .enumerate()
-            .map(|(i, seen)| expected.get(i).map_or(i64::MAX / 64, |want| (seen - want.0).abs()))
-            .sum()
+            .map(|(i, seen)| expected.get(i).map_or(i64::MAX / 64, |want| seen.saturating_sub(want.0).saturating_abs()))
+            .fold(0_i64, i64::saturating_add)
     };
     let (fitted, label) = if timing.linear_timeouts > 0 && misfit(&classic) < misfit(timing) {
         (classic, "classic exponential backoff, as Linux before 6.5")
@@ -181,8 +182,10 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     // The quick retransmit took the place of the schedule's first one: the rest follow from there.
     let expected: Vec<Span> = expected_gaps(&fitted).into_iter().skip(skip).collect();
     // A gap more than 30% (plus 100 ms of jitter) off the schedule is not Linux's doing.
-    let follows_linux =
-        gaps.iter().zip(expected.iter()).all(|(&seen, want)| (seen - want.0).abs() <= want.0 * 3 / 10 + 100_000_000);
+    let follows_linux = gaps
+        .iter()
+        .zip(expected.iter())
+        .all(|(&seen, want)| seen.saturating_sub(want.0).saturating_abs() <= want.0 * 3 / 10 + 100_000_000);
     // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the schedule.
     for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1 + skip).enumerate() {
         if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
