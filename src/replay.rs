@@ -123,12 +123,14 @@ fn read_file(
     let mut correlator = Correlator::streaming(timing);
     let mut report = FileReport::default();
     let mut batch = Vec::with_capacity(BATCH);
-    let hand_over = |batch: &mut Vec<Finished>| {
+    let hand_over = |batch: &mut Vec<Finished>| -> anyhow::Result<()> {
         while !batch.is_empty() {
             let chunk: Vec<Finished> = batch.drain(..batch.len().min(BATCH)).collect();
-            // A send fails only when the worder stopped on an error; the join reports it.
-            let _ = batches.send(chunk);
+            // A send fails only when the worder stopped on an error (its output closed, as with
+            // `| head`): stop reading too; the join reports the worder's error.
+            batches.send(chunk).map_err(|_| anyhow::anyhow!("the thread writing attempts stopped"))?;
         }
+        Ok(())
     };
     let streamed = capture::stream_file(path, |record, bytes| {
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
@@ -159,7 +161,7 @@ fn read_file(
                 batch.extend(correlator.drain_finished());
                 report.attempts += (batch.len() - before) as u64;
                 if batch.len() >= BATCH {
-                    hand_over(&mut batch);
+                    hand_over(&mut batch)?;
                 }
             }
             Err(err) => {
@@ -185,7 +187,7 @@ fn read_file(
     let rest = correlator.close(report.last_ts.unwrap_or_default());
     report.attempts += rest.len() as u64;
     batch.extend(rest);
-    hand_over(&mut batch);
+    hand_over(&mut batch)?;
     progress(Progress { bytes: end.bytes, packets: report.packets, attempts: report.attempts });
     Ok(report)
 }

@@ -425,8 +425,9 @@ impl Correlator {
         self.attempts.get_mut(i).and_then(Option::as_mut).map(|a| &mut **a)
     }
 
-    /// The open attempt of `key`, unless its time is up at `ts`: then it is finished first, so that
-    /// what it reports never depends on when the open attempts were last swept.
+    /// The open attempt of `key` (with `key.client` its client), unless its time is up by the
+    /// event's clock: then it is finished first, so that what it reports never depends on when the
+    /// open attempts were last swept.
     fn open(&mut self, key: &FlowKey) -> Option<usize> {
         self.open_between(key.client, key.server).filter(|&(_, from_client)| from_client).map(|(i, _)| i)
     }

@@ -173,3 +173,24 @@ fn test_replay_interrupted_shows_what_was_read_and_the_summary() {
         assert_eq!(text.lines().count() as u64, attempts + 1, "every attempt counted is shown");
     }
 }
+
+#[test]
+fn test_replay_into_a_closed_pipe_stops_quietly() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 50_000, ..SynthConfig::default() });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synscope"))
+        .args(["replay", "--format", "json"])
+        .arg(&pcap)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Like `| head -1`: read one line, then close the pipe.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+    assert!(first.starts_with("{\"kind\":\"attempt\""), "{first}");
+    let out = child.wait_with_output().expect("replay ends");
+    assert_eq!(out.status.code(), Some(0), "a closed pipe is not an error: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
