@@ -7,7 +7,7 @@ mkdir -p corpus/replay corpus/decode
 cp ../fixtures/*.pcap ../fixtures/*.pcapng corpus/replay/ 2>/dev/null || true
 python3 - <<'PY'
 import glob, os, struct
-# Link types in the order of LINK_TYPES in fuzz_targets/decode.rs.
+# Link types in the order of synscope::decode::LinkType::DECODED, which fuzz_targets/decode.rs indexes.
 order = [0, 1, 12, 14, 101, 108, 113, 129, 228, 229, 239, 242, 276]
 def records(data):
     magic = data[:4]

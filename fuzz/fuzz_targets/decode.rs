@@ -6,27 +6,11 @@
 use libfuzzer_sys::fuzz_target;
 use synscope::decode::{self, LinkType, Packet, PacketBody};
 
-/// Every link type the decoder knows, and one it does not.
-const LINK_TYPES: [LinkType; 14] = [
-    LinkType::NULL,
-    LinkType::ETHERNET,
-    LinkType::DLT_RAW,
-    LinkType::DLT_RAW_OPENBSD,
-    LinkType::RAW,
-    LinkType::LOOP,
-    LinkType::LINUX_SLL,
-    LinkType::ARCNET_LINUX,
-    LinkType::IPV4,
-    LinkType::IPV6,
-    LinkType::NFLOG,
-    LinkType::IPOIB,
-    LinkType::LINUX_SLL2,
-    LinkType(147),
-];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, frame)) = data.split_first() else { return };
-    let link = LINK_TYPES[usize::from(pick) % LINK_TYPES.len()];
+    // Every link type the decoder knows, and one it does not (147, LINKTYPE_USER0).
+    let link = LinkType::DECODED.get(usize::from(pick) % 14).copied().unwrap_or(LinkType(147));
     let decoded = decode::decode(link, frame);
     if let Some(peek) = decode::peek_tcp(link, frame) {
         match decoded {

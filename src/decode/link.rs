@@ -38,6 +38,23 @@ impl LinkType {
     pub const IPOIB: LinkType = LinkType(242);
     /// `LINKTYPE_LINUX_SLL2`: Linux cooked capture v2 (20-byte header).
     pub const LINUX_SLL2: LinkType = LinkType(276);
+
+    /// Every link type [`strip`] decodes (for tests and fuzzing that must cover them all).
+    pub const DECODED: [LinkType; 13] = [
+        LinkType::NULL,
+        LinkType::ETHERNET,
+        LinkType::DLT_RAW,
+        LinkType::DLT_RAW_OPENBSD,
+        LinkType::RAW,
+        LinkType::LOOP,
+        LinkType::LINUX_SLL,
+        LinkType::ARCNET_LINUX,
+        LinkType::IPV4,
+        LinkType::IPV6,
+        LinkType::NFLOG,
+        LinkType::IPOIB,
+        LinkType::LINUX_SLL2,
+    ];
 }
 
 /// Where the frame went, as far as the link layer tells (Linux cooked captures carry it).
