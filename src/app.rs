@@ -11,6 +11,7 @@ use crate::flow::Family;
 use crate::interrupt;
 use crate::lab::{self, LabConfig};
 use crate::linux::SynTiming;
+use crate::privilege;
 use crate::render::{json, text};
 use crate::replay;
 use crate::timeline::{Attempt, Outcome, ReplaySummary, Summary};
@@ -141,7 +142,7 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
         path: args.path,
         linger: args.linger,
         // One trace needs nothing once its capture is armed; `--count` and `--all-addresses`
-        // arm a new capture for each attempt, so they keep the privilege to capture.
+        // arm a new capture for each attempt, so they keep the capabilities to capture only.
         drop_privileges: args.count <= 1 && !args.all_addresses,
     })
 }
@@ -175,6 +176,8 @@ fn trace_every_address(
 ) -> anyhow::Result<Status> {
     let addresses = trace::resolve(&config.host, config.port, config.family)?;
     interrupt::install("showing the traces so far");
+    // Each address gets a capture of its own: keep what arming one takes, nothing else.
+    privilege::keep_only_capture()?;
     let mut attempts = Vec::new();
     let mut worked = None;
     for (i, address) in addresses.iter().enumerate() {
@@ -212,6 +215,10 @@ fn trace_repeatedly(
     style: text::Style,
 ) -> anyhow::Result<Status> {
     interrupt::install("printing the statistics so far");
+    // Each attempt gets a capture of its own: keep what arming one takes, nothing else.
+    if config.capture {
+        privilege::keep_only_capture()?;
+    }
     let mut attempts = Vec::new();
     let mut packets = 0;
     let mut dropped = 0;

@@ -6,8 +6,12 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use caps::CapSet;
+use caps::{CapSet, Capability, CapsHashSet};
 use nix::unistd::{Gid, Uid};
+
+/// What arming a live capture takes: `CAP_NET_RAW` to open the packet socket, `CAP_NET_ADMIN` for
+/// what libpcap sets on some devices.
+const CAPTURE_CAPABILITIES: [Capability; 2] = [Capability::CAP_NET_RAW, Capability::CAP_NET_ADMIN];
 
 /// What a process holds: its effective user and the capabilities it can use.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +47,43 @@ fn sudo_ids() -> Option<(Uid, Gid)> {
     let id = |name: &str| std::env::var(name).ok()?.parse::<u32>().ok();
     let (uid, gid) = (id("SUDO_UID")?, id("SUDO_GID")?);
     (uid != 0).then(|| (Uid::from_raw(uid), Gid::from_raw(gid)))
+}
+
+/// Keeps only the privilege to arm captures, for runs that arm one per attempt (`--count`,
+/// `--all-addresses`): started through sudo, becomes the invoking user keeping just
+/// `CAP_NET_RAW` and `CAP_NET_ADMIN` (`PR_SET_KEEPCAPS` across the switch); otherwise drops every
+/// other capability. Call it before any thread starts. Returns what was given up, in words.
+pub fn keep_only_capture() -> anyhow::Result<Option<String>> {
+    let before = Held::now();
+    let keep: CapsHashSet = CAPTURE_CAPABILITIES.into_iter().collect();
+    let permitted = caps::read(None, CapSet::Permitted).context("cannot read the capabilities")?;
+    let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
+    let switched = match sudo_ids() {
+        Some((uid, gid)) if Uid::effective().is_root() => {
+            caps::securebits::set_keepcaps(true).context("PR_SET_KEEPCAPS")?;
+            nix::unistd::setgroups(&[gid]).context("setgroups")?;
+            nix::unistd::setresgid(gid, gid, gid).context("setresgid")?;
+            nix::unistd::setresuid(uid, uid, uid).context("setresuid")?;
+            caps::securebits::set_keepcaps(false).context("PR_SET_KEEPCAPS")?;
+            true
+        }
+        _ => false,
+    };
+    if !switched && permitted.len() == keep.len() {
+        return Ok(None);
+    }
+    // Effective before permitted: capset(2) refuses an effective set larger than the permitted one.
+    // (After the switch the effective set is empty; raising within the kept permitted set is allowed.)
+    let effective = caps::read(None, CapSet::Effective).context("cannot read the capabilities")?;
+    caps::set(None, CapSet::Effective, &keep.intersection(&effective).copied().collect())
+        .context("cannot limit the effective capabilities")?;
+    caps::set(None, CapSet::Permitted, &keep).context("cannot limit the permitted capabilities")?;
+    caps::set(None, CapSet::Effective, &keep).context("cannot set the effective capabilities")?;
+    for set in [CapSet::Inheritable, CapSet::Ambient] {
+        caps::clear(None, set).with_context(|| format!("cannot clear the {set:?} capabilities"))?;
+    }
+    let to = if switched { " to the invoking user (SUDO_UID/SUDO_GID)" } else { "" };
+    Ok(Some(format!("switched from {}{to}, keeping only what a capture needs", before.describe())))
 }
 
 /// Gives up every privilege; call it once the capture is active and before any other thread starts

@@ -590,6 +590,19 @@ fn test_trace_connects_without_privilege_once_the_capture_is_armed() {
     let out = ns.run("env", &["-u", "SUDO_UID", "-u", "SUDO_GID", bin, "trace", "--color", "never", "127.0.0.1", "9"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("privilege connect() ran as uid 0 with no capabilities: cleared"), "{text}");
+    // Runs that arm a capture per attempt keep only what that takes, as the user or as root.
+    let sudo = ["SUDO_UID=65534", "SUDO_GID=65534", bin];
+    let every = ["trace", "--all-addresses", "--color", "never", "127.0.0.1", "9"];
+    let out = ns.run("env", &[&sudo[..], &every[..]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("privilege connect() ran as uid 65534 with cap_net_admin, cap_net_raw"), "{text}");
+    let out = ns.run("env", &[&["-u", "SUDO_UID", bin][..], &every[..]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("privilege connect() ran as uid 0 with cap_net_admin, cap_net_raw"), "{text}");
+    let count = ["trace", "-c", "2", "--interval", "100ms", "--color", "never", "127.0.0.1", "9"];
+    let out = ns.run("env", &[&sudo[..], &count[..]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[2] ") && text.contains("2 refused"), "both captures armed as the user: {text}");
 }
 
 /// Two namespaces joined by one veth pair: a client (192.0.2.10) and a server (192.0.2.20) on one
