@@ -158,9 +158,10 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         if config.capture { Some(LiveCapture::open(&device, &filter, config.write.as_deref())?) } else { None };
     // Armed: nothing from here on needs privilege. Dropped before any thread starts, so that the
     // capture and connect threads inherit the cleared capabilities.
-    let given_up = match config.drop_privileges {
-        true => privilege::drop_after_capture(config.write.as_deref().filter(|_| config.capture))?,
-        false => None,
+    let given_up = if config.drop_privileges {
+        privilege::drop_after_capture(config.write.as_deref().filter(|_| config.capture))?
+    } else {
+        None
     };
     let mut preflight = Preflight {
         host: config.host.clone(),
