@@ -104,7 +104,7 @@ pub fn replay_file(
                 Ok(())
             },
         )?;
-        let read = read_file(path, timing, bpf, progress, &batches);
+        let read = read_and_correlate(path, timing, bpf, progress, &batches);
         // Closing the channel ends the worder's loop.
         drop(batches);
         worder.join().map_err(|_| anyhow::anyhow!("the thread wording attempts panicked"))??;
@@ -113,7 +113,7 @@ pub fn replay_file(
 }
 
 /// The reading side of [`replay_file`]: sends finished attempts in batches, writes what comes back.
-fn read_file(
+fn read_and_correlate(
     path: &Path,
     timing: SynTiming,
     mut bpf: Option<&mut BpfFilter>,
