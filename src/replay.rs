@@ -112,7 +112,7 @@ pub fn replay_file(
     })
 }
 
-/// The reading side of [`replay_file`]: sends finished attempts in batches, writes what comes back.
+/// The reading side of [`replay_file`]: reads and correlates, and hands finished attempts in batches to the wording thread.
 fn read_and_correlate(
     path: &Path,
     timing: SynTiming,
