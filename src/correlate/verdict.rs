@@ -53,7 +53,10 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, horizon: Horizon) 
         cause.push_str(side);
     }
     if a.later_segments > 0 && outcome == Outcome::Established {
-        cause.push_str(&format!(" {} more segments of the connection follow (not shown).", a.later_segments));
+        cause.push_str(&match a.later_segments {
+            1 => " 1 more segment of the connection follows (not shown).".to_string(),
+            n => format!(" {n} more segments of the connection follow (not shown)."),
+        });
     }
 
     let findings = findings(&a);
