@@ -164,7 +164,7 @@ fn test_syn_sent_syn_ack_established() {
     assert_eq!(a.rtt_ms, Some(20.0));
     let whats: Vec<What> = a.events.iter().map(|e| e.what).collect();
     assert_eq!(whats, [What::Syn, What::SynAck, What::Ack]);
-    assert!(a.cause.contains("1 more segments"), "{}", a.cause);
+    assert!(a.cause.contains("1 more segment of the connection follows"), "{}", a.cause);
 }
 
 #[test]
