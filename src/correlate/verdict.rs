@@ -162,6 +162,10 @@ fn findings(a: &AttemptState) -> Vec<Finding> {
 /// (by default Linux 6.5+: linear, then exponential) or the classic exponential backoff of Linux
 /// before 6.5 (and of most other stacks) — and notes each retransmit's expected gap.
 fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTiming {
+    // One SYN (most attempts): nothing to fit or annotate, and no schedule worth computing.
+    if a.syn_times.len() < 2 {
+        return FittedTiming { timing: *timing, follows_linux: true };
+    }
     let classic = SynTiming { linear_timeouts: 0, ..*timing };
     // A quick retransmit after an unacceptable ACK stands outside the schedule: fit what follows it.
     let skip = a.quick_retransmits as usize;
