@@ -324,9 +324,7 @@ pub fn correlate(mut events: Vec<Event>, timing: SynTiming, capture_end: Option<
     for event in &events {
         correlator.push(event);
     }
-    let mut attempts = correlator.finish(end);
-    attempts.sort_by_key(|a| a.start);
-    attempts
+    correlator.finish(end)
 }
 
 impl Correlator {

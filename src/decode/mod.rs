@@ -683,26 +683,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn test_decode_never_panics_on_mutated_real_frames() {
-        let frames = [
+    /// The lab's real frames, each with its link type.
+    fn real_frames() -> Vec<(LinkType, Vec<u8>)> {
+        vec![
             (LinkType::ETHERNET, hex(SYN_V4)),
+            (LinkType::ETHERNET, hex(SYN_V6)),
             (LinkType::ETHERNET, hex(ICMP_HOST_UNREACH_V4)),
             (LinkType::LINUX_SLL, hex(RST_SLL)),
             (LinkType::ETHERNET, hex(ARP_REQUEST)),
             (LinkType::LINUX_SLL2, hex(NS_SLL2)),
             (LinkType::LINUX_SLL2, hex(ICMP6_LOCAL_SLL2)),
-        ];
-        for (link, frame) in frames {
-            for len in 0..=frame.len() {
-                let _ = decode(link, &frame[..len]);
+        ]
+    }
+
+    /// Every prefix of `frame`, and `frame` with each byte in turn set to each of a few telling
+    /// values (0, 1, protocol 6, nibbles, the IPv4/IPv6 version bytes, the high bit, 0xff).
+    fn prefixes_and_mutations(frame: &[u8]) -> Vec<Vec<u8>> {
+        let mut variants: Vec<Vec<u8>> = (0..=frame.len()).map(|len| frame[..len].to_vec()).collect();
+        for at in 0..frame.len() {
+            for value in [0x00, 0x01, 0x06, 0x0f, 0x45, 0x50, 0x60, 0x7f, 0x80, 0xff] {
+                let mut mutated = frame.to_vec();
+                mutated[at] = value;
+                variants.push(mutated);
             }
-            for at in 0..frame.len() {
-                for value in [0x00, 0x01, 0x0f, 0x45, 0x60, 0x7f, 0x80, 0xff] {
-                    let mut mutated = frame.clone();
-                    mutated[at] = value;
-                    let _ = decode(link, &mutated);
-                }
+        }
+        variants
+    }
+
+    #[test]
+    fn test_decode_never_panics_on_mutated_real_frames() {
+        for (link, frame) in real_frames() {
+            for bytes in prefixes_and_mutations(&frame) {
+                let _ = decode(link, &bytes);
             }
         }
     }
@@ -710,24 +722,9 @@ mod tests {
     /// Whenever the cheap peek answers, the full decode says the same: skipping on its word is safe.
     #[test]
     fn test_peek_tcp_agrees_with_decode() {
-        let frames = [
-            (LinkType::ETHERNET, hex(SYN_V4)),
-            (LinkType::ETHERNET, hex(SYN_V6)),
-            (LinkType::LINUX_SLL, hex(RST_SLL)),
-            (LinkType::ETHERNET, hex(ICMP_HOST_UNREACH_V4)),
-            (LinkType::ETHERNET, hex(ARP_REQUEST)),
-        ];
         let mut answered = 0;
-        for (link, frame) in frames {
-            let mut variants: Vec<Vec<u8>> = (0..=frame.len()).map(|len| frame[..len].to_vec()).collect();
-            for at in 0..frame.len() {
-                for value in [0x00, 0x01, 0x06, 0x0f, 0x45, 0x50, 0x60, 0xff] {
-                    let mut mutated = frame.clone();
-                    mutated[at] = value;
-                    variants.push(mutated);
-                }
-            }
-            for bytes in variants {
+        for (link, frame) in real_frames() {
+            for bytes in prefixes_and_mutations(&frame) {
                 let Some(peek) = peek_tcp(link, &bytes) else { continue };
                 answered += 1;
                 match decode(link, &bytes) {
