@@ -12,7 +12,7 @@ use std::sync::mpsc;
 
 use crate::capfile::FileError;
 use crate::capture::{self, BpfFilter};
-use crate::correlate::{Correlator, Finished};
+use crate::correlate::{Correlator, Finished, Offered};
 use crate::decode::{self, PacketBody, TcpFlags};
 use crate::event::{Event, EventKind, Timestamp};
 use crate::linux::SynTiming;
@@ -147,9 +147,12 @@ fn read_and_correlate(
                 return Ok(());
             }
         }
-        // A segment without SYN or RST changes nothing unless an attempt of its 4-tuple is open.
+        // A segment without SYN or RST changes nothing unless an attempt of its 4-tuple is open,
+        // and most often that attempt only counts it.
         if let Some(peek) = decode::peek_tcp(record.link_type, record.data) {
-            if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 && !correlator.has_flow(peek.src, peek.dst) {
+            if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+                && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
+            {
                 return Ok(());
             }
         }

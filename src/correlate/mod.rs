@@ -214,6 +214,9 @@ pub struct Correlator {
     /// Beside each slot, when its attempt expires and when it opened: kept up to date after every
     /// event, so a sweep reads one dense vector instead of every attempt.
     slot_times: Vec<SlotTimes>,
+    /// Beside each slot, what the lookup of a segment needs (see [`Correlator::offer_segment`]), so
+    /// that the segments of a capture never touch the attempts themselves.
+    slot_ends: Vec<SlotEnds>,
     /// The slot the event at hand reached, whose times need refreshing.
     touched: Option<usize>,
     free_slots: Vec<usize>,
@@ -251,6 +254,40 @@ struct SlotTimes {
 
 /// The times of an empty slot: it never expires.
 const FREE_SLOT: SlotTimes = SlotTimes { expires: Timestamp(i64::MAX), opened: Timestamp(i64::MAX) };
+
+/// A slot's two ends, and how its attempt takes a segment that carries neither SYN nor RST.
+#[derive(Clone, Copy, Debug)]
+struct SlotEnds {
+    key: FlowKey,
+    /// Whether such a segment from the client only adds to the count of later segments: true once
+    /// the attempt is decided, unless the ACK that completes the handshake is still to come
+    /// (`AttemptState::on_client_segment`). From the server, such a segment is always only counted.
+    client_segments_counted: bool,
+    /// Segments counted by [`Correlator::offer_segment`], added to the attempt when it is finished.
+    counted: u64,
+}
+
+impl SlotEnds {
+    fn of(a: &AttemptState, counted: u64) -> SlotEnds {
+        let client_segments_counted = match a.verdict.as_ref().map(|v| &v.decision) {
+            None => false,
+            Some(Decision::Established { .. }) => a.handshake_acked || a.server_isn.is_none(),
+            Some(_) => true,
+        };
+        SlotEnds { key: a.key, client_segments_counted, counted }
+    }
+}
+
+/// What [`Correlator::offer_segment`] did with a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// No open attempt has these two ends: the segment changes nothing.
+    Skipped,
+    /// The open attempt of these two ends counted it among its later segments.
+    Counted,
+    /// It may change its attempt: decode it and [`Correlator::push`] it.
+    NeedsDecode,
+}
 
 /// An attempt the correlator is done with: all its evidence, not yet worded. [`Finished::report`]
 /// words it; that is pure and needs nothing else, so a replay does it on another thread.
@@ -303,9 +340,9 @@ fn ends_hash(a: SocketAddr, b: SocketAddr) -> u64 {
     endpoint(a).wrapping_add(endpoint(b))
 }
 
-/// Whether `a` and `b` are the two ends of attempt `state`, in either order.
-fn same_ends(state: Option<&AttemptState>, a: SocketAddr, b: SocketAddr) -> bool {
-    state.is_some_and(|s| (s.key.client == a && s.key.server == b) || (s.key.client == b && s.key.server == a))
+/// Whether `a` and `b` are the two ends of `key`, in either order.
+fn same_ends(key: &FlowKey, a: SocketAddr, b: SocketAddr) -> bool {
+    (key.client == a && key.server == b) || (key.client == b && key.server == a)
 }
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
@@ -348,22 +385,53 @@ impl Correlator {
         self.current.len()
     }
 
-    /// Whether a segment between these two endpoints belongs to an open attempt, in either
-    /// direction: the cheap test that lets a reader skip the decoding of ordinary data segments.
-    pub fn has_flow(&self, a: SocketAddr, b: SocketAddr) -> bool {
-        let attempts = &self.attempts;
-        self.current.find(ends_hash(a, b), |&i| same_ends(attempts[i].as_deref(), a, b)).is_some()
+    /// The open attempt between these two endpoints, in either direction.
+    fn find(&self, a: SocketAddr, b: SocketAddr) -> Option<usize> {
+        let ends = &self.slot_ends;
+        self.current.find(ends_hash(a, b), |&i| same_ends(&ends[i].key, a, b)).copied()
     }
 
-    /// Feeds one event; events must come in time order (small disorder is tolerated).
-    pub fn push(&mut self, event: &Event) {
-        self.clock = self.clock_for(event.ts);
+    /// Whether a segment between these two endpoints belongs to an open attempt, in either direction.
+    pub fn has_flow(&self, a: SocketAddr, b: SocketAddr) -> bool {
+        self.find(a, b).is_some()
+    }
+
+    /// Offers a TCP segment at `ts` from `src` to `dst` that carries neither SYN nor RST, known by
+    /// its endpoints alone: most segments of a capture are data of connections no attempt needs,
+    /// or of established ones whose attempt only counts them, so a reader need not decode them.
+    /// The result is exactly what decoding and pushing the segment would do.
+    pub fn offer_segment(&mut self, ts: Timestamp, src: SocketAddr, dst: SocketAddr) -> Offered {
+        let Some(i) = self.find(src, dst) else { return Offered::Skipped };
+        let ends = self.slot_ends[i];
+        if ends.key.client == src && !ends.client_segments_counted {
+            return Offered::NeedsDecode;
+        }
+        // What `push` would do first: move the clock, which may sweep or finish this attempt.
+        let clock = self.clock_for_peek(ts);
+        let sweeps = self.streaming && clock > self.now && clock >= self.next_sweep;
+        if sweeps || (self.streaming && self.slot_times[i].expires < clock) {
+            return Offered::NeedsDecode;
+        }
+        self.clock = self.clock_for(ts);
+        self.now = self.now.max(self.clock);
+        self.slot_ends[i].counted += 1;
+        Offered::Counted
+    }
+
+    /// Moves the capture's clock to an event at `ts`, and sweeps when it is time.
+    fn advance_clock(&mut self, ts: Timestamp) {
+        self.clock = self.clock_for(ts);
         if self.clock > self.now {
             self.now = self.clock;
             if self.streaming && self.now >= self.next_sweep {
                 self.sweep();
             }
         }
+    }
+
+    /// Feeds one event; events must come in time order (small disorder is tolerated).
+    pub fn push(&mut self, event: &Event) {
+        self.advance_clock(event.ts);
         match &event.kind {
             EventKind::Packet { frame, packet } => self.on_packet(event.ts, *frame, packet),
             EventKind::Syscall(call) => self.syscalls.push((event.ts, call.clone())),
@@ -375,6 +443,7 @@ impl Correlator {
         if let Some(i) = self.touched.take() {
             if let Some(a) = self.attempts.get(i).and_then(Option::as_deref) {
                 self.slot_times[i] = SlotTimes { expires: retire::expires_at(a), opened: a.first_seen() };
+                self.slot_ends[i] = SlotEnds::of(a, self.slot_ends[i].counted);
             }
         }
     }
@@ -432,10 +501,8 @@ impl Correlator {
 
     /// The open attempt between `src` and `dst`, and whether `src` is its client.
     fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
-        let attempts = &self.attempts;
-        let i = *self.current.find(ends_hash(src, dst), |&i| same_ends(attempts[i].as_deref(), src, dst))?;
-        let a = self.attempts.get(i).and_then(Option::as_ref)?;
-        let from_client = a.key.client == src;
+        let i = self.find(src, dst)?;
+        let from_client = self.slot_ends[i].key.client == src;
         let clock = self.clock;
         if self.streaming && self.slot_times[i].expires < clock {
             self.retire(i, clock, false);
@@ -449,17 +516,25 @@ impl Correlator {
     /// the next record agrees: one garbage timestamp (real captures hold records dated 2262) must
     /// not finish every open attempt, while a real gap in the capture is confirmed at once.
     fn clock_for(&mut self, ts: Timestamp) -> Timestamp {
-        if self.now == Timestamp::default() || ts <= self.now.plus(retire::CLOCK_JUMP) {
-            self.jump_candidate = None;
-            return ts;
-        }
-        match self.jump_candidate.take() {
+        let clock = self.clock_for_peek(ts);
+        // A jump not confirmed waits for the next record; anything else clears the candidate.
+        let unconfirmed_jump = self.is_jump(ts) && clock == self.now;
+        self.jump_candidate = unconfirmed_jump.then_some(ts);
+        clock
+    }
+
+    /// What [`Correlator::clock_for`] returns for `ts`, without taking it.
+    fn clock_for_peek(&self, ts: Timestamp) -> Timestamp {
+        match self.jump_candidate {
+            _ if !self.is_jump(ts) => ts,
             Some(candidate) if ts.since(candidate).0.abs() <= retire::CLOCK_JUMP.0 => ts,
-            _ => {
-                self.jump_candidate = Some(ts);
-                self.now
-            }
+            _ => self.now,
         }
+    }
+
+    /// Whether `ts` lies so far ahead of the clock that the next record must confirm it.
+    fn is_jump(&self, ts: Timestamp) -> bool {
+        self.now != Timestamp::default() && ts > self.now.plus(retire::CLOCK_JUMP)
     }
 
     fn on_tcp(&mut self, ts: Timestamp, frame: u64, link: LinkDirection, on_loopback: bool, seg: &TcpSegment) {
@@ -536,27 +611,26 @@ impl Correlator {
 
     fn insert(&mut self, key: FlowKey, state: AttemptState) -> usize {
         let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
+        let ends = SlotEnds::of(&state, 0);
         let index = match self.free_slots.pop() {
             Some(free) => {
                 self.attempts[free] = Some(Box::new(state));
                 self.slot_times[free] = times;
+                self.slot_ends[free] = ends;
                 free
             }
             None => {
                 self.attempts.push(Some(Box::new(state)));
                 self.slot_times.push(times);
+                self.slot_ends.push(ends);
                 self.attempts.len() - 1
             }
         };
         self.touched = Some(index);
-        let attempts = &self.attempts;
-        let rehash = |&i: &usize| attempts[i].as_deref().map_or(0, |a| ends_hash(a.key.client, a.key.server));
+        let slot_ends = &self.slot_ends;
+        let rehash = |&i: &usize| ends_hash(slot_ends[i].key.client, slot_ends[i].key.server);
         let (client, server) = (key.client, key.server);
-        match self.current.entry(
-            ends_hash(client, server),
-            |&i| same_ends(attempts[i].as_deref(), client, server),
-            rehash,
-        ) {
+        match self.current.entry(ends_hash(client, server), |&i| same_ends(&slot_ends[i].key, client, server), rehash) {
             hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = index,
             hash_table::Entry::Vacant(slot) => {
                 slot.insert(index);
@@ -622,6 +696,7 @@ impl Correlator {
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.slot_times[i] = FREE_SLOT;
+        a.later_segments += std::mem::take(&mut self.slot_ends[i].counted);
         self.free_slots.push(i);
         if let Ok(slot) = self.current.find_entry(ends_hash(a.key.client, a.key.server), |&j| j == i) {
             slot.remove();

@@ -638,3 +638,53 @@ fn test_retransmits_at_absurd_times_do_not_overflow() {
     assert!(!attempts.is_empty());
     assert!(!stream(&events).is_empty());
 }
+
+#[test]
+fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
+    use super::Offered::{Counted, NeedsDecode, Skipped};
+    const PSH_ACK: u8 = TcpFlags::PSH | TcpFlags::ACK;
+    // (event, what offering it must give: None for SYNs and RSTs, which are never offered)
+    let script = [
+        (syn(0, 1), None),
+        // Before any answer a client segment may decide the attempt (an ACK at ISN+1 proves a
+        // SYN-ACK the capture lacks): it needs decoding, even when, as here, it does not.
+        (from_client(1, 2, PSH_ACK, ISN + 5, 5001), Some(NeedsDecode)),
+        // A server segment without SYN is only counted, whatever the attempt's state.
+        (from_server(2, 3, PSH_ACK, 5001, ISN + 1), Some(Counted)),
+        (from_server(3, 4, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1), None),
+        // Until the client's ACK completes the handshake its segments need decoding ...
+        (from_client(4, 5, TcpFlags::ACK, ISN + 1, 5001), Some(NeedsDecode)),
+        // ... then they are only counted.
+        (from_client(5, 6, PSH_ACK, ISN + 1, 5001), Some(Counted)),
+        (from_server(6, 7, PSH_ACK, 5001, ISN + 11), Some(Counted)),
+        (packet(7, 8, segment("192.0.2.99:1", SERVER, PSH_ACK, 1, 1)), Some(Skipped)),
+        // 10 s later the attempt's time is up: the segment goes the full way, which finishes it.
+        (from_client(10_000, 9, PSH_ACK, ISN + 11, 5001), Some(NeedsDecode)),
+    ];
+    let events: Vec<Event> = script.iter().map(|(e, _)| e.clone()).collect();
+    let reference = correlate(events, SynTiming::default(), None);
+
+    let mut correlator = super::Correlator::streaming(SynTiming::default());
+    let mut offered = Vec::new();
+    for (event, _) in &script {
+        let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &event.kind else {
+            unreachable!("TCP only")
+        };
+        if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 {
+            let result = correlator.offer_segment(event.ts, seg.src, seg.dst);
+            offered.push(Some(result));
+            if result != NeedsDecode {
+                continue;
+            }
+        } else {
+            offered.push(None);
+        }
+        correlator.push(event);
+    }
+    let mut streamed: Vec<Attempt> = correlator.drain_finished().map(super::Finished::report).collect();
+    streamed.extend(correlator.finish(at_ms(10_000)));
+    let expected: Vec<_> = script.iter().map(|(_, o)| *o).collect();
+    assert_eq!(offered, expected);
+    assert_eq!(streamed, reference);
+    assert!(reference[0].cause.contains(" 4 more segments"), "{}", reference[0].cause);
+}
