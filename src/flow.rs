@@ -2,11 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// IPv4 or IPv6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     /// IPv4.
     Ipv4,
@@ -21,6 +20,20 @@ impl Family {
             IpAddr::V4(_) => Family::Ipv4,
             IpAddr::V6(_) => Family::Ipv6,
         }
+    }
+
+    /// Its name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+impl Serialize for Family {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -51,8 +64,7 @@ impl FlowKey {
 }
 
 /// Which way a packet went, seen from the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dir {
     /// Sent by the client.
     Out,
@@ -62,7 +74,22 @@ pub enum Dir {
     Local,
 }
 
+impl Serialize for Dir {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl Dir {
+    /// Its name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dir::Out => "out",
+            Dir::In => "in",
+            Dir::Local => "local",
+        }
+    }
+
     /// The arrow the text timeline draws for this direction.
     pub fn arrow(self) -> &'static str {
         match self {

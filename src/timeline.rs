@@ -12,8 +12,7 @@ use crate::flow::{Dir, Family};
 use crate::linux::Errno;
 
 /// How a connection attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {
     /// The handshake completed: connect() returned 0.
     Established,
@@ -53,9 +52,22 @@ impl Outcome {
     }
 }
 
+/// Serializes enums of plain names as their `name()`: one spelling for serde, the hand-written JSON
+/// writer (`render::json`) and the text output.
+macro_rules! serialize_by_name {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+    )*};
+}
+
+serialize_by_name!(Outcome, ErrnoSource, What);
+
 /// Where the errno came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrnoSource {
     /// Returned by the traced syscall itself.
     Syscall,
@@ -63,9 +75,18 @@ pub enum ErrnoSource {
     Inferred,
 }
 
+impl ErrnoSource {
+    /// Its name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrnoSource::Syscall => "syscall",
+            ErrnoSource::Inferred => "inferred",
+        }
+    }
+}
+
 /// What a timeline entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum What {
     /// The client's SYN (first or retransmit).
     Syn,
@@ -102,6 +123,28 @@ pub enum What {
 }
 
 impl What {
+    /// Its name in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            What::Syn => "syn",
+            What::SynAck => "syn_ack",
+            What::Ack => "ack",
+            What::Rst => "rst",
+            What::Fin => "fin",
+            What::IcmpUnreachable => "icmp_unreachable",
+            What::IcmpTimeExceeded => "icmp_time_exceeded",
+            What::IcmpParameterProblem => "icmp_parameter_problem",
+            What::IcmpPacketTooBig => "icmp_packet_too_big",
+            What::IcmpOther => "icmp_other",
+            What::ArpRequest => "arp_request",
+            What::ArpReply => "arp_reply",
+            What::Ns => "ns",
+            What::Na => "na",
+            What::Syscall => "syscall",
+            What::Kernel => "kernel",
+        }
+    }
+
     /// A short upper-case label for the text timeline.
     pub fn label(self) -> &'static str {
         match self {
@@ -283,8 +326,13 @@ fn display<S: Serializer, T: std::fmt::Display>(value: &T, s: S) -> Result<S::Ok
 }
 
 fn timestamp_secs<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    // Microsecond precision, as tcpdump prints; a float keeps JSON consumers simple.
-    s.serialize_f64((ts.as_secs_f64() * 1e6).round() / 1e6)
+    s.serialize_f64(start_secs(*ts))
+}
+
+/// An attempt's `start` in JSON: seconds since the epoch to the microsecond, as tcpdump prints
+/// (a float keeps JSON consumers simple).
+pub(crate) fn start_secs(ts: Timestamp) -> f64 {
+    (ts.as_secs_f64() * 1e6).round() / 1e6
 }
 
 /// The closing object of a run.

@@ -1,20 +1,104 @@
 //! JSON Lines output: one object per attempt, then one summary object (DESIGN.md's contract).
+//!
+//! Attempts are written by hand rather than through serde: a replay writes a million of them, and
+//! the generic serializer's per-field dispatch and byte-at-a-time string escaping cost as much as
+//! the wording itself. The bytes are exactly serde_json's for the same [`Attempt`] (its derived
+//! `Serialize` stays the reference, and the tests compare the two).
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
-use crate::timeline::{Attempt, Summary};
+use serde_json::ser::{CompactFormatter, Formatter as _};
+
+use crate::timeline::{Attempt, Entry, Summary};
 
 /// Writes one attempt as a JSON line.
 pub fn attempt(w: &mut dyn Write, attempt: &Attempt) -> io::Result<()> {
-    serde_json::to_writer(&mut *w, attempt)?;
-    w.write_all(b"\n")
+    let mut buf = Vec::with_capacity(2048);
+    attempt_into(&mut buf, attempt)?;
+    w.write_all(&buf)
 }
 
-/// Appends one attempt as a JSON line to `buf`: the replay's hot path, where writing each small
-/// fragment through a `dyn Write` costs more than the JSON itself.
-pub fn attempt_into(buf: &mut Vec<u8>, attempt: &Attempt) -> io::Result<()> {
-    serde_json::to_writer(&mut *buf, attempt)?;
-    buf.push(b'\n');
+/// Appends one attempt as a JSON line to `buf`.
+pub fn attempt_into(buf: &mut Vec<u8>, a: &Attempt) -> io::Result<()> {
+    buf.extend_from_slice(b"{\"kind\":");
+    string(buf, a.kind);
+    buf.extend_from_slice(b",\"client\":\"");
+    socket_addr(buf, a.client);
+    buf.extend_from_slice(b"\",\"server\":\"");
+    socket_addr(buf, a.server);
+    buf.extend_from_slice(b"\",\"family\":\"");
+    buf.extend_from_slice(a.family.name().as_bytes());
+    buf.extend_from_slice(b"\",\"outcome\":\"");
+    buf.extend_from_slice(a.outcome.name().as_bytes());
+    buf.extend_from_slice(b"\",\"errno\":");
+    match a.errno {
+        Some(errno) => string(buf, errno.name()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"errno_source\":\"");
+    buf.extend_from_slice(a.errno_source.name().as_bytes());
+    buf.extend_from_slice(b"\",\"syn_count\":");
+    integer(buf, a.syn_count);
+    buf.extend_from_slice(b",\"start\":");
+    float(buf, crate::timeline::start_secs(a.start))?;
+    buf.extend_from_slice(b",\"rtt_ms\":");
+    optional_float(buf, a.rtt_ms)?;
+    buf.extend_from_slice(b",\"decided_after\":");
+    optional_float(buf, a.decided_after)?;
+    buf.extend_from_slice(b",\"isn\":");
+    integer(buf, a.isn);
+    buf.extend_from_slice(b",\"cause\":");
+    string(buf, &a.cause);
+    buf.extend_from_slice(b",\"findings\":[");
+    for (i, finding) in a.findings.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"code\":");
+        string(buf, finding.code);
+        buf.extend_from_slice(b",\"summary\":");
+        string(buf, &finding.summary);
+        buf.push(b'}');
+    }
+    buf.push(b']');
+    if let Some(path) = &a.path {
+        // Only `trace --path` has one: not a hot path.
+        buf.extend_from_slice(b",\"path\":");
+        serde_json::to_writer(&mut *buf, path)?;
+    }
+    buf.extend_from_slice(b",\"events\":[");
+    for (i, entry) in a.events.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        self::entry(buf, entry)?;
+    }
+    buf.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
+fn entry(buf: &mut Vec<u8>, e: &Entry) -> io::Result<()> {
+    buf.extend_from_slice(b"{\"t\":");
+    float(buf, e.t)?;
+    buf.extend_from_slice(b",\"dir\":\"");
+    buf.extend_from_slice(e.dir.name().as_bytes());
+    buf.extend_from_slice(b"\",\"what\":\"");
+    buf.extend_from_slice(e.what.name().as_bytes());
+    buf.extend_from_slice(b"\",\"summary\":");
+    string(buf, &e.summary);
+    if let Some(note) = &e.note {
+        buf.extend_from_slice(b",\"note\":");
+        string(buf, note);
+    }
+    if e.ignored {
+        buf.extend_from_slice(b",\"ignored\":true");
+    }
+    if let Some(frame) = e.frame {
+        buf.extend_from_slice(b",\"frame\":");
+        integer(buf, frame);
+    }
+    buf.push(b'}');
     Ok(())
 }
 
@@ -22,4 +106,157 @@ pub fn attempt_into(buf: &mut Vec<u8>, attempt: &Attempt) -> io::Result<()> {
 pub fn summary(w: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     serde_json::to_writer(&mut *w, summary)?;
     w.write_all(b"\n")
+}
+
+fn integer(buf: &mut Vec<u8>, n: impl itoa::Integer) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A float as serde_json writes it (its own formatter), and `null` for NaN and infinities as it does.
+fn float(buf: &mut Vec<u8>, x: f64) -> io::Result<()> {
+    if x.is_finite() {
+        CompactFormatter.write_f64(buf, x)
+    } else {
+        buf.extend_from_slice(b"null");
+        Ok(())
+    }
+}
+
+fn optional_float(buf: &mut Vec<u8>, x: Option<f64>) -> io::Result<()> {
+    match x {
+        Some(x) => float(buf, x),
+        None => {
+            buf.extend_from_slice(b"null");
+            Ok(())
+        }
+    }
+}
+
+/// `192.0.2.1:80` without the formatting machinery for IPv4, the common case; IPv6 by its Display
+/// (zero compression, scope).
+fn socket_addr(buf: &mut Vec<u8>, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push(b'.');
+                }
+                integer(buf, octet);
+            }
+            buf.push(b':');
+            integer(buf, v4.port());
+        }
+        SocketAddr::V6(v6) => {
+            // Writing into a Vec cannot fail.
+            let _ = write!(buf, "{v6}");
+        }
+    }
+}
+
+/// A JSON string: quoted, with `"`, `\` and control characters escaped exactly as serde_json does
+/// (RFC 8259 7: the short forms where there is one, else `\u00XX`); everything else, UTF-8 included,
+/// is copied as it is, eight bytes at a time while none needs escaping.
+fn string(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        if let Some(word) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if !needs_escape(word) {
+                at += 8;
+                continue;
+            }
+        }
+        let end = (at + 8).min(bytes.len());
+        while at < end {
+            let byte = bytes[at];
+            let escaped: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0x00..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xf)]],
+                _ => {
+                    at += 1;
+                    continue;
+                }
+            };
+            buf.extend_from_slice(&bytes[copied..at]);
+            buf.extend_from_slice(escaped);
+            at += 1;
+            copied = at;
+        }
+    }
+    buf.extend_from_slice(&bytes[copied..]);
+    buf.push(b'"');
+}
+
+const HEX: [u8; 16] = *b"0123456789abcdef";
+
+/// Whether any of the eight bytes of `word` is a control character, `"` or `\` (the bit tricks of
+/// "Bit Twiddling Hacks": a byte below n, a byte equal to zero; exact as a yes/no answer).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+    below_space || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde_string(s: &str) -> Vec<u8> {
+        serde_json::to_vec(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn test_strings_escape_as_serde_json_does() {
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "plain".into(),
+            "exactly8".into(),
+            "tcp_v4_err → icmp_err_convert".into(),
+            "quote \" backslash \\ newline \n tab \t cr \r bell \u{7} nul \0 del \u{7f} ff \u{c} bs \u{8}".into(),
+            "\"\"\"\"\"\"\"\"\\\\\\\\\\\\\\\\".into(),
+        ];
+        // Every byte value that stands alone as a char, at every offset within a word.
+        for c in (0u8..=0x7f).map(char::from).chain(['é', '→', '😀']) {
+            for offset in 0..9 {
+                cases.push(format!("{}{c}{}", "a".repeat(offset), "b".repeat(9 - offset)));
+            }
+        }
+        for case in cases {
+            let mut buf = Vec::new();
+            string(&mut buf, &case);
+            assert_eq!(String::from_utf8_lossy(&buf), String::from_utf8_lossy(&serde_string(&case)), "{case:?}");
+        }
+    }
+
+    #[test]
+    fn test_needs_escape_is_exact() {
+        for byte in 0..=255u8 {
+            for position in 0..8 {
+                let mut word = [b'a'; 8];
+                word[position] = byte;
+                let expected = byte < 0x20 || byte == b'"' || byte == b'\\';
+                assert_eq!(needs_escape(u64::from_le_bytes(word)), expected, "byte {byte:#x} at {position}");
+            }
+        }
+        // Mixed words, where one byte's borrow could spill into the next.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let expected = x.to_le_bytes().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            assert_eq!(needs_escape(x), expected, "{x:#018x}");
+        }
+    }
 }

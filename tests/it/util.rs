@@ -26,7 +26,8 @@ pub fn replay(path: &Path) -> (Vec<Attempt>, replay::FileReport) {
     (keep.0, report)
 }
 
-/// Keeps every attempt a replay shows.
+/// Keeps every attempt a replay shows, and checks on the way that the hand-written JSON writer gives
+/// exactly serde_json's bytes for it.
 struct Keep(Vec<Attempt>);
 
 impl replay::Sink for Keep {
@@ -35,6 +36,11 @@ impl replay::Sink for Keep {
     }
 
     fn show(&mut self, attempt: Attempt, _: &mut Vec<u8>) -> anyhow::Result<()> {
+        let mut written = Vec::new();
+        synscope::render::json::attempt_into(&mut written, &attempt)?;
+        let mut reference = serde_json::to_vec(&attempt)?;
+        reference.push(b'\n');
+        assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
         self.0.push(attempt);
         Ok(())
     }
