@@ -68,11 +68,32 @@ impl fmt::Display for Span {
         if ns < 1_000_000 {
             write!(f, "{sign}{} µs", ns / 1_000)
         } else if ns < 1_000_000_000 {
-            write!(f, "{sign}{:.1} ms", ns as f64 / 1e6)
+            match rounded_decimal(ns, 1_000_000, 10) {
+                Some((whole, tenths)) => write!(f, "{sign}{whole}.{tenths} ms"),
+                None => write!(f, "{sign}{:.1} ms", ns as f64 / 1e6),
+            }
         } else {
-            write!(f, "{sign}{:.2} s", ns as f64 / 1e9)
+            match rounded_decimal(ns, 1_000_000_000, 100) {
+                Some((whole, hundredths)) => write!(f, "{sign}{whole}.{hundredths:02} s"),
+                None => write!(f, "{sign}{:.2} s", ns as f64 / 1e9),
+            }
         }
     }
+}
+
+/// `ns` in `unit`s rounded to `1 / scale` (10: tenths, 100: hundredths) and split at the decimal
+/// point, in integers: what formatting the float `ns / unit` to that precision gives, without float
+/// formatting's cost (a replay words millions of spans). `None` where the two could differ: an
+/// exact tie (formatting rounds the float, which lies on either side of it) and spans over 1,000 s
+/// (the float's precision nears a nanosecond).
+fn rounded_decimal(ns: u64, unit: u64, scale: u64) -> Option<(u64, u64)> {
+    let step = unit / scale;
+    let (steps, rest) = (ns / step, ns % step);
+    if rest * 2 == step || ns >= 1_000_000_000_000 {
+        return None;
+    }
+    let rounded = steps + u64::from(rest * 2 > step);
+    Some((rounded / scale, rounded % scale))
 }
 
 /// One piece of evidence with its time.
@@ -251,6 +272,45 @@ impl KernelObservation {
         match self {
             KernelObservation::CounterDeltas(deltas) => deltas.iter().find(|(n, _)| n == name).map_or(0, |(_, d)| *d),
             _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Span;
+
+    /// The words of a span the plain way, with float formatting throughout.
+    fn by_float(ns: i64) -> String {
+        let (abs, sign) = (ns.unsigned_abs(), if ns < 0 { "-" } else { "" });
+        if abs < 1_000_000 {
+            format!("{sign}{} µs", abs / 1_000)
+        } else if abs < 1_000_000_000 {
+            format!("{sign}{:.1} ms", abs as f64 / 1e6)
+        } else {
+            format!("{sign}{:.2} s", abs as f64 / 1e9)
+        }
+    }
+
+    #[test]
+    fn test_span_words_match_float_formatting() {
+        let mut spans: Vec<i64> =
+            vec![0, 999_999, 1_000_000, 1_049_999, 1_050_000, 1_050_001, 999_949_999, 999_950_000];
+        spans.extend([999_999_999, 1_000_000_000, 1_004_999_999, 1_005_000_000, 9_995_000_000, 999_999_999_999]);
+        spans.extend([1_000_000_000_000, 1_234_567_890_123_456, i64::MAX, i64::MIN + 1]);
+        // Every microsecond-resolution span of the first 3 s (ties included), and a spread beyond.
+        spans.extend((0..3_000_000).map(|us| us * 1_000));
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..1_000_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            spans.push((x % 2_000_000_000_000) as i64);
+        }
+        for ns in spans {
+            for ns in [ns, -ns] {
+                assert_eq!(Span(ns).to_string(), by_float(ns), "{ns} ns");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! These types serialize to the JSON Lines contract of DESIGN.md; the field names are part of it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -181,7 +182,7 @@ pub struct Entry {
     pub summary: String,
     /// What it means for the attempt (`retransmit #2, ...`, `quotes our SYN`, `ignored: ...`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub note: Option<Cow<'static, str>>,
     /// Whether Linux would ignore this packet for the attempt.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ignored: bool,

@@ -175,8 +175,16 @@ fn merge(
     for (ts, call) in calls {
         let (summary, note) = describe(call);
         let rank = if matches!(call.phase, SyscallPhase::Enter { .. }) { 0 } else { 2 };
-        let entry =
-            Entry { t: 0.0, dir: Dir::Local, what: What::Syscall, summary, note, ignored: false, frame: None, ts: *ts };
+        let entry = Entry {
+            t: 0.0,
+            dir: Dir::Local,
+            what: What::Syscall,
+            summary,
+            note: note.map(Into::into),
+            ignored: false,
+            frame: None,
+            ts: *ts,
+        };
         ranked.push((*ts, rank, entry));
     }
     for (ts, observation) in kernel {

@@ -90,6 +90,11 @@ enum Note {
         isn: u32,
         data_len: u32,
     },
+    /// The note of a retransmitted SYN.
+    Retransmit {
+        number: usize,
+        gap: Span,
+    },
 }
 
 impl Note {
@@ -100,6 +105,17 @@ impl Note {
             Note::Opens { isn, data_len } => {
                 Cow::Owned(format!("opens the attempt, ISN {isn}; carries {data_len} bytes of data (TCP Fast Open)"))
             }
+            Note::Retransmit { number, gap } => {
+                Cow::Owned(format!("retransmit #{number}, +{gap} after the previous SYN"))
+            }
+        }
+    }
+
+    /// The note's words, moved out.
+    fn into_text(self) -> Cow<'static, str> {
+        match self {
+            Note::Text(text) => text,
+            opens => Cow::Owned(opens.text().into_owned()),
         }
     }
 
@@ -142,7 +158,7 @@ impl Step {
             dir: self.dir,
             what: self.what,
             summary: self.wire.render(),
-            note: self.note.map(|n| n.text().into_owned()),
+            note: self.note.map(Note::into_text),
             ignored: self.ignored,
             frame: Some(self.frame),
             ts: self.ts,
@@ -644,16 +660,16 @@ impl Correlator {
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
-        let mut note = format!("retransmit #{number}, +{} after the previous SYN", ts.since(previous));
+        let mut note = Note::Retransmit { number, gap: ts.since(previous) };
         // tcp_rcv_synsent_state_process: on an unacceptable ACK with no retransmit yet, Linux re-arms
         // the timer at TCP_TIMEOUT_MIN ("previous FIN/ACK or RST/ACK might be ignored").
         let after_bad_ack = a.unacceptable_ack_at.is_some_and(|at| at >= previous);
         if number == 1 && after_bad_ack && ts.since(previous) < Span::from_millis(250) {
             a.quick_retransmits += 1;
-            note = format!(
+            note = Note::from(format!(
                 "retransmit #{number}, +{}: Linux resends at once (TCP_TIMEOUT_MIN) after an unacceptable ACK, in case its reply was lost (tcp_rcv_synsent_state_process); the rest of the schedule starts from here",
                 ts.since(previous)
-            );
+            ));
         }
         match a.verdict.as_ref().map(|v| &v.decision) {
             None => {}
@@ -668,7 +684,7 @@ impl Correlator {
             Some(Decision::Icmp { .. }) => a.demote_icmp_to_soft_error(),
         }
         a.syn_times.push(ts);
-        a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note.into()), false);
+        a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
     }
 
     fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError) {

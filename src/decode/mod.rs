@@ -76,7 +76,14 @@ impl TcpFlags {
 
     /// tcpdump's notation: `S`, `S.`, `R.`, `F.`, `P.` ...
     pub fn tcpdump(self) -> String {
-        let mut s = String::new();
+        let mut s = String::with_capacity(8);
+        self.push_tcpdump(&mut s);
+        s
+    }
+
+    /// Appends tcpdump's notation of the flags to `s`.
+    pub fn push_tcpdump(self, s: &mut String) {
+        let before = s.len();
         for (bit, c) in [
             (Self::FIN, 'F'),
             (Self::SYN, 'S'),
@@ -93,10 +100,9 @@ impl TcpFlags {
         if self.has(Self::ACK) {
             s.push('.');
         }
-        if s.is_empty() {
+        if s.len() == before {
             s.push_str("none");
         }
-        s
     }
 }
 
