@@ -12,7 +12,7 @@ use std::sync::mpsc;
 
 use crate::capfile::FileError;
 use crate::capture::{self, BpfFilter};
-use crate::correlate::{Correlator, Finished, Offered};
+use crate::correlate::{Correlator, Finished, Offered, Spare};
 use crate::decode::{self, PacketBody, TcpFlags};
 use crate::event::{Event, EventKind, Timestamp};
 use crate::linux::SynTiming;
@@ -87,24 +87,32 @@ pub fn replay_file(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<FileReport> {
     let (batches, batches_rx) = mpsc::sync_channel::<Vec<Finished>>(BATCHES_IN_FLIGHT);
+    // The worded attempts' memory goes back to the reading thread (see `Spare`). Unbounded, so the
+    // worder never waits on it; it holds at most the attempts of the batches in flight.
+    let (spares_tx, spares) = mpsc::channel::<Vec<Spare>>();
     std::thread::scope(|scope| {
         let worder = std::thread::Builder::new().name("synscope-words".into()).spawn_scoped(
             scope,
             move || -> anyhow::Result<()> {
                 let mut buf = Vec::with_capacity(1 << 16);
                 for batch in batches_rx {
+                    let mut spared = Vec::with_capacity(batch.len());
                     for finished in batch {
                         if sink.wants(&finished) {
-                            sink.show(finished.report(), &mut buf)?;
+                            let (attempt, spare) = finished.report_and_spare();
+                            sink.show(attempt, &mut buf)?;
+                            spared.push(spare);
                         }
                     }
                     out.write_all(&buf)?;
                     buf.clear();
+                    // The reader may be done already: then the spares are simply dropped.
+                    let _ = spares_tx.send(spared);
                 }
                 Ok(())
             },
         )?;
-        let read = read_and_correlate(path, timing, bpf, progress, &batches);
+        let read = read_and_correlate(path, timing, bpf, progress, &batches, &spares);
         // Closing the channel ends the worder's loop.
         drop(batches);
         worder.join().map_err(|_| anyhow::anyhow!("the thread wording attempts panicked"))??;
@@ -119,6 +127,7 @@ fn read_and_correlate(
     mut bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
     batches: &mpsc::SyncSender<Vec<Finished>>,
+    spares: &mpsc::Receiver<Vec<Spare>>,
 ) -> anyhow::Result<FileReport> {
     let mut correlator = Correlator::streaming(timing);
     let mut report = FileReport::default();
@@ -164,6 +173,7 @@ fn read_and_correlate(
                 batch.extend(correlator.drain_finished());
                 report.attempts += (batch.len() - before) as u64;
                 if batch.len() >= BATCH {
+                    correlator.take_spares(spares.try_iter().flatten());
                     hand_over(&mut batch)?;
                 }
             }

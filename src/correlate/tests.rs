@@ -688,3 +688,31 @@ fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
     assert_eq!(streamed, reference);
     assert!(reference[0].cause.contains(" 4 more segments"), "{}", reference[0].cause);
 }
+
+#[test]
+fn test_a_spare_carries_nothing_into_the_next_attempt() {
+    // An unanswered attempt with retransmits is worded and its memory handed back; the next
+    // attempt, built in that memory, reports exactly what it reports in a fresh correlator.
+    let first = [syn(0, 1), syn(1000, 2), syn(2000, 3), syn(4000, 4)];
+    let other = "192.0.2.11:40001";
+    let second = [
+        packet(60_000, 6, segment(other, SERVER, TcpFlags::SYN, 7, 0)),
+        packet(60_001, 7, segment(SERVER, other, TcpFlags::RST | TcpFlags::ACK, 0, 8)),
+    ];
+    let mut correlator = super::Correlator::streaming(SynTiming::default());
+    for event in &first {
+        correlator.push(event);
+    }
+    // Any later record moves the clock past the first attempt's end.
+    correlator.push(&packet(59_000, 5, segment("192.0.2.12:1", SERVER, TcpFlags::ACK, 1, 1)));
+    let spares: Vec<_> = correlator.drain_finished().map(|f| f.report_and_spare().1).collect();
+    assert_eq!(spares.len(), 1);
+    correlator.take_spares(spares);
+    for event in &second {
+        correlator.push(event);
+    }
+    let reused = correlator.finish(at_ms(70_000));
+    let fresh = correlate(second.to_vec(), SynTiming::default(), Some(at_ms(70_000)));
+    assert_eq!(reused, fresh);
+    assert_eq!(fresh[0].events.len(), 2);
+}

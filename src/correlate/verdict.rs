@@ -18,34 +18,35 @@ pub(super) struct Horizon {
     pub(super) capture_ended: bool,
 }
 
-/// Builds the reported attempt from the evidence up to `horizon`.
-pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, horizon: Horizon) -> Attempt {
+/// Builds the reported attempt from the evidence up to `horizon`. The timeline's entries are moved
+/// out of `a`; what is left keeps its buffers for the next attempt (see `Correlator::take_spares`).
+pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon) -> Attempt {
     let capture_end = horizon.at;
     a.entries.sort_by_key(|e| e.ts);
-    let fitted = annotate_retransmits(&mut a, timing);
+    let fitted = annotate_retransmits(a, timing);
     let start = a.entries.first().map_or(capture_end, |e| e.ts);
     let first_syn = a.syn_times.first().copied();
     let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
 
     let (outcome, errno, decided_at, rtt, mut cause) = match a.verdict.as_ref().map(|v| (v.ts, &v.decision)) {
         Some((ts, Decision::Established { via_ack })) => {
-            let rtt = answer_rtt(&a, ts);
-            let cause = established_cause(&a, *via_ack, rtt);
+            let rtt = answer_rtt(a, ts);
+            let cause = established_cause(a, *via_ack, rtt);
             (Outcome::Established, None, Some(ts), rtt, cause)
         }
         Some((ts, Decision::Refused { loopback })) => {
-            let rtt = answer_rtt(&a, ts);
-            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(&a, rtt, *loopback))
+            let rtt = answer_rtt(a, ts);
+            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(a, rtt, *loopback))
         }
         Some((ts, Decision::Icmp { errno, error })) => {
-            let cause = icmp_cause(&a, error, *errno, ts);
+            let cause = icmp_cause(a, error, *errno, ts);
             (Outcome::Unreachable, Some(*errno), Some(ts), None, cause)
         }
         None => match &a.soft_error {
             Some(soft) => {
-                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(&a, soft, &fitted, horizon))
+                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(a, soft, &fitted, horizon))
             }
-            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(&a, &fitted, horizon)),
+            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(a, &fitted, horizon)),
         },
     };
     if let Some(side) = a.capture_side {
@@ -59,8 +60,8 @@ pub(super) fn finish(mut a: AttemptState, timing: &SynTiming, horizon: Horizon) 
         });
     }
 
-    let findings = findings(&a);
-    let entries = a.entries.into_iter().map(|e| e.into_entry(start)).collect();
+    let findings = findings(a);
+    let entries = a.entries.drain(..).map(|e| e.into_entry(start)).collect();
     Attempt {
         kind: "attempt",
         client: a.key.client,
