@@ -199,6 +199,7 @@ impl CaptureStream {
     /// The next record at the front of `window` (the file's bytes from [`Self::position`] on);
     /// `at_eof` says whether `window` reaches the end of the file. After [`Next::Damage`] or
     /// [`Next::End`], always [`Next::End`].
+    #[inline]
     pub fn next<'a>(&mut self, window: &'a [u8], at_eof: bool) -> Next<'a> {
         if self.done {
             return Next::End;
@@ -241,6 +242,7 @@ impl CaptureStream {
 
     /// A record from the front of `w`, `None` at the end, or why not.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn next_pcap<'a>(
         &self,
         w: &'a [u8],
@@ -264,15 +266,21 @@ impl CaptureStream {
             std::mem::swap(&mut caplen, &mut wire_len);
         }
         if caplen > MAX_RECORD.max(snaplen) {
-            return Err(Err(FileError::Corrupt {
-                offset: self.position,
-                what: format!("record length {caplen} is larger than the snapshot length {snaplen}"),
-            }));
+            return Err(Err(self.too_long(caplen, snaplen)));
         }
         let used = 16 + caplen as usize;
         let data = w.get(16..used).ok_or(Ok(Short { what: "a record", needed: used }))?;
         let nanos_part = if nanos { frac } else { frac.saturating_mul(1000) };
         Ok(Some((Record { ts: Timestamp::from_parts(i64::from(secs), nanos_part), link_type, data, wire_len }, used)))
+    }
+
+    /// A record longer than any snapshot: kept out of line, off the path of every good record.
+    #[cold]
+    fn too_long(&self, caplen: u32, snaplen: u32) -> FileError {
+        FileError::Corrupt {
+            offset: self.position,
+            what: format!("record length {caplen} is larger than the snapshot length {snaplen}"),
+        }
     }
 
     /// The next packet record from the front of `w`, reading (and consuming) the blocks before it.
