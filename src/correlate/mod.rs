@@ -236,8 +236,8 @@ pub struct Correlator {
     /// The slot the event at hand reached, whose times need refreshing.
     touched: Option<usize>,
     free_slots: Vec<usize>,
-    /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair that
-    /// holds 8 bytes an attempt rather than its 64-byte key (see [`ends_hash`]).
+    /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair (see
+    /// [`ends_hash`]) that holds 8 bytes an attempt; the ends themselves are in `slot_ends`.
     current: HashTable<usize>,
     /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
     neighbors: VecDeque<NeighborObservation>,
@@ -273,26 +273,73 @@ struct SlotTimes {
 /// The times of an empty slot: it never expires.
 const FREE_SLOT: SlotTimes = SlotTimes { expires: Timestamp(i64::MAX), opened: Timestamp(i64::MAX) };
 
-/// A slot's two ends, and how its attempt takes a segment that carries neither SYN nor RST.
+/// One end of a flow as lookups compare it: the address's bits (IPv4 in the low 32) and the port,
+/// tagged by family. Plain integers: a replay compares millions of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct End {
+    addr: [u64; 2],
+    /// The port in the low 16 bits; bit 16 set for IPv6.
+    port_and_family: u32,
+}
+
+impl End {
+    fn of(e: SocketAddr) -> End {
+        let (bits, v6) = match e.ip() {
+            IpAddr::V4(ip) => (u128::from(u32::from(ip)), 0),
+            IpAddr::V6(ip) => (u128::from(ip), 1 << 16),
+        };
+        End { addr: [bits as u64, (bits >> 64) as u64], port_and_family: u32::from(e.port()) | v6 }
+    }
+
+    /// A hash of the end: the 64-bit finalizer of MurmurHash3 (fmix64), so every input bit moves
+    /// every output bit.
+    fn hash(self) -> u64 {
+        let folded = self.addr[0] ^ self.addr[1].rotate_left(29) ^ u64::from(self.port_and_family) << 47;
+        let mut h = folded ^ (folded >> 33);
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// The hash of a flow's two ends, whichever is given first, so that one lookup finds its attempt
+/// from either direction: a commutative mix of the two ends' hashes.
+fn ends_hash(a: End, b: End) -> u64 {
+    a.hash().wrapping_add(b.hash())
+}
+
+/// A slot's two ends, and how its attempt takes a segment that carries neither SYN nor RST: what
+/// the lookup of every segment reads, kept small (40 bytes) so that the slots stay in cache.
 #[derive(Clone, Copy, Debug)]
 struct SlotEnds {
-    key: FlowKey,
+    client: End,
+    server: End,
+    /// Segments counted by [`Correlator::offer_segment`], added to the attempt when it is finished.
+    counted: u32,
     /// Whether such a segment from the client only adds to the count of later segments: true once
     /// the attempt is decided, unless the ACK that completes the handshake is still to come
     /// (`AttemptState::on_client_segment`). From the server, such a segment is always only counted.
     client_segments_counted: bool,
-    /// Segments counted by [`Correlator::offer_segment`], added to the attempt when it is finished.
-    counted: u64,
 }
 
 impl SlotEnds {
-    fn of(a: &AttemptState, counted: u64) -> SlotEnds {
+    fn of(a: &AttemptState, counted: u32) -> SlotEnds {
         let client_segments_counted = match a.verdict.as_ref().map(|v| &v.decision) {
             None => false,
             Some(Decision::Established { .. }) => a.handshake_acked || a.server_isn.is_none(),
             Some(_) => true,
         };
-        SlotEnds { key: a.key, client_segments_counted, counted }
+        SlotEnds { client: End::of(a.key.client), server: End::of(a.key.server), counted, client_segments_counted }
+    }
+
+    /// Whether `a` and `b` are its two ends, in either order.
+    fn joins(&self, a: End, b: End) -> bool {
+        (self.client == a && self.server == b) || (self.client == b && self.server == a)
+    }
+
+    fn hash(&self) -> u64 {
+        ends_hash(self.client, self.server)
     }
 }
 
@@ -355,31 +402,6 @@ pub struct Spare(Box<AttemptState>);
 /// hand-overs. (More costs memory: a pool of 2,048 raised a replay's peak from 30 to 43 MiB.)
 const MAX_SPARES: usize = 512;
 
-/// The hash of a flow's two ends, whichever is given first, so that one lookup finds its attempt
-/// from either direction: a commutative mix of the two endpoints' hashes. This runs for nearly
-/// every record of a replay, so it hashes the addresses' bits, not their `Hash` implementations.
-fn ends_hash(a: SocketAddr, b: SocketAddr) -> u64 {
-    fn endpoint(e: SocketAddr) -> u64 {
-        let bits = match e.ip() {
-            IpAddr::V4(ip) => u128::from(u32::from(ip)),
-            IpAddr::V6(ip) => u128::from(ip),
-        };
-        let folded = (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29) ^ u64::from(e.port()) << 48;
-        // The 64-bit finalizer of MurmurHash3 (fmix64): every input bit moves every output bit.
-        let mut h = folded ^ (folded >> 33);
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-    endpoint(a).wrapping_add(endpoint(b))
-}
-
-/// Whether `a` and `b` are the two ends of `key`, in either order.
-fn same_ends(key: &FlowKey, a: SocketAddr, b: SocketAddr) -> bool {
-    (key.client == a && key.server == b) || (key.client == b && key.server == a)
-}
-
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
 /// long capture of a misbehaving flow cannot grow one timeline without bound.
 const MAX_LATE_ENTRIES: usize = 16;
@@ -431,8 +453,9 @@ impl Correlator {
 
     /// The open attempt between these two endpoints, in either direction.
     fn find(&self, a: SocketAddr, b: SocketAddr) -> Option<usize> {
+        let (a, b) = (End::of(a), End::of(b));
         let ends = &self.slot_ends;
-        self.current.find(ends_hash(a, b), |&i| same_ends(&ends[i].key, a, b)).copied()
+        self.current.find(ends_hash(a, b), |&i| ends[i].joins(a, b)).copied()
     }
 
     /// Whether a segment between these two endpoints belongs to an open attempt, in either direction.
@@ -447,7 +470,8 @@ impl Correlator {
     pub fn offer_segment(&mut self, ts: Timestamp, src: SocketAddr, dst: SocketAddr) -> Offered {
         let Some(i) = self.find(src, dst) else { return Offered::Skipped };
         let ends = self.slot_ends[i];
-        if ends.key.client == src && !ends.client_segments_counted {
+        // (A full count goes the long way, to the attempt's own 64-bit count.)
+        if (ends.client == End::of(src) && !ends.client_segments_counted) || ends.counted == u32::MAX {
             return Offered::NeedsDecode;
         }
         // What `push` would do first: move the clock, which may sweep or finish this attempt.
@@ -546,7 +570,7 @@ impl Correlator {
     /// The open attempt between `src` and `dst`, and whether `src` is its client.
     fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
         let i = self.find(src, dst)?;
-        let from_client = self.slot_ends[i].key.client == src;
+        let from_client = self.slot_ends[i].client == End::of(src);
         let clock = self.clock;
         if self.streaming && self.slot_times[i].expires < clock {
             self.retire(i, clock, false);
@@ -682,9 +706,12 @@ impl Correlator {
         };
         self.touched = Some(index);
         let slot_ends = &self.slot_ends;
-        let rehash = |&i: &usize| ends_hash(slot_ends[i].key.client, slot_ends[i].key.server);
-        let (client, server) = (key.client, key.server);
-        match self.current.entry(ends_hash(client, server), |&i| same_ends(&slot_ends[i].key, client, server), rehash) {
+        let (client, server) = (End::of(key.client), End::of(key.server));
+        match self.current.entry(
+            ends_hash(client, server),
+            |&i| slot_ends[i].joins(client, server),
+            |&i| slot_ends[i].hash(),
+        ) {
             hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = index,
             hash_table::Entry::Vacant(slot) => {
                 slot.insert(index);
@@ -750,9 +777,9 @@ impl Correlator {
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.slot_times[i] = FREE_SLOT;
-        a.later_segments += std::mem::take(&mut self.slot_ends[i].counted);
+        a.later_segments += u64::from(std::mem::take(&mut self.slot_ends[i].counted));
         self.free_slots.push(i);
-        if let Ok(slot) = self.current.find_entry(ends_hash(a.key.client, a.key.server), |&j| j == i) {
+        if let Ok(slot) = self.current.find_entry(self.slot_ends[i].hash(), |&j| j == i) {
             slot.remove();
         }
         a.attach_neighbors(&self.neighbors);
