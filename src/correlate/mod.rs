@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
 use hashbrown::hash_table::{self, HashTable};
+use smallvec::SmallVec;
 
 use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
@@ -173,8 +174,10 @@ struct AttemptState {
     isn: u32,
     /// ISN + 1 + bytes of data on the SYN (TCP Fast Open): the end of the window an answer must acknowledge.
     snd_nxt: u32,
-    syn_times: Vec<Timestamp>,
-    entries: Vec<Step>,
+    /// (Inline room for the common case, a SYN and one retransmit, and a handshake's three entries:
+    /// one allocation, and one cache miss, fewer an attempt.)
+    syn_times: SmallVec<[Timestamp; 2]>,
+    entries: SmallVec<[Step; 3]>,
     /// When the first evidence of the attempt came.
     opened_at: Timestamp,
     /// When the last packet that can change the attempt came (segments after the handshake do not count).
@@ -849,8 +852,8 @@ impl AttemptState {
             isn,
             snd_nxt,
             // Empty, so that nothing is allocated when `insert` hands it the buffers of a spare.
-            syn_times: Vec::new(),
-            entries: Vec::new(),
+            syn_times: SmallVec::new(),
+            entries: SmallVec::new(),
             opened_at: ts,
             last_seen: ts,
             verdict: None,
@@ -869,15 +872,18 @@ impl AttemptState {
 
     /// Takes over the (emptied) buffers of a worded attempt, keeping what `self` holds already.
     fn adopt_buffers(&mut self, old: &mut AttemptState) {
-        fn adopt<T>(mine: &mut Vec<T>, old: &mut Vec<T>) {
-            let mut buffer = std::mem::take(old);
-            buffer.clear();
-            buffer.append(mine);
-            *mine = buffer;
+        // Most attempts fit in the inline space; a buffer that spilled to the heap is worth keeping.
+        // (`resolving` is empty but for ARP/ND failures: not worth it.)
+        fn adopt<A: smallvec::Array>(mine: &mut SmallVec<A>, old: &mut SmallVec<A>) {
+            if old.spilled() {
+                let mut buffer = std::mem::take(old);
+                buffer.clear();
+                buffer.extend(mine.drain(..));
+                *mine = buffer;
+            }
         }
         adopt(&mut self.entries, &mut old.entries);
         adopt(&mut self.syn_times, &mut old.syn_times);
-        adopt(&mut self.resolving, &mut old.resolving);
     }
 
     /// When the first evidence of the attempt came.
