@@ -300,9 +300,18 @@ pub struct TcpPeek {
 /// skip the full decode of the data segments no attempt needs. `None` for anything else and for
 /// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
 pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
-    let ip = match link::strip(link_type, frame).ok()?.payload {
-        NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => bytes,
-        _ => return None,
+    // Untagged Ethernet carrying IP, the common case, without the general link-layer walk.
+    let untagged_ethernet_ip = link_type == LinkType::ETHERNET
+        && frame
+            .get(12..14)
+            .is_some_and(|t| matches!(u16::from_be_bytes([t[0], t[1]]), ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
+    let ip = if untagged_ethernet_ip {
+        &frame[14..]
+    } else {
+        match link::strip(link_type, frame).ok()?.payload {
+            NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => bytes,
+            _ => return None,
+        }
     };
     let (src, dst, tcp): (IpAddr, IpAddr, &[u8]) = match ip.first()? >> 4 {
         4 => {
