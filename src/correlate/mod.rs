@@ -647,7 +647,7 @@ impl Correlator {
                 // 3.10.7.1, tcp_v4_send_reset): it reveals an attempt whose SYN is not in the capture,
                 // as when this host's own firewall forges the reset before the SYN reaches the wire.
                 let key = FlowKey::from_server(seg.src, seg.dst);
-                let i = self.insert(key, AttemptState::new(key, seg.ack.wrapping_sub(1), seg.ack, ts));
+                let i = self.insert(key, seg.ack.wrapping_sub(1), seg.ack, ts);
                 if let Some(a) = self.attempt(i) {
                     a.on_server_rst(ts, frame, on_loopback, seg);
                 }
@@ -673,26 +673,26 @@ impl Correlator {
             LinkDirection::ToUs => Some("This capture was taken on the server: the SYN arrived at the capturing host."),
             _ => None,
         };
-        let mut state = AttemptState::new(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts);
-        state.capture_side = capture_side;
-        let i = self.insert(key, state);
+        let i = self.insert(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts);
         if let Some(a) = self.attempt(i) {
+            a.capture_side = capture_side;
             a.syn_times.push(ts);
             a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
         }
     }
 
-    fn insert(&mut self, key: FlowKey, mut state: AttemptState) -> usize {
-        let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
-        let ends = SlotEnds::of(&state, 0);
+    /// Opens an attempt as [`AttemptState::new`] describes it, in the memory of a spare if there
+    /// is one, and returns its slot.
+    fn insert(&mut self, key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp) -> usize {
         let state = match self.spares.pop() {
             Some(Spare(mut spare)) => {
-                state.adopt_buffers(&mut spare);
-                *spare = state;
+                spare.reset(key, isn, snd_nxt, ts);
                 spare
             }
-            None => Box::new(state),
+            None => Box::new(AttemptState::new(key, isn, snd_nxt, ts)),
         };
+        let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
+        let ends = SlotEnds::of(&state, 0);
         let index = match self.free_slots.pop() {
             Some(free) => {
                 self.attempts[free] = Some(state);
@@ -765,8 +765,7 @@ impl Correlator {
             // The quoted SYN is not in the capture (ARP failed, or capture started late): the ICMP
             // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not an attempt.
             None if tcp.flags.is_none_or(TcpFlags::is_syn_only) => {
-                let state = AttemptState::new(key, tcp.seq, tcp.seq.wrapping_add(1), ts);
-                self.insert(key, state)
+                self.insert(key, tcp.seq, tcp.seq.wrapping_add(1), ts)
             }
             None => return,
         };
@@ -851,7 +850,6 @@ impl AttemptState {
             key,
             isn,
             snd_nxt,
-            // Empty, so that nothing is allocated when `insert` hands it the buffers of a spare.
             syn_times: SmallVec::new(),
             entries: SmallVec::new(),
             opened_at: ts,
@@ -870,20 +868,39 @@ impl AttemptState {
         }
     }
 
-    /// Takes over the (emptied) buffers of a worded attempt, keeping what `self` holds already.
-    fn adopt_buffers(&mut self, old: &mut AttemptState) {
-        // Most attempts fit in the inline space; a buffer that spilled to the heap is worth keeping.
-        // (`resolving` is empty but for ARP/ND failures: not worth it.)
-        fn adopt<A: smallvec::Array>(mine: &mut SmallVec<A>, old: &mut SmallVec<A>) {
-            if old.spilled() {
-                let mut buffer = std::mem::take(old);
-                buffer.clear();
-                buffer.extend(mine.drain(..));
-                *mine = buffer;
-            }
-        }
-        adopt(&mut self.entries, &mut old.entries);
-        adopt(&mut self.syn_times, &mut old.syn_times);
+    /// Makes a worded attempt's memory a new attempt, as [`AttemptState::new`] builds it, field by
+    /// field rather than by moving a whole new state in (half a kilobyte), and keeping the buffers
+    /// its timeline and SYN times spilled to. (The destructuring makes a new field a compile error
+    /// here until it is reset too.)
+    fn reset(&mut self, key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp) {
+        let AttemptState {
+            key: old_key,
+            isn: old_isn,
+            snd_nxt: old_snd_nxt,
+            syn_times,
+            entries,
+            opened_at,
+            last_seen,
+            verdict,
+            soft_error,
+            server_isn,
+            handshake_acked,
+            superseded_at,
+            later_segments,
+            capture_side,
+            resolving,
+            synack_unseen_by_client,
+            quick_retransmits,
+            unacceptable_ack_at,
+        } = self;
+        (*old_key, *old_isn, *old_snd_nxt) = (key, isn, snd_nxt);
+        syn_times.clear();
+        entries.clear();
+        (*opened_at, *last_seen) = (ts, ts);
+        (*verdict, *soft_error, *server_isn, *handshake_acked) = (None, None, None, false);
+        (*superseded_at, *later_segments, *capture_side) = (None, 0, None);
+        resolving.clear();
+        (*synack_unseen_by_client, *quick_retransmits, *unacceptable_ack_at) = (false, 0, None);
     }
 
     /// When the first evidence of the attempt came.
