@@ -102,6 +102,8 @@ pub fn replay_file(
                             let (attempt, spare) = finished.report_and_spare();
                             sink.show(attempt, &mut buf)?;
                             spared.push(spare);
+                        } else {
+                            spared.push(finished.into_spare());
                         }
                     }
                     out.write_all(&buf)?;

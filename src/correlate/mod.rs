@@ -388,6 +388,11 @@ impl Finished {
         self.report_and_spare().0
     }
 
+    /// Its memory, to give back to the correlator unworded (an attempt a filter leaves out).
+    pub fn into_spare(self) -> Spare {
+        Spare(self.state)
+    }
+
     /// The reported attempt, and what is left of its state to give back to the correlator (see
     /// [`Correlator::take_spares`]).
     pub fn report_and_spare(mut self) -> (Attempt, Spare) {
