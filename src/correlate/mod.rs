@@ -477,7 +477,11 @@ impl Correlator {
     /// or of established ones whose attempt only counts them, so a reader need not decode them.
     /// The result is exactly what decoding and pushing the segment would do.
     pub fn offer_segment(&mut self, ts: Timestamp, src: SocketAddr, dst: SocketAddr) -> Offered {
-        let Some(i) = self.find(src, dst) else { return Offered::Skipped };
+        let Some(i) = self.find(src, dst) else {
+            // Skipped, but its time still moves the clock, as pushing it would.
+            self.advance_clock(ts);
+            return Offered::Skipped;
+        };
         let ends = self.slot_ends[i];
         // (A full count goes the long way, to the attempt's own 64-bit count.)
         if (ends.client == End::of(src) && !ends.client_segments_counted) || ends.counted == u32::MAX {

@@ -1,12 +1,13 @@
 //! Property tests: arbitrary bytes into the decoder for every link type, arbitrary event sequences
-//! into the correlator. Nothing panics, memory does not outlive the capture's clock, and what a flow
-//! reports does not depend on how it was interleaved with other flows at the same instants.
+//! into the correlator. Nothing panics, memory does not outlive the capture's clock, what a flow
+//! reports does not depend on how it was interleaved with other flows at the same instants, and
+//! the replay's shortcuts report what the plain correlator reports.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use proptest::prelude::*;
-use synscope::correlate::{correlate, Correlator};
+use synscope::correlate::{correlate, Correlator, Offered};
 use synscope::decode::{
     self, IcmpError, IcmpErrorKind, LinkDirection, LinkType, Packet, PacketBody, QuotedPacket, QuotedTcp, TcpFlags,
     TcpOptions, TcpSegment,
@@ -147,6 +148,41 @@ proptest! {
         prop_assert_eq!(correlator.open_attempts(), 0);
         let all = correlate(events, SynTiming::default(), None);
         prop_assert_eq!(reported, all.len());
+    }
+
+    /// The replay's shortcuts change nothing: offering segments without SYN or RST by their ends
+    /// (and pushing only those that need decoding), and building attempts in the memory of worded
+    /// ones, report exactly what pushing every event into a fresh correlator reports.
+    #[test]
+    fn prop_replay_shortcuts_report_what_correlate_reports(events in arb_events()) {
+        let mut correlator = Correlator::streaming(SynTiming::default());
+        let mut reported = Vec::new();
+        for e in &events {
+            let offered = match &e.kind {
+                EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. }
+                    if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 =>
+                {
+                    correlator.offer_segment(e.ts, seg.src, seg.dst)
+                }
+                _ => Offered::NeedsDecode,
+            };
+            if offered == Offered::NeedsDecode {
+                correlator.push(e);
+            }
+            let (words, spares): (Vec<_>, Vec<_>) =
+                correlator.drain_finished().map(|f| f.report_and_spare()).unzip();
+            reported.extend(words);
+            correlator.take_spares(spares);
+        }
+        let end = events.last().map_or(Timestamp(0), |e| e.ts);
+        reported.extend(correlator.finish(end));
+        let as_json = |attempts: Vec<synscope::timeline::Attempt>| -> Vec<String> {
+            let mut lines: Vec<String> =
+                attempts.iter().map(|a| serde_json::to_string(a).unwrap_or_default()).collect();
+            lines.sort();
+            lines
+        };
+        prop_assert_eq!(as_json(reported), as_json(correlate(events, SynTiming::default(), None)));
     }
 
     /// Two worlds of flows whose events share instants: however the ties between them are broken,
