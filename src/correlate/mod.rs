@@ -584,9 +584,9 @@ impl Correlator {
     fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
         let i = self.find(src, dst)?;
         let from_client = self.slot_ends[i].client == End::of(src);
-        let clock = self.clock;
-        if self.streaming && self.slot_times[i].expires < clock {
-            self.retire(i, clock, false);
+        let expires = self.slot_times[i].expires;
+        if self.streaming && expires < self.clock {
+            self.retire(i, expires, false);
             return None;
         }
         self.touched = Some(i);
@@ -785,7 +785,9 @@ impl Correlator {
     }
 
     /// Finishes attempt `i`: attaches its neighbour observations, decides its verdict with the
-    /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it.
+    /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it. An attempt
+    /// whose time is up is finished with its expiry as horizon, not the time the clock passed it:
+    /// that depends on which records moved the clock, and a replay skips most without looking.
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.slot_times[i] = FREE_SLOT;
@@ -808,7 +810,7 @@ impl Correlator {
         for i in 0..self.slot_times.len() {
             let times = self.slot_times[i];
             if times.expires < now {
-                self.retire(i, now, false);
+                self.retire(i, times.expires, false);
             } else {
                 oldest_open = oldest_open.min(times.opened);
             }

@@ -716,3 +716,20 @@ fn test_a_spare_carries_nothing_into_the_next_attempt() {
     assert_eq!(reused, fresh);
     assert_eq!(fresh[0].events.len(), 2);
 }
+
+#[test]
+fn test_an_expired_attempt_reads_the_same_whenever_the_clock_passed_it() {
+    // Two SYNs whose gap is not Linux's, then silence; the next record of the capture (another
+    // flow) comes 20 s or 60 s later. The attempt's words must not depend on which.
+    let first_attempt = |next_record_ms: i64| -> Attempt {
+        let events = vec![
+            syn(0, 1),
+            syn(2_500, 2),
+            packet(next_record_ms, 3, segment("192.0.2.11:40000", SERVER, TcpFlags::SYN, 7, 0)),
+        ];
+        correlate(events, SynTiming::default(), None).remove(0)
+    };
+    let (soon, late) = (first_attempt(20_000), first_attempt(60_000));
+    assert_eq!(soon, late);
+    assert!(soon.cause.contains("sends nothing more for 7.60 s after its last SYN"), "{}", soon.cause);
+}
