@@ -467,11 +467,6 @@ impl Correlator {
         self.current.find(ends_hash(a, b), |&i| ends[i].joins(a, b)).copied()
     }
 
-    /// Whether a segment between these two endpoints belongs to an open attempt, in either direction.
-    pub fn has_flow(&self, a: SocketAddr, b: SocketAddr) -> bool {
-        self.find(a, b).is_some()
-    }
-
     /// Offers a TCP segment at `ts` from `src` to `dst` that carries neither SYN nor RST, known by
     /// its endpoints alone: most segments of a capture are data of connections no attempt needs,
     /// or of established ones whose attempt only counts them, so a reader need not decode them.
