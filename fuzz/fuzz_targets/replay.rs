@@ -1,12 +1,13 @@
 //! Fuzzes whole-file replay: any bytes as a capture file, read both whole and through small
-//! windows (which must agree), every record decoded and streamed through the correlator, every
-//! attempt worded. It must never panic.
+//! windows (which must agree), then streamed through the correlator as `synscope replay` does it,
+//! every attempt worded. It must never panic, and (for records in time order) the replay's
+//! shortcuts must report what a plain correlator given every decoded packet reports.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use synscope::capfile::{CaptureReader, CaptureStream, Next};
-use synscope::correlate::Correlator;
-use synscope::decode;
+use synscope::correlate::{correlate, Correlator, Offered};
+use synscope::decode::{self, TcpFlags};
 use synscope::event::{Event, EventKind};
 use synscope::linux::SynTiming;
 
@@ -37,17 +38,56 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(windowed, whole);
     }
 
+    // As `synscope replay` reads: segments without SYN or RST offered by their peeked ends and
+    // decoded only when they may change an attempt, attempts built in worded ones' memory.
+    let records: Vec<_> = whole.into_iter().map_while(Result::ok).collect();
+    let end = records.iter().map(|r| r.0).max().unwrap_or_default();
     let mut correlator = Correlator::streaming(SynTiming::default());
-    let mut last = None;
-    for (frame, record) in whole.into_iter().enumerate() {
-        let Ok((ts, link, bytes)) = record else { break };
-        last = Some(ts);
-        if let Ok(packet) = decode::decode(link, bytes) {
-            correlator.push(&Event { ts, kind: EventKind::Packet { frame: frame as u64 + 1, packet } });
-            for finished in correlator.drain_finished() {
-                let _ = finished.report();
+    let mut streamed = Vec::new();
+    for (frame, &(ts, link, bytes)) in records.iter().enumerate() {
+        if let Some(peek) = decode::peek_tcp(link, bytes) {
+            if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+                && correlator.offer_segment(ts, peek.src, peek.dst) != Offered::NeedsDecode
+            {
+                continue;
             }
         }
+        if let Some(packet) = decoded(link, bytes) {
+            correlator.push(&Event { ts, kind: EventKind::Packet { frame: frame as u64 + 1, packet } });
+        }
+        let (words, spares): (Vec<_>, Vec<_>) = correlator.drain_finished().map(|f| f.report_and_spare()).unzip();
+        streamed.extend(words);
+        correlator.take_spares(spares);
     }
-    let _ = correlator.finish(last.unwrap_or_default());
+    streamed.extend(correlator.finish(end));
+
+    // In time order, the shortcuts must report word for word what the plain correlator reports.
+    if records.windows(2).all(|w| w[0].0 <= w[1].0) {
+        let events: Vec<Event> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(frame, &(ts, link, bytes))| {
+                let packet = decoded(link, bytes)?;
+                Some(Event { ts, kind: EventKind::Packet { frame: frame as u64 + 1, packet } })
+            })
+            .collect();
+        let as_json = |attempts: Vec<synscope::timeline::Attempt>| -> Vec<Vec<u8>> {
+            let mut lines: Vec<Vec<u8>> = attempts
+                .iter()
+                .map(|a| {
+                    let mut line = Vec::new();
+                    let _ = synscope::render::json::attempt_into(&mut line, a);
+                    line
+                })
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(as_json(streamed), as_json(correlate(events, SynTiming::default(), Some(end))));
+    }
 });
+
+/// What a replay pushes for a record: its decoded packet, unless it says nothing about attempts.
+fn decoded(link: decode::LinkType, bytes: &[u8]) -> Option<decode::Packet> {
+    decode::decode(link, bytes).ok().filter(|p| !matches!(p.body, decode::PacketBody::Other(_)))
+}
