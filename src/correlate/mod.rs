@@ -328,13 +328,18 @@ struct SlotEnds {
 }
 
 impl SlotEnds {
-    fn of(a: &AttemptState, counted: u32) -> SlotEnds {
-        let client_segments_counted = match a.verdict.as_ref().map(|v| &v.decision) {
+    fn of(a: &AttemptState) -> SlotEnds {
+        let (client, server) = (End::of(a.key.client), End::of(a.key.server));
+        SlotEnds { client, server, counted: 0, client_segments_counted: Self::counts_client_segments(a) }
+    }
+
+    /// What `client_segments_counted` says of `a` now (unlike a slot's ends, it changes).
+    fn counts_client_segments(a: &AttemptState) -> bool {
+        match a.verdict.as_ref().map(|v| &v.decision) {
             None => false,
             Some(Decision::Established { .. }) => a.handshake_acked || a.server_isn.is_none(),
             Some(_) => true,
-        };
-        SlotEnds { client: End::of(a.key.client), server: End::of(a.key.server), counted, client_segments_counted }
+        }
     }
 
     /// Whether `a` and `b` are its two ends, in either order.
@@ -460,11 +465,12 @@ impl Correlator {
         self.current.len()
     }
 
-    /// The open attempt between these two endpoints, in either direction.
-    fn find(&self, a: SocketAddr, b: SocketAddr) -> Option<usize> {
-        let (a, b) = (End::of(a), End::of(b));
+    /// The open attempt from `src` to `dst` or back, and whether `src` is its client.
+    fn find(&self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
+        let (src, dst) = (End::of(src), End::of(dst));
         let ends = &self.slot_ends;
-        self.current.find(ends_hash(a, b), |&i| ends[i].joins(a, b)).copied()
+        let &i = self.current.find(ends_hash(src, dst), |&i| ends[i].joins(src, dst))?;
+        Some((i, ends[i].client == src))
     }
 
     /// Offers a TCP segment at `ts` from `src` to `dst` that carries neither SYN nor RST, known by
@@ -472,14 +478,14 @@ impl Correlator {
     /// or of established ones whose attempt only counts them, so a reader need not decode them.
     /// The result is exactly what decoding and pushing the segment would do.
     pub fn offer_segment(&mut self, ts: Timestamp, src: SocketAddr, dst: SocketAddr) -> Offered {
-        let Some(i) = self.find(src, dst) else {
+        let Some((i, from_client)) = self.find(src, dst) else {
             // Skipped, but its time still moves the clock, as pushing it would.
             self.advance_clock(ts);
             return Offered::Skipped;
         };
         let ends = self.slot_ends[i];
         // (A full count goes the long way, to the attempt's own 64-bit count.)
-        if (ends.client == End::of(src) && !ends.client_segments_counted) || ends.counted == u32::MAX {
+        if (from_client && !ends.client_segments_counted) || ends.counted == u32::MAX {
             return Offered::NeedsDecode;
         }
         // What `push` would do first: move the clock, which may sweep or finish this attempt.
@@ -519,7 +525,7 @@ impl Correlator {
         if let Some(i) = self.touched.take() {
             if let Some(a) = self.attempts.get(i).and_then(Option::as_deref) {
                 self.slot_times[i] = SlotTimes { expires: retire::expires_at(a), opened: a.first_seen() };
-                self.slot_ends[i] = SlotEnds::of(a, self.slot_ends[i].counted);
+                self.slot_ends[i].client_segments_counted = SlotEnds::counts_client_segments(a);
             }
         }
     }
@@ -577,8 +583,7 @@ impl Correlator {
 
     /// The open attempt between `src` and `dst`, and whether `src` is its client.
     fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
-        let i = self.find(src, dst)?;
-        let from_client = self.slot_ends[i].client == End::of(src);
+        let (i, from_client) = self.find(src, dst)?;
         let expires = self.slot_times[i].expires;
         if self.streaming && expires < self.clock {
             self.retire(i, expires, false);
@@ -697,7 +702,7 @@ impl Correlator {
             None => Box::new(AttemptState::new(key, isn, snd_nxt, ts)),
         };
         let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
-        let ends = SlotEnds::of(&state, 0);
+        let ends = SlotEnds::of(&state);
         let index = match self.free_slots.pop() {
             Some(free) => {
                 self.attempts[free] = Some(state);
