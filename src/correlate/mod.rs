@@ -494,8 +494,7 @@ impl Correlator {
         if sweeps || (self.streaming && self.slot_times[i].expires < clock) {
             return Offered::NeedsDecode;
         }
-        self.clock = self.clock_for(ts);
-        self.now = self.now.max(self.clock);
+        self.advance_clock(ts); // (no sweep is due: checked above)
         self.slot_ends[i].counted += 1;
         Offered::Counted
     }
