@@ -63,6 +63,48 @@ impl FlowKey {
     }
 }
 
+/// One end of a flow as lookups compare it: the address's bits (IPv4 in the low 32) and the port,
+/// tagged by family. Plain integers, read straight from a packet's bytes by `decode::peek_tcp`: a
+/// replay compares millions of these, and building a `SocketAddr` for each cost more than the test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct End {
+    addr: [u64; 2],
+    /// The port in the low 16 bits; bit 16 set for IPv6.
+    port_and_family: u32,
+}
+
+impl End {
+    /// The end of `e`.
+    pub fn of(e: SocketAddr) -> End {
+        match e.ip() {
+            IpAddr::V4(ip) => End::v4(ip.octets(), e.port()),
+            IpAddr::V6(ip) => End::v6(ip.octets(), e.port()),
+        }
+    }
+
+    /// An IPv4 end from the address's bytes in network order.
+    pub fn v4(addr: [u8; 4], port: u16) -> End {
+        End { addr: [u64::from(u32::from_be_bytes(addr)), 0], port_and_family: u32::from(port) }
+    }
+
+    /// An IPv6 end from the address's bytes in network order.
+    pub fn v6(addr: [u8; 16], port: u16) -> End {
+        let bits = u128::from_be_bytes(addr);
+        End { addr: [bits as u64, (bits >> 64) as u64], port_and_family: u32::from(port) | 1 << 16 }
+    }
+
+    /// A hash of the end: the 64-bit finalizer of MurmurHash3 (fmix64), so every input bit moves
+    /// every output bit.
+    pub fn hash(self) -> u64 {
+        let folded = self.addr[0] ^ self.addr[1].rotate_left(29) ^ u64::from(self.port_and_family) << 47;
+        let mut h = folded ^ (folded >> 33);
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
 /// Which way a packet went, seen from the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dir {

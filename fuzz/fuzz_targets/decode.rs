@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use synscope::decode::{self, LinkType, Packet, PacketBody};
+use synscope::flow::End;
 
 
 fuzz_target!(|data: &[u8]| {
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(peek) = decode::peek_tcp(link, frame) {
         match decoded {
             Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
-                assert_eq!((peek.src, peek.dst, peek.flags), (seg.src, seg.dst, seg.flags))
+                assert_eq!((peek.src, peek.dst, peek.flags), (End::of(seg.src), End::of(seg.dst), seg.flags))
             }
             other => panic!("peek says TCP {peek:?}, decode says {other:?}"),
         }

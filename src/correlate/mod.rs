@@ -27,7 +27,7 @@ use crate::decode::{
     ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
 };
 use crate::event::{Event, EventKind, KernelObservation, Span, SyscallEvent, Timestamp};
-use crate::flow::{Dir, Family, FlowKey};
+use crate::flow::{Dir, End, Family, FlowKey};
 use crate::linux::{icmpv4_effect, icmpv6_effect, Errno, IcmpEffect, SynTiming};
 use crate::timeline::{Attempt, Entry, What};
 
@@ -276,36 +276,6 @@ struct SlotTimes {
 /// The times of an empty slot: it never expires.
 const FREE_SLOT: SlotTimes = SlotTimes { expires: Timestamp(i64::MAX), opened: Timestamp(i64::MAX) };
 
-/// One end of a flow as lookups compare it: the address's bits (IPv4 in the low 32) and the port,
-/// tagged by family. Plain integers: a replay compares millions of these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct End {
-    addr: [u64; 2],
-    /// The port in the low 16 bits; bit 16 set for IPv6.
-    port_and_family: u32,
-}
-
-impl End {
-    fn of(e: SocketAddr) -> End {
-        let (bits, v6) = match e.ip() {
-            IpAddr::V4(ip) => (u128::from(u32::from(ip)), 0),
-            IpAddr::V6(ip) => (u128::from(ip), 1 << 16),
-        };
-        End { addr: [bits as u64, (bits >> 64) as u64], port_and_family: u32::from(e.port()) | v6 }
-    }
-
-    /// A hash of the end: the 64-bit finalizer of MurmurHash3 (fmix64), so every input bit moves
-    /// every output bit.
-    fn hash(self) -> u64 {
-        let folded = self.addr[0] ^ self.addr[1].rotate_left(29) ^ u64::from(self.port_and_family) << 47;
-        let mut h = folded ^ (folded >> 33);
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
 /// The hash of a flow's two ends, whichever is given first, so that one lookup finds its attempt
 /// from either direction: a commutative mix of the two ends' hashes.
 fn ends_hash(a: End, b: End) -> u64 {
@@ -467,7 +437,11 @@ impl Correlator {
 
     /// The open attempt from `src` to `dst` or back, and whether `src` is its client.
     fn find(&self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
-        let (src, dst) = (End::of(src), End::of(dst));
+        self.find_ends(End::of(src), End::of(dst))
+    }
+
+    /// [`Correlator::find`] by the ends' integer form.
+    fn find_ends(&self, src: End, dst: End) -> Option<(usize, bool)> {
         let ends = &self.slot_ends;
         let &i = self.current.find(ends_hash(src, dst), |&i| ends[i].joins(src, dst))?;
         Some((i, ends[i].client == src))
@@ -477,8 +451,8 @@ impl Correlator {
     /// its endpoints alone: most segments of a capture are data of connections no attempt needs,
     /// or of established ones whose attempt only counts them, so a reader need not decode them.
     /// The result is exactly what decoding and pushing the segment would do.
-    pub fn offer_segment(&mut self, ts: Timestamp, src: SocketAddr, dst: SocketAddr) -> Offered {
-        let Some((i, from_client)) = self.find(src, dst) else {
+    pub fn offer_segment(&mut self, ts: Timestamp, src: End, dst: End) -> Offered {
+        let Some((i, from_client)) = self.find_ends(src, dst) else {
             // Skipped, but its time still moves the clock, as pushing it would.
             self.advance_clock(ts);
             return Offered::Skipped;

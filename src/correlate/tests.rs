@@ -8,7 +8,7 @@ use crate::decode::{
     TcpOptions, TcpSegment,
 };
 use crate::event::{Event, EventKind, Timestamp};
-use crate::flow::{Dir, Family};
+use crate::flow::{Dir, End, Family};
 use crate::linux::{Errno, SynTiming};
 use crate::timeline::{Attempt, Outcome, What};
 
@@ -588,8 +588,11 @@ fn test_streaming_finishes_attempts_as_the_clock_passes_them() {
     // A data segment of the finished connection no longer reaches any attempt; one of the open
     // attempt, from its server, is counted by it.
     let later = at_ms(10_001);
-    assert_eq!(correlator.offer_segment(later, addr(CLIENT), addr(SERVER)), super::Offered::Skipped);
-    assert_eq!(correlator.offer_segment(later, addr(SERVER), addr("192.0.2.11:40000")), super::Offered::Counted);
+    assert_eq!(correlator.offer_segment(later, End::of(addr(CLIENT)), End::of(addr(SERVER))), super::Offered::Skipped);
+    assert_eq!(
+        correlator.offer_segment(later, End::of(addr(SERVER)), End::of(addr("192.0.2.11:40000"))),
+        super::Offered::Counted
+    );
 }
 
 #[test]
@@ -673,7 +676,7 @@ fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
             unreachable!("TCP only")
         };
         if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 {
-            let result = correlator.offer_segment(event.ts, seg.src, seg.dst);
+            let result = correlator.offer_segment(event.ts, End::of(seg.src), End::of(seg.dst));
             offered.push(Some(result));
             if result != NeedsDecode {
                 continue;

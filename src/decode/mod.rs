@@ -14,7 +14,7 @@ use etherparse::{ArpOperation, ArpPacketSlice, EtherType, IpNumber, LaxIpSlice, 
 use link::NetPayload;
 pub use link::{LinkDirection, LinkType};
 
-use crate::flow::Family;
+use crate::flow::{End, Family};
 
 /// A decoded packet, reduced to what matters for connection attempts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,9 +289,9 @@ pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpPeek {
     /// Sender.
-    pub src: SocketAddr,
+    pub src: End,
     /// Receiver.
-    pub dst: SocketAddr,
+    pub dst: End,
     /// Flags.
     pub flags: TcpFlags,
 }
@@ -313,7 +313,7 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
             _ => return None,
         }
     };
-    let (src, dst, tcp): (IpAddr, IpAddr, &[u8]) = match ip.first()? >> 4 {
+    let (v6, tcp) = match ip.first()? >> 4 {
         4 => {
             let header_len = usize::from(ip[0] & 0x0f) * 4;
             // Protocol 6 (TCP), and neither "more fragments" nor a fragment offset (RFC 791).
@@ -321,28 +321,24 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
             if header_len < 20 || *ip.get(9)? != 6 || fragmented {
                 return None;
             }
-            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
             // The total length bounds the segment (a capture may pad or cut the frame); 0 is odd: decode it.
             let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
             if total < header_len {
                 return None;
             }
-            (src.into(), dst.into(), ip.get(header_len..total.min(ip.len()))?)
+            (false, ip.get(header_len..total.min(ip.len()))?)
         }
         6 => {
             // Next header 6: TCP right after the fixed header (RFC 8200), no extension headers.
             if *ip.get(6)? != 6 {
                 return None;
             }
-            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
             // The payload length bounds the segment; 0 means a jumbogram (RFC 2675): decode it.
             let payload = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
             if payload == 0 {
                 return None;
             }
-            (src.into(), dst.into(), ip.get(40..(40 + payload).min(ip.len()))?)
+            (true, ip.get(40..(40 + payload).min(ip.len()))?)
         }
         _ => return None,
     };
@@ -350,11 +346,16 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
     if tcp.len() < 20 || tcp[12] >> 4 < 5 {
         return None;
     }
-    Some(TcpPeek {
-        src: SocketAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
-        dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
-        flags: TcpFlags(tcp[13]),
-    })
+    let (sport, dport) = (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]]));
+    // (The header was read above: at least 20 bytes of IPv4, 40 of IPv6.)
+    let (src, dst) = if v6 {
+        let addr = |at: usize| -> Option<[u8; 16]> { ip.get(at..at + 16)?.try_into().ok() };
+        (End::v6(addr(8)?, sport), End::v6(addr(24)?, dport))
+    } else {
+        let addr = |at: usize| -> Option<[u8; 4]> { ip.get(at..at + 4)?.try_into().ok() };
+        (End::v4(addr(12)?, sport), End::v4(addr(16)?, dport))
+    };
+    Some(TcpPeek { src, dst, flags: TcpFlags(tcp[13]) })
 }
 
 fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
@@ -744,7 +745,11 @@ mod tests {
                 answered += 1;
                 match decode(link, &bytes) {
                     Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
-                        assert_eq!((peek.src, peek.dst, peek.flags), (seg.src, seg.dst, seg.flags), "{bytes:02x?}")
+                        assert_eq!(
+                            (peek.src, peek.dst, peek.flags),
+                            (End::of(seg.src), End::of(seg.dst), seg.flags),
+                            "{bytes:02x?}"
+                        )
                     }
                     other => panic!("peek says TCP {peek:?}, decode says {other:?} for {bytes:02x?}"),
                 }

@@ -13,7 +13,7 @@ use synscope::decode::{
     TcpOptions, TcpSegment,
 };
 use synscope::event::{Event, EventKind, Span, Timestamp};
-use synscope::flow::Family;
+use synscope::flow::{End, Family};
 use synscope::linux::SynTiming;
 
 proptest! {
@@ -28,7 +28,7 @@ proptest! {
         if let Some(peek) = decode::peek_tcp(link, &frame) {
             match decoded {
                 Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
-                    prop_assert_eq!((peek.src, peek.dst, peek.flags), (seg.src, seg.dst, seg.flags));
+                    prop_assert_eq!((peek.src, peek.dst, peek.flags), (End::of(seg.src), End::of(seg.dst), seg.flags));
                 }
                 other => prop_assert!(false, "peek {:?} but decode {:?}", peek, other),
             }
@@ -162,7 +162,7 @@ proptest! {
                 EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. }
                     if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 =>
                 {
-                    correlator.offer_segment(e.ts, seg.src, seg.dst)
+                    correlator.offer_segment(e.ts, End::of(seg.src), End::of(seg.dst))
                 }
                 _ => Offered::NeedsDecode,
             };
