@@ -256,6 +256,8 @@ pub struct Correlator {
     next_sweep: Timestamp,
     /// Attempts finished and not yet taken.
     finished: Vec<Finished>,
+    /// The slots a sweep found expired (kept for its capacity).
+    expired: Vec<usize>,
     /// The memory of attempts already worded, given back (see [`Spare`]).
     spares: Vec<Spare>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
@@ -780,14 +782,33 @@ impl Correlator {
         let now = self.now;
         let first_new = self.finished.len();
         let mut oldest_open = now;
-        for i in 0..self.slot_times.len() {
-            let times = self.slot_times[i];
+        let mut expired = std::mem::take(&mut self.expired);
+        expired.clear();
+        for (i, times) in self.slot_times.iter().enumerate() {
             if times.expires < now {
-                self.retire(i, times.expires, false);
+                expired.push(i);
             } else {
                 oldest_open = oldest_open.min(times.opened);
             }
         }
+        // Most expired attempts were last touched seconds of capture ago and sit in no cache. A
+        // pass of independent reads brings in what `retire` reads of each, the misses overlapping;
+        // retiring them one by one would wait for every miss alone.
+        let mut warm = 0u64;
+        for &i in &expired {
+            warm ^= u64::from(self.slot_ends[i].counted);
+            if let Some(a) = self.attempts[i].as_deref() {
+                warm ^= a.later_segments ^ a.syn_times.len() as u64 ^ u64::from(a.key.client.port());
+                warm ^= a.entries.iter().fold(0, |w, e| w ^ e.ts.0 as u64);
+                warm ^= a.verdict.as_ref().map_or(0, |v| v.ts.0 as u64);
+            }
+        }
+        std::hint::black_box(warm);
+        for &i in &expired {
+            let expires = self.slot_times[i].expires;
+            self.retire(i, expires, false);
+        }
+        self.expired = expired;
         let keep_from = retire::neighbors_needed_from(oldest_open);
         while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
             self.neighbors.pop_front();
