@@ -65,7 +65,7 @@ impl FlowKey {
 
 /// One end of a flow as lookups compare it: the address's bits (IPv4 in the low 32) and the port,
 /// tagged by family. Plain integers, read straight from a packet's bytes by `decode::peek_tcp`: a
-/// replay compares millions of these, and building a `SocketAddr` for each cost more than the test.
+/// replay compares millions of these, and needs no `SocketAddr` to do it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct End {
     addr: [u64; 2],

@@ -347,7 +347,7 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
         return None;
     }
     let (sport, dport) = (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]]));
-    // (The header was read above: at least 20 bytes of IPv4, 40 of IPv6.)
+    // (The addresses are there: the header was read above, at least 20 bytes of IPv4, 40 of IPv6.)
     let (src, dst) = if v6 {
         let addr = |at: usize| -> Option<[u8; 16]> { ip.get(at..at + 16)?.try_into().ok() };
         (End::v6(addr(8)?, sport), End::v6(addr(24)?, dport))
