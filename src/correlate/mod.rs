@@ -180,6 +180,9 @@ struct AttemptState {
     entries: SmallVec<[Step; 3]>,
     /// When the first evidence of the attempt came.
     opened_at: Timestamp,
+    /// The frame that opened it: with `opened_at`, it orders attempts that finish together the
+    /// same way whichever memory they happened to be built in.
+    opened_frame: u64,
     /// When the last packet that can change the attempt came (segments after the handshake do not count).
     last_seen: Timestamp,
     verdict: Option<Verdict>,
@@ -342,12 +345,25 @@ pub struct Finished {
     state: Box<AttemptState>,
     horizon: verdict::Horizon,
     timing: SynTiming,
+    by_sweep: bool,
 }
 
 impl Finished {
     /// When its first evidence came.
     pub fn start(&self) -> Timestamp {
         self.state.opened_at
+    }
+
+    /// The frame that opened it (the frame of its first SYN, or of what revealed it).
+    pub fn opened_frame(&self) -> u64 {
+        self.state.opened_frame
+    }
+
+    /// Whether a sweep of the open attempts finished it (its time was up), rather than an event of
+    /// its own. A sweep comes before the event that moved the clock, and finishes its attempts in
+    /// order of start and opening frame; see [`Correlator::drain_finished`].
+    pub fn by_sweep(&self) -> bool {
+        self.by_sweep
     }
 
     /// Its client and server.
@@ -427,9 +443,23 @@ impl Correlator {
         }
     }
 
-    /// The attempts finished since the last call, each complete, in order of start within a batch.
+    /// The attempts finished since the last call, each complete, in the order they finished: for
+    /// one event, first those a sweep finished (see [`Finished::by_sweep`]), by start and opening
+    /// frame, then those the event itself finished.
     pub fn drain_finished(&mut self) -> std::vec::Drain<'_, Finished> {
         self.finished.drain(..)
+    }
+
+    /// Whether attempts finished since [`Correlator::drain_finished`] last took them.
+    pub fn has_finished(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
+    /// Moves the clock for a record that changes no attempt of this correlator but that another
+    /// one, holding other flows, takes: a replay split by flow across threads moves every part's
+    /// clock with every record, so each finishes its attempts at the same record as one correlator would.
+    pub fn tick(&mut self, ts: Timestamp) {
+        self.advance_clock(ts);
     }
 
     /// Attempts open now.
@@ -632,7 +662,7 @@ impl Correlator {
                 // 3.10.7.1, tcp_v4_send_reset): it reveals an attempt whose SYN is not in the capture,
                 // as when this host's own firewall forges the reset before the SYN reaches the wire.
                 let key = FlowKey::from_server(seg.src, seg.dst);
-                let i = self.insert(key, seg.ack.wrapping_sub(1), seg.ack, ts);
+                let i = self.insert(key, seg.ack.wrapping_sub(1), seg.ack, ts, frame);
                 if let Some(a) = self.attempt(i) {
                     a.on_server_rst(ts, frame, on_loopback, seg);
                 }
@@ -658,7 +688,7 @@ impl Correlator {
             LinkDirection::ToUs => Some("This capture was taken on the server: the SYN arrived at the capturing host."),
             _ => None,
         };
-        let i = self.insert(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts);
+        let i = self.insert(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts, frame);
         if let Some(a) = self.attempt(i) {
             a.capture_side = capture_side;
             a.syn_times.push(ts);
@@ -667,15 +697,16 @@ impl Correlator {
     }
 
     /// Opens an attempt as [`AttemptState::new`] describes it, in the memory of a spare if there
-    /// is one, and returns its slot.
-    fn insert(&mut self, key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp) -> usize {
-        let state = match self.spares.pop() {
+    /// is one, and returns its slot; `frame` is the frame that opens it.
+    fn insert(&mut self, key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp, frame: u64) -> usize {
+        let mut state = match self.spares.pop() {
             Some(Spare(mut spare)) => {
                 spare.reset(key, isn, snd_nxt, ts);
                 spare
             }
             None => Box::new(AttemptState::new(key, isn, snd_nxt, ts)),
         };
+        state.opened_frame = frame;
         let times = SlotTimes { expires: retire::expires_at(&state), opened: state.first_seen() };
         let ends = SlotEnds::of(&state);
         let index = match self.free_slots.pop() {
@@ -750,7 +781,7 @@ impl Correlator {
             // The quoted SYN is not in the capture (ARP failed, or capture started late): the ICMP
             // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not an attempt.
             None if tcp.flags.is_none_or(TcpFlags::is_syn_only) => {
-                self.insert(key, tcp.seq, tcp.seq.wrapping_add(1), ts)
+                self.insert(key, tcp.seq, tcp.seq.wrapping_add(1), ts, frame)
             }
             None => return,
         };
@@ -773,7 +804,7 @@ impl Correlator {
         }
         a.attach_neighbors(&self.neighbors);
         let horizon = verdict::Horizon { at: horizon, capture_ended };
-        self.finished.push(Finished { state: a, horizon, timing: self.timing });
+        self.finished.push(Finished { state: a, horizon, timing: self.timing, by_sweep: false });
     }
 
     /// Finishes every open attempt whose time is up, and forgets neighbour observations no open
@@ -813,7 +844,11 @@ impl Correlator {
         while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
             self.neighbors.pop_front();
         }
-        self.finished[first_new..].sort_by_key(Finished::start);
+        let swept = &mut self.finished[first_new..];
+        swept.sort_by_key(|f| (f.start(), f.opened_frame()));
+        for finished in swept {
+            finished.by_sweep = true;
+        }
         self.next_sweep = now.plus(retire::SWEEP_INTERVAL);
     }
 
@@ -834,7 +869,7 @@ impl Correlator {
             self.retire(i, capture_end, true);
         }
         let mut out = std::mem::take(&mut self.finished);
-        out.sort_by_key(Finished::start);
+        out.sort_by_key(|f| (f.start(), f.opened_frame()));
         out
     }
 }
@@ -859,6 +894,7 @@ impl AttemptState {
             syn_times: SmallVec::new(),
             entries: SmallVec::new(),
             opened_at: ts,
+            opened_frame: 0,
             last_seen: ts,
             verdict: None,
             soft_error: None,
@@ -874,13 +910,12 @@ impl AttemptState {
         }
     }
 
-    /// Makes a worded attempt's memory a new attempt, as [`AttemptState::new`] builds it, keeping
-    /// the buffers its timeline and SYN times spilled to.
+    /// Makes a worded attempt's memory a new attempt, as [`AttemptState::new`] builds it. Buffers
+    /// its timeline or SYN times spilled to are freed, not kept: a pool of states that each keep
+    /// the largest timeline they ever held grows (by 5 MiB in a replay of 1 GB with two readers),
+    /// and only a few attempts spill.
     fn reset(&mut self, key: FlowKey, isn: u32, snd_nxt: u32, ts: Timestamp) {
-        let (mut syn_times, mut entries) = (std::mem::take(&mut self.syn_times), std::mem::take(&mut self.entries));
-        syn_times.clear();
-        entries.clear();
-        *self = AttemptState { syn_times, entries, ..AttemptState::new(key, isn, snd_nxt, ts) };
+        *self = AttemptState::new(key, isn, snd_nxt, ts);
     }
 
     /// When the first evidence of the attempt came.
