@@ -14,7 +14,7 @@ use crate::linux::SynTiming;
 use crate::privilege;
 use crate::render::{json, text};
 use crate::replay;
-use crate::timeline::{Attempt, Outcome, ReplaySummary, Summary};
+use crate::timeline::{Attempt, Outcome, ReplaySummary, Summary, SummaryEntry};
 use crate::trace::{self, TraceConfig};
 
 /// How a run ended, mapped to the exit code by `main`.
@@ -290,7 +290,9 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let several = args.files.len() > 1;
     let mut bpf = args.bpf.as_deref().map(capture::BpfFilter::new).transpose()?;
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
-    let mut sink = ReplaySink { args, style, summary: ReplaySummary::default() };
+    let sink = ReplaySink { args, style };
+    let mut summary = ReplaySummary::default();
+    let threads = args.threads.map_or_else(replay::default_threads, usize::from);
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;
@@ -306,7 +308,8 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             bar.set_position(p.bytes);
             bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
         };
-        let result = replay::replay_file(path, SynTiming::default(), bpf.as_mut(), &mut progress, &mut sink, &mut *out);
+        let output = replay::Output { sink: &sink, count: &mut |seen| summary.count(seen), out: &mut *out };
+        let result = replay::replay_file(path, SynTiming::default(), threads, bpf.as_mut(), &mut progress, output);
         bar.finish_and_clear();
         let report = match result {
             Ok(report) => report,
@@ -343,7 +346,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         }
     }
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
-    let summary = sink.summary.finish(packets, undecodable, damaged, first, last);
+    let summary = summary.finish(packets, undecodable, damaged, first, last);
     match args.format {
         Format::Json => json::summary(out, &summary)?,
         Format::Text => {
@@ -368,10 +371,11 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
 struct ReplaySink<'a> {
     args: &'a ReplayArgs,
     style: text::Style,
-    summary: ReplaySummary,
 }
 
 impl replay::Sink for ReplaySink<'_> {
+    type Seen = SummaryEntry;
+
     fn wants(&self, attempt: &Finished) -> bool {
         let key = attempt.key();
         self.args.server.is_none_or(|f| f.matches(key.server))
@@ -379,13 +383,12 @@ impl replay::Sink for ReplaySink<'_> {
             && (!self.args.failed || !attempt.established())
     }
 
-    fn show(&mut self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn show(&self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<SummaryEntry> {
         match self.args.format {
             Format::Json => json::attempt_into(out, &attempt)?,
             Format::Text => text::attempt(out, &attempt, true, self.style)?,
         }
-        self.summary.add(&attempt);
-        Ok(())
+        Ok(SummaryEntry::of(&attempt))
     }
 }
 

@@ -5,16 +5,25 @@
 //! look at their bytes ([`decode::peek_tcp`]) and one lookup among the open attempts decide that
 //! most need no decoding at all; only SYNs, RSTs, ICMP errors, ARP/ND and segments of open attempts
 //! are decoded in full.
+//!
+//! The flows may be split between several readers (`--threads`), each with a thread that words its
+//! attempts: each reader reads the whole file, correlates the flows it holds, and moves its clock
+//! with every record, so that each attempt finishes at the same record as with one reader. A last
+//! thread merges what they show into one reader's order.
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc;
 
-use crate::capfile::FileError;
+use crate::capfile::{FileError, Record};
 use crate::capture::{self, BpfFilter};
 use crate::correlate::{Correlator, Finished, Offered, Spare};
-use crate::decode::{self, PacketBody, TcpFlags};
+use crate::decode::{self, Packet, PacketBody, TcpFlags};
 use crate::event::{Event, EventKind, Timestamp};
+use crate::flow::End;
 use crate::linux::SynTiming;
 use crate::timeline::Attempt;
 
@@ -60,89 +69,260 @@ pub struct Progress {
 
 /// Records between two calls of the progress callback.
 const PROGRESS_EVERY: u64 = 1 << 16;
-/// Finished attempts handed to the wording thread at a time.
+/// Finished attempts a reader hands to its wording thread at a time.
 const BATCH: usize = 256;
-/// Batches in flight to the wording thread: with the channel full, reading waits, so memory stays bounded.
+/// Records after which a reader hands over what it has, even less than a batch: the merge waits
+/// for each reader's word that it has nothing earlier, and must not wait long.
+const FLUSH_EVERY: u64 = 1 << 16;
+/// Batches in flight from a reader to its wording thread: with the channel full, the reader
+/// waits, so memory stays bounded.
 const BATCHES_IN_FLIGHT: usize = 4;
+/// Worded batches in flight from a wording thread to the merge (each about 256 KiB of words).
+const WORDED_IN_FLIGHT: usize = 2;
+/// Readers at most by default, whatever the machine: each further reader adds about 3 MiB (its read
+/// window, its share of the batches in flight, its allocator's slack), and a replay stays under
+/// 32 MiB with two (`--threads` asks for more).
+pub const MAX_DEFAULT_THREADS: usize = 2;
 
-/// What a replay does with each attempt, on the thread that words them.
-pub trait Sink: Send {
+/// What a replay does with each attempt: which to show and how (on the wording threads, so
+/// `Sync`), and what of each shown one is handed, in the order shown, to the output's `count`.
+pub trait Sink: Sync {
+    /// What the output's `count` takes of a shown attempt (a summary's entry, say).
+    type Seen: Send;
     /// Whether to word and show an attempt at all (filters that need no words: `--server`, `--failed` ...).
     fn wants(&self, attempt: &Finished) -> bool;
     /// Shows `attempt` by appending its rendering to `out`.
-    fn show(&mut self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<()>;
+    fn show(&self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<Self::Seen>;
 }
 
-/// Replays `path`, writing what `sink` shows of each attempt to `out` once the attempt is finished
-/// (see `correlate::retire`), in order of start within each batch. Reading, decoding and correlating
-/// run on this thread; wording, rendering and writing on a second one, so two cores share the work.
-/// `progress` hears how far the reading has come now and then. `bpf` keeps only the records it
-/// passes, as tcpdump would.
-pub fn replay_file(
+/// Where a replay's attempts go.
+pub struct Output<'a, S: Sink> {
+    /// Which attempts to show, and how.
+    pub sink: &'a S,
+    /// Takes what the sink saw of each shown attempt, in the order shown.
+    pub count: &'a mut (dyn FnMut(S::Seen) + Send),
+    /// Where the shown attempts are written.
+    pub out: &'a mut (dyn Write + Send),
+}
+
+/// The readers a replay uses by default: one for every two cores (each has a wording thread), at
+/// least one, at most [`MAX_DEFAULT_THREADS`].
+pub fn default_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, usize::from) / 2).clamp(1, MAX_DEFAULT_THREADS)
+}
+
+/// Replays `path` with `readers` readers (at least one), writing what the sink shows of each
+/// attempt once the attempt is finished (see `correlate::retire`), in the order one correlator
+/// finishes them: by the record that finished them; for one record, those whose time was up first,
+/// by start, then those the record itself finished. The order, the words and the report do not
+/// depend on `readers`. `progress` hears how far the reading has come now and then; `bpf` keeps
+/// only the records it passes, as tcpdump would.
+pub fn replay_file<S: Sink>(
     path: &Path,
     timing: SynTiming,
+    readers: usize,
     bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
-    sink: &mut dyn Sink,
-    out: &mut (dyn Write + Send),
+    output: Output<'_, S>,
 ) -> anyhow::Result<FileReport> {
-    let (batches, batches_rx) = mpsc::sync_channel::<Vec<Finished>>(BATCHES_IN_FLIGHT);
-    // The worded attempts' memory goes back to the reading thread (see `Spare`). Unbounded, so the
-    // worder never waits on it; it holds at most the attempts of the batches in flight.
-    let (spares_tx, spares) = mpsc::channel::<Vec<Spare>>();
+    let readers = readers.max(1);
+    let Output { sink, count, out } = output;
+    let attempts_found = AtomicU64::new(0);
+    let expression = bpf.as_ref().map(|filter| filter.expression().to_string());
     std::thread::scope(|scope| {
-        let worder = std::thread::Builder::new().name("synscope-words".into()).spawn_scoped(
-            scope,
-            move || -> anyhow::Result<()> {
-                let mut buf = Vec::with_capacity(1 << 16);
-                for batch in batches_rx {
-                    let mut spared = Vec::with_capacity(batch.len());
-                    for finished in batch {
-                        if sink.wants(&finished) {
-                            let (attempt, spare) = finished.report_and_spare();
-                            sink.show(attempt, &mut buf)?;
-                            spared.push(spare);
-                        } else {
-                            spared.push(finished.into_spare());
-                        }
-                    }
-                    out.write_all(&buf)?;
-                    buf.clear();
-                    // The reader may be done already: then the spares are simply dropped.
-                    let _ = spares_tx.send(spared);
+        let (mut reader_ends, mut worders, mut merged) = (Vec::new(), Vec::new(), Vec::new());
+        // With one reader, its wording thread writes and counts; with several, a merging thread does.
+        let mut output = Some((count, out));
+        for index in 0..readers {
+            let (handed_tx, handed_rx) = mpsc::sync_channel::<Handed>(BATCHES_IN_FLIGHT);
+            // The worded attempts' memory goes back to the reader (see `Spare`), and the merged
+            // batches' buffers to the wording thread. Unbounded, so neither giver ever waits; each
+            // holds at most what the batches in flight held.
+            let (spares_tx, spares_rx) = mpsc::channel::<Vec<Spare>>();
+            let to = match output.take() {
+                Some((count, out)) if readers == 1 => WordsTo::Output { count, out },
+                taken => {
+                    output = taken;
+                    let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch<S::Seen>>(WORDED_IN_FLIGHT);
+                    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>();
+                    merged.push((batch_rx, bytes_tx));
+                    WordsTo::Merge { batches: batch_tx, bytes: bytes_rx }
                 }
-                Ok(())
-            },
-        )?;
-        let read = read_and_correlate(path, timing, bpf, progress, &batches, &spares);
-        // Closing the channel ends the worder's loop.
-        drop(batches);
-        worder.join().map_err(|_| anyhow::anyhow!("the thread wording attempts panicked"))??;
-        read
+            };
+            let words = Words { sink, handed: handed_rx, spares: spares_tx, to };
+            let worder = std::thread::Builder::new()
+                .name(format!("synscope-words-{index}"))
+                .spawn_scoped(scope, move || words.run())?;
+            worders.push(worder);
+            reader_ends.push(ReaderEnds { handed: handed_tx, spares: spares_rx, attempts_found: &attempts_found });
+        }
+        let merger = match output {
+            Some((count, out)) => Some(
+                std::thread::Builder::new()
+                    .name("synscope-merge".into())
+                    .spawn_scoped(scope, move || merge(merged, count, out))?,
+            ),
+            None => None,
+        };
+        let mut reader_ends = reader_ends.into_iter();
+        let first_ends = reader_ends.next();
+        let mut others = Vec::new();
+        for (i, ends) in reader_ends.enumerate() {
+            let shard = Shard { index: i + 1, of: readers };
+            let expression = expression.clone();
+            let reader = std::thread::Builder::new().name(format!("synscope-read-{}", shard.index)).spawn_scoped(
+                scope,
+                move || -> anyhow::Result<FileReport> {
+                    let mut bpf = expression.as_deref().map(BpfFilter::new).transpose()?;
+                    read_shard(path, timing, shard, bpf.as_mut(), &mut |_| {}, ends)
+                },
+            )?;
+            others.push(reader);
+        }
+        let first = match first_ends {
+            Some(ends) => read_shard(path, timing, Shard { index: 0, of: readers }, bpf, progress, ends),
+            None => Err(anyhow::anyhow!("no reader")),
+        };
+        let mut reports = vec![first];
+        for reader in others {
+            reports.push(reader.join().map_err(|_| anyhow::anyhow!("a thread reading the capture panicked"))?);
+        }
+        // The merge's error (the output closed, as with `| head`) is what stopped the wording
+        // threads, and theirs what stopped the readers: they come first.
+        if let Some(merger) = merger {
+            merger.join().map_err(|_| anyhow::anyhow!("the thread writing attempts panicked"))??;
+        }
+        for worder in worders {
+            worder.join().map_err(|_| anyhow::anyhow!("a thread wording attempts panicked"))??;
+        }
+        let mut reports = reports.into_iter();
+        let mut report = reports.next().unwrap_or_else(|| Err(anyhow::anyhow!("no reader")))?;
+        for other in reports {
+            report.attempts += other?.attempts;
+        }
+        Ok(report)
     })
 }
 
-/// The reading side of [`replay_file`]: reads and correlates, and hands finished attempts in batches to the wording thread.
-fn read_and_correlate(
+/// Which part of the flows a reading thread holds.
+#[derive(Clone, Copy, Debug)]
+struct Shard {
+    index: usize,
+    of: usize,
+}
+
+impl Shard {
+    /// Whether the flow between `a` and `b` (either way round) is this thread's: by the same
+    /// commutative hash the correlator's table uses, its high half.
+    fn holds(self, a: End, b: End) -> bool {
+        self.of == 1 || (a.hash().wrapping_add(b.hash()) >> 32) % self.of as u64 == self.index as u64
+    }
+
+    /// Whether a decoded packet is this thread's to push: a segment by its ends, an ICMP error by
+    /// the ends of the segment it quotes; ARP/ND and ICMP errors that quote no TCP go to every
+    /// thread (attempts of any flow may read them, and they change none).
+    fn takes(self, packet: &Packet) -> bool {
+        match &packet.body {
+            PacketBody::Tcp(seg) => self.holds(End::of(seg.src), End::of(seg.dst)),
+            PacketBody::IcmpError(icmp) => match icmp.quoted.as_ref().and_then(|q| q.tcp.map(|t| (q, t))) {
+                Some((quoted, tcp)) => self.holds(
+                    End::of(SocketAddr::new(quoted.src, tcp.src_port)),
+                    End::of(SocketAddr::new(quoted.dst, tcp.dst_port)),
+                ),
+                None => true,
+            },
+            _ => true,
+        }
+    }
+}
+
+/// Where an attempt falls in the order one correlator finishes attempts (see [`replay_file`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    /// The record that finished it (`u64::MAX`: the end of the file).
+    record: u64,
+    /// Finished by the record itself, after those whose time was up.
+    by_event: bool,
+    /// Whose time was up, and the end of the file: the start, then the opening frame. Finished by
+    /// the record: in turn (only one thread holds the record's flow).
+    first: i64,
+    second: u64,
+}
+
+impl Place {
+    fn of(finished: &Finished, record: u64, in_turn: &mut i64) -> Place {
+        if finished.by_sweep() || record == u64::MAX {
+            Place { record, by_event: false, first: finished.start().0, second: finished.opened_frame() }
+        } else {
+            *in_turn += 1;
+            Place { record, by_event: true, first: *in_turn, second: 0 }
+        }
+    }
+}
+
+/// Finished attempts a reader hands to its wording thread, each with its place.
+struct Handed {
+    attempts: Vec<(Place, Finished)>,
+    /// The reader finishes nothing more at or before this record.
+    done_through: u64,
+}
+
+/// Attempts one wording thread shows, worded, in its reader's order.
+struct Batch<Seen> {
+    bytes: Vec<u8>,
+    /// Each shown attempt's place, where its words end in `bytes`, and what the sink saw of it.
+    shown: Vec<(Place, usize, Seen)>,
+    /// The reader finishes nothing more at or before this record.
+    done_through: u64,
+}
+
+/// The merge's ends of the channels to one wording thread: its batches come in, their buffers go back.
+type MergeEnds<Seen> = (mpsc::Receiver<Batch<Seen>>, mpsc::Sender<Vec<u8>>);
+
+/// A reader's ends of the channels to its wording thread.
+struct ReaderEnds<'a> {
+    handed: mpsc::SyncSender<Handed>,
+    spares: mpsc::Receiver<Vec<Spare>>,
+    attempts_found: &'a AtomicU64,
+}
+
+impl ReaderEnds<'_> {
+    /// Hands the attempts in `pending` over in whole batches, or all of them when `all`, saying
+    /// that nothing more will finish at or before `done_through` (before the last batch of `all`,
+    /// attempts of that record may still follow).
+    fn hand_over(&self, pending: &mut Vec<(Place, Finished)>, done_through: u64, all: bool) -> anyhow::Result<()> {
+        while pending.len() > BATCH || (pending.len() == BATCH && !all) {
+            let attempts = pending.drain(..BATCH).collect();
+            let done_through = if all { done_through.saturating_sub(1) } else { done_through };
+            self.send(Handed { attempts, done_through })?;
+        }
+        if all {
+            self.send(Handed { attempts: std::mem::take(pending), done_through })?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, handed: Handed) -> anyhow::Result<()> {
+        // A send fails only when the wording thread stopped on an error (its output closed, as
+        // with `| head`): stop reading too; the join reports the wording thread's error.
+        self.handed.send(handed).map_err(|_| anyhow::anyhow!("the thread writing attempts stopped"))
+    }
+}
+
+/// One reader of [`replay_file`]: reads the whole file, correlates the flows `shard` holds, and
+/// hands their finished attempts, in order, to its wording thread.
+fn read_shard(
     path: &Path,
     timing: SynTiming,
+    shard: Shard,
     mut bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
-    batches: &mpsc::SyncSender<Vec<Finished>>,
-    spares: &mpsc::Receiver<Vec<Spare>>,
+    ends: ReaderEnds<'_>,
 ) -> anyhow::Result<FileReport> {
     let mut correlator = Correlator::streaming(timing);
     let mut report = FileReport::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let hand_over = |batch: &mut Vec<Finished>| -> anyhow::Result<()> {
-        while !batch.is_empty() {
-            let chunk: Vec<Finished> = batch.drain(..batch.len().min(BATCH)).collect();
-            // A send fails only when the worder stopped on an error (its output closed, as with
-            // `| head`): stop reading too; the join reports the worder's error.
-            batches.send(chunk).map_err(|_| anyhow::anyhow!("the thread writing attempts stopped"))?;
-        }
-        Ok(())
-    };
+    let mut pending = Vec::with_capacity(BATCH);
+    let mut since_hand_over = 0;
     let streamed = capture::stream_file(path, |record, bytes| {
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
             return Err(Stopped(bytes).into());
@@ -151,40 +331,35 @@ fn read_and_correlate(
         report.first_ts = Some(report.first_ts.map_or(record.ts, |t| t.min(record.ts)));
         report.last_ts = Some(report.last_ts.map_or(record.ts, |t| t.max(record.ts)));
         if report.packets % PROGRESS_EVERY == 0 {
-            progress(Progress { bytes, packets: report.packets, attempts: report.attempts });
+            let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
+            progress(Progress { bytes, packets: report.packets, attempts });
         }
         if let Some(filter) = bpf.as_deref_mut() {
             if !filter.matches(record.link_type, record.data)? {
                 return Ok(());
             }
         }
-        // A segment without SYN or RST changes nothing unless an attempt of its 4-tuple is open,
-        // and most often that attempt only counts it.
-        if let Some(peek) = decode::peek_tcp(record.link_type, record.data) {
-            if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
-                && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
-            {
-                return Ok(());
+        let number = report.packets;
+        take_record(&mut correlator, shard, &record, number, &mut report);
+        since_hand_over += 1;
+        if correlator.has_finished() {
+            let mut in_turn = 0;
+            let before = pending.len();
+            pending.extend(correlator.drain_finished().map(|f| (Place::of(&f, number, &mut in_turn), f)));
+            let found = (pending.len() - before) as u64;
+            report.attempts += found;
+            ends.attempts_found.fetch_add(found, AtomicOrdering::Relaxed);
+            if pending.len() >= BATCH {
+                // (Attempts of this record may stay behind for the next batch.)
+                correlator.take_spares(ends.spares.try_iter().flatten());
+                ends.hand_over(&mut pending, number - 1, false)?;
+                since_hand_over = 0;
             }
         }
-        match decode::decode(record.link_type, record.data) {
-            Ok(packet) if matches!(packet.body, PacketBody::Other(_)) => {}
-            Ok(packet) => {
-                correlator.push(&Event { ts: record.ts, kind: EventKind::Packet { frame: report.packets, packet } });
-                let before = batch.len();
-                batch.extend(correlator.drain_finished());
-                report.attempts += (batch.len() - before) as u64;
-                if batch.len() >= BATCH {
-                    correlator.take_spares(spares.try_iter().flatten());
-                    hand_over(&mut batch)?;
-                }
-            }
-            Err(err) => {
-                report.undecodable += 1;
-                if let decode::DecodeError::Link(decode::link::LinkError::UnsupportedLinkType(link)) = err {
-                    *report.unsupported_link_types.entry(link).or_default() += 1;
-                }
-            }
+        if since_hand_over >= FLUSH_EVERY {
+            correlator.take_spares(ends.spares.try_iter().flatten());
+            ends.hand_over(&mut pending, number, true)?;
+            since_hand_over = 0;
         }
         Ok(())
     });
@@ -201,8 +376,176 @@ fn read_and_correlate(
     report.damage = end.damage;
     let rest = correlator.close(report.last_ts.unwrap_or_default());
     report.attempts += rest.len() as u64;
-    batch.extend(rest);
-    hand_over(&mut batch)?;
-    progress(Progress { bytes: end.bytes, packets: report.packets, attempts: report.attempts });
+    ends.attempts_found.fetch_add(rest.len() as u64, AtomicOrdering::Relaxed);
+    let mut in_turn = 0;
+    pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
+    ends.hand_over(&mut pending, u64::MAX, true)?;
+    let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
+    progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
     Ok(report)
+}
+
+/// A wording thread of [`replay_file`]: words the attempts its reader hands over and passes them,
+/// in batches, to the merge.
+struct Words<'a, S: Sink> {
+    sink: &'a S,
+    handed: mpsc::Receiver<Handed>,
+    spares: mpsc::Sender<Vec<Spare>>,
+    to: WordsTo<'a, S::Seen>,
+}
+
+/// Where a wording thread's words go.
+enum WordsTo<'a, Seen> {
+    /// Straight to the output, counted on the way: the only reader's are in order already.
+    Output { count: &'a mut (dyn FnMut(Seen) + Send), out: &'a mut (dyn Write + Send) },
+    /// To the merge, in batches whose buffers come back.
+    Merge { batches: mpsc::SyncSender<Batch<Seen>>, bytes: mpsc::Receiver<Vec<u8>> },
+}
+
+impl<S: Sink> Words<'_, S> {
+    fn run(mut self) -> anyhow::Result<()> {
+        let mut written = Vec::new();
+        for Handed { attempts, done_through } in self.handed {
+            let mut bytes = match &self.to {
+                WordsTo::Output { .. } => std::mem::take(&mut written),
+                WordsTo::Merge { bytes, .. } => bytes.try_recv().unwrap_or_default(),
+            };
+            bytes.clear();
+            let mut shown = Vec::with_capacity(attempts.len());
+            let mut spared = Vec::with_capacity(attempts.len());
+            for (place, finished) in attempts {
+                if self.sink.wants(&finished) {
+                    let (attempt, spare) = finished.report_and_spare();
+                    let seen = self.sink.show(attempt, &mut bytes)?;
+                    shown.push((place, bytes.len(), seen));
+                    spared.push(spare);
+                } else {
+                    spared.push(finished.into_spare());
+                }
+            }
+            // The reader may be done already: then the spares are simply dropped.
+            let _ = self.spares.send(spared);
+            match &mut self.to {
+                WordsTo::Output { count, out } => {
+                    out.write_all(&bytes)?;
+                    shown.into_iter().for_each(|(_, _, seen)| count(seen));
+                    written = bytes;
+                }
+                WordsTo::Merge { batches, .. } => batches
+                    .send(Batch { bytes, shown, done_through })
+                    .map_err(|_| anyhow::anyhow!("the thread writing attempts stopped"))?,
+            }
+        }
+        if let WordsTo::Output { out, .. } = &mut self.to {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes record number `number` into `correlator` if `shard` holds its flow; otherwise only moves
+/// the clock, exactly when one correlator of every flow would have.
+fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, number: u64, report: &mut FileReport) {
+    let peeked = decode::peek_tcp(record.link_type, record.data);
+    if let Some(peek) = peeked {
+        if !shard.holds(peek.src, peek.dst) {
+            correlator.tick(record.ts);
+            return;
+        }
+        // A segment without SYN or RST changes nothing unless an attempt of its 4-tuple is open,
+        // and most often that attempt only counts it.
+        if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+            && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
+        {
+            return;
+        }
+    }
+    match decode::decode(record.link_type, record.data) {
+        Ok(packet) if matches!(packet.body, PacketBody::Other(_)) => {}
+        Ok(packet) if peeked.is_some() || shard.takes(&packet) => {
+            correlator.push(&Event { ts: record.ts, kind: EventKind::Packet { frame: number, packet } });
+        }
+        Ok(_) => correlator.tick(record.ts),
+        // Every thread reads every record: the first one counts what it could not decode.
+        Err(err) if shard.index == 0 => {
+            report.undecodable += 1;
+            if let decode::DecodeError::Link(decode::link::LinkError::UnsupportedLinkType(link)) = err {
+                *report.unsupported_link_types.entry(link).or_default() += 1;
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+/// The merging thread of [`replay_file`]: writes the reading threads' attempts in one correlator's
+/// order, and counts each. Each thread's batches come in its own order; an attempt is written once
+/// every other thread has shown one after it, or said it has nothing more up to its record.
+fn merge<Seen>(
+    streams: Vec<MergeEnds<Seen>>,
+    count: &mut (dyn FnMut(Seen) + Send),
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    struct Stream<Seen> {
+        receiver: mpsc::Receiver<Batch<Seen>>,
+        returns: mpsc::Sender<Vec<u8>>,
+        bytes: Vec<u8>,
+        shown: VecDeque<(Place, usize, Seen)>,
+        written: usize,
+        done_through: u64,
+        closed: bool,
+    }
+    let mut streams: Vec<Stream<Seen>> = streams
+        .into_iter()
+        .map(|(receiver, returns)| Stream {
+            receiver,
+            returns,
+            bytes: Vec::new(),
+            shown: VecDeque::new(),
+            written: 0,
+            done_through: 0,
+            closed: false,
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(1 << 16);
+    loop {
+        let next = (0..streams.len()).filter(|&i| !streams[i].shown.is_empty()).min_by_key(|&i| streams[i].shown[0].0);
+        let next_record = next.map(|i| streams[i].shown[0].0.record);
+        // A thread that may still show something before `next` must be heard first: the one furthest
+        // behind, which the others (their channels full) may be waiting for.
+        let waiting = (0..streams.len())
+            .filter(|&i| {
+                let s = &streams[i];
+                s.shown.is_empty() && !s.closed && next_record.is_none_or(|r| s.done_through < r)
+            })
+            .min_by_key(|&i| streams[i].done_through);
+        if let Some(i) = waiting {
+            let stream = &mut streams[i];
+            match stream.receiver.recv() {
+                Ok(batch) => {
+                    let done = std::mem::replace(&mut stream.bytes, batch.bytes);
+                    // The thread may be done already: then the buffer is simply dropped.
+                    let _ = stream.returns.send(done);
+                    stream.shown = batch.shown.into();
+                    stream.written = 0;
+                    stream.done_through = batch.done_through;
+                }
+                Err(_) => stream.closed = true,
+            }
+            continue;
+        }
+        let Some(i) = next else { break };
+        let stream = &mut streams[i];
+        if let Some((_, end, seen)) = stream.shown.pop_front() {
+            buf.extend_from_slice(&stream.bytes[stream.written..end]);
+            stream.written = end;
+            count(seen);
+        }
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    Ok(())
 }

@@ -506,9 +506,31 @@ pub struct ReplaySummary {
     servers_pruned: bool,
 }
 
+/// What a replay's summary counts of one attempt: taken on the thread that words the attempt, and
+/// counted, in the order the attempts are shown, on the one that writes them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SummaryEntry {
+    outcome: Outcome,
+    errno: Option<Errno>,
+    rtt_ms: Option<f64>,
+    server: SocketAddr,
+}
+
+impl SummaryEntry {
+    /// What the summary counts of `a`.
+    pub fn of(a: &Attempt) -> SummaryEntry {
+        SummaryEntry { outcome: a.outcome, errno: a.errno, rtt_ms: a.rtt_ms, server: a.server }
+    }
+}
+
 impl ReplaySummary {
     /// Counts one reported attempt.
     pub fn add(&mut self, a: &Attempt) {
+        self.count(SummaryEntry::of(a));
+    }
+
+    /// Counts one reported attempt by what the summary needs of it.
+    pub fn count(&mut self, a: SummaryEntry) {
         self.attempts += 1;
         *self.outcomes.entry(a.outcome.name()).or_insert(0) += 1;
         if let Some(errno) = a.errno {

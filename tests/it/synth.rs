@@ -101,6 +101,30 @@ fn test_replay_memory_does_not_grow_with_the_capture() {
 }
 
 #[test]
+fn test_replay_output_does_not_depend_on_the_readers() {
+    // Flows split between readers, merged back: the same bytes, attempts and summary, as one
+    // reader writes them; in JSON and in text, whole and filtered.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 20_000, seed: 11, ..SynthConfig::default() });
+    let bin = env!("CARGO_BIN_EXE_synscope");
+    for extra in
+        [&["--format", "json"][..], &["--format", "text", "--color", "always"], &["--format", "json", "--failed"]]
+    {
+        let run = |threads: &str| {
+            let out = Command::new(bin).arg("replay").args(extra).args(["--threads", threads]).arg(&pcap).output();
+            let out = out.expect("run");
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            out.stdout
+        };
+        let one = run("1");
+        assert!(one.len() > 100_000, "{extra:?}: a replay shows something");
+        for threads in ["2", "3"] {
+            assert!(run(threads) == one, "{extra:?}: {threads} readers write other bytes than one");
+        }
+    }
+}
+
+#[test]
 fn test_progress_bar_on_a_terminal_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 20_000, ..SynthConfig::default() });

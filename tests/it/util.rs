@@ -18,30 +18,45 @@ pub fn in_ci() -> bool {
 }
 
 /// Replays a capture file through the library's streaming engine, as `synscope replay` does: the
-/// attempts in the order it reports them.
+/// attempts in the order it reports them. It replays on one reading thread and on three, and wants
+/// the same attempts in the same order, word for word, and the same report.
 pub fn replay(path: &Path) -> (Vec<Attempt>, replay::FileReport) {
-    let mut keep = Keep(Vec::new());
-    let report = replay::replay_file(path, SynTiming::default(), None, &mut |_| {}, &mut keep, &mut std::io::sink())
+    let (one, one_report) = replay_on(path, 1);
+    let (three, three_report) = replay_on(path, 3);
+    let words = |attempts: &[Attempt]| -> Vec<String> {
+        attempts.iter().map(|a| serde_json::to_string(a).expect("an attempt serializes")).collect()
+    };
+    assert!(words(&one) == words(&three), "{}: three reading threads show other attempts than one", path.display());
+    assert_eq!(format!("{one_report:?}"), format!("{three_report:?}"), "{}", path.display());
+    (three, three_report)
+}
+
+/// Replays a capture file on `threads` reading threads.
+pub fn replay_on(path: &Path, threads: usize) -> (Vec<Attempt>, replay::FileReport) {
+    let mut kept = Vec::new();
+    let output = replay::Output { sink: &Keep, count: &mut |attempt| kept.push(attempt), out: &mut std::io::sink() };
+    let report = replay::replay_file(path, SynTiming::default(), threads, None, &mut |_| {}, output)
         .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    (keep.0, report)
+    (kept, report)
 }
 
 /// Keeps every attempt a replay shows, and checks on the way that the hand-written JSON writer gives
 /// exactly serde_json's bytes for it.
-struct Keep(Vec<Attempt>);
+struct Keep;
 
 impl replay::Sink for Keep {
+    type Seen = Attempt;
+
     fn wants(&self, _: &Finished) -> bool {
         true
     }
 
-    fn show(&mut self, attempt: Attempt, _: &mut Vec<u8>) -> anyhow::Result<()> {
+    fn show(&self, attempt: Attempt, _: &mut Vec<u8>) -> anyhow::Result<Attempt> {
         let mut written = Vec::new();
         synscope::render::json::attempt_into(&mut written, &attempt)?;
         let mut reference = serde_json::to_vec(&attempt)?;
         reference.push(b'\n');
         assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
-        self.0.push(attempt);
-        Ok(())
+        Ok(attempt)
     }
 }
