@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Replay at scale: times, on one synthetic capture and side by side, `cat`, libpcap's own read loop
 # (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
-# and `synscope replay --format json` (on the pcap and on the same capture as pcapng), each the
-# median of RUNS runs, with packets/s, peak memory and synscope's ratio to each; then synscope's
-# time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is about
+# and `synscope replay --format json` (on the pcap, on the same capture as pcapng, and with two
+# readers, `--threads 2`), each the median of RUNS runs, with packets/s, peak memory and synscope's
+# ratio to each; then synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is about
 # 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +48,7 @@ measure() {
 }
 
 filter='tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or icmp or icmp6'
-tools="cat pcap_count tcpdump tshark synscope synscope-pcapng"
+tools="cat pcap_count tcpdump tshark synscope synscope-pcapng synscope-2-readers"
 declare -A wall rss
 for tool in $tools; do
     case $tool in
@@ -58,6 +58,7 @@ for tool in $tools; do
         tshark) set -- tshark -r "$capture" -c "$TSHARK_PACKETS" -Y "tcp.flags.syn == 1 or tcp.flags.reset == 1 or icmp or icmpv6" ;;
         synscope) set -- target/release/synscope replay --format json "$capture" ;;
         synscope-pcapng) set -- target/release/synscope replay --format json "$capture_ng" ;;
+        synscope-2-readers) set -- target/release/synscope replay --threads 2 --format json "$capture" ;;
     esac
     read -r w r < <(measure "$@")
     wall[$tool]=$w
@@ -66,7 +67,7 @@ done
 read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
-printf '%-16s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
+printf '%-18s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
 for tool in $tools; do
     n=$packets
     [ "$tool" = tshark ] && n=$TSHARK_PACKETS
@@ -74,7 +75,7 @@ for tool in $tools; do
         pps = (w > 0) ? n / w : 0
         # tshark ran on a prefix: compare per packet.
         ratio = (w > 0) ? (s / N) / (w / n) : 0
-        printf "%-16s %10.2f %14.0f %10.1f %16.2f\n", t, w, pps, r / 1024, ratio
+        printf "%-18s %10.2f %14.0f %10.1f %16.2f\n", t, w, pps, r / 1024, ratio
     }'
 done
 [ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
