@@ -103,13 +103,17 @@ fn test_replay_memory_does_not_grow_with_the_capture() {
 #[test]
 fn test_replay_output_does_not_depend_on_the_readers() {
     // Flows split between readers, merged back: the same bytes, attempts and summary, as one
-    // reader writes them; in JSON and in text, whole and filtered.
+    // reader writes them; in JSON and in text, whole and filtered (each reader compiles --bpf anew).
     let dir = tempfile::tempdir().expect("tempdir");
     let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 20_000, seed: 11, ..SynthConfig::default() });
     let bin = env!("CARGO_BIN_EXE_synscope");
-    for extra in
-        [&["--format", "json"][..], &["--format", "text", "--color", "always"], &["--format", "json", "--failed"]]
-    {
+    let variants = [
+        &["--format", "json"][..],
+        &["--format", "text", "--color", "always"],
+        &["--format", "json", "--failed"],
+        &["--format", "json", "--bpf", "port 443 or icmp or icmp6"],
+    ];
+    for extra in variants {
         let run = |threads: &str| {
             let out = Command::new(bin).arg("replay").args(extra).args(["--threads", threads]).arg(&pcap).output();
             let out = out.expect("run");
