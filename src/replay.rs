@@ -549,3 +549,111 @@ fn merge<Seen>(
     out.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn swept(record: u64, start: i64, frame: u64) -> Place {
+        Place { record, by_event: false, first: start, second: frame }
+    }
+
+    fn by_event(record: u64, turn: i64) -> Place {
+        Place { record, by_event: true, first: turn, second: 0 }
+    }
+
+    /// A wording thread's batch: each attempt's words are its id and a newline.
+    fn batch(shown: &[(Place, u32)], done_through: u64) -> Batch<u32> {
+        let mut bytes = Vec::new();
+        let shown = shown
+            .iter()
+            .map(|&(place, id)| {
+                bytes.extend_from_slice(format!("{id}\n").as_bytes());
+                (place, bytes.len(), id)
+            })
+            .collect();
+        Batch { bytes, shown, done_through }
+    }
+
+    /// Merges `streams` (each a list of batches, sent from a thread of its own through a channel
+    /// that holds one batch) and returns the ids counted and the lines written.
+    fn merged(streams: Vec<Vec<Batch<u32>>>) -> (Vec<u32>, String) {
+        let (mut counted, mut out) = (Vec::new(), Vec::new());
+        std::thread::scope(|scope| {
+            let mut ends = Vec::new();
+            for batches in streams {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let (back_tx, _back_rx) = mpsc::channel();
+                scope.spawn(move || batches.into_iter().for_each(|b| tx.send(b).expect("the merge listens")));
+                ends.push((rx, back_tx));
+            }
+            merge(ends, &mut |id| counted.push(id), &mut out).expect("merge");
+        });
+        (counted, String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn test_merge_writes_one_readers_order() {
+        // Reader A finishes attempts 1 (swept at record 10), 4 (record 12, by its event) and 6 (the
+        // end); reader B finishes 0 and 2 (swept at record 10: start 5 before A's 7, then frame),
+        // 3 (record 11) and 5 (the end, started before 6).
+        let a = vec![
+            batch(&[(swept(10, 7, 1), 1)], 10),
+            batch(&[], 11),
+            batch(&[(by_event(12, 1), 4)], 12),
+            batch(&[(swept(u64::MAX, 30, 9), 6)], u64::MAX),
+        ];
+        let b = vec![
+            batch(&[(swept(10, 5, 2), 0), (swept(10, 7, 3), 2)], 9),
+            batch(&[(by_event(11, 1), 3)], 11),
+            batch(&[(swept(u64::MAX, 20, 8), 5)], u64::MAX),
+        ];
+        let (counted, written) = merged(vec![a, b]);
+        assert_eq!(counted, vec![0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(written, "0\n1\n2\n3\n4\n5\n6\n");
+    }
+
+    #[test]
+    fn test_merge_lets_a_busy_reader_through_as_a_quiet_one_moves_on() {
+        // Reader A shows nothing for a long stretch and only says how far it has come; B shows an
+        // attempt at every record: its attempts go out as A says it has passed them, in order.
+        let quiet = (1..=50).map(|r| batch(&[], r * 4)).chain([batch(&[(by_event(201, 1), 1000)], u64::MAX)]).collect();
+        let busy = (1..=200).map(|r| batch(&[(by_event(r, 1), r as u32)], r)).chain([batch(&[], u64::MAX)]).collect();
+        let (counted, _) = merged(vec![quiet, busy]);
+        let mut expected: Vec<u32> = (1..=200).collect();
+        expected.push(1000);
+        assert_eq!(counted, expected);
+    }
+
+    #[test]
+    fn test_merge_waits_for_a_reader_that_may_still_show_an_earlier_attempt() {
+        // B shows an attempt swept at record 10; A has only said it is through record 9, and then
+        // shows one swept at the same record but started earlier: it goes first.
+        let a = vec![batch(&[], 9), batch(&[(swept(10, 5, 1), 0)], u64::MAX)];
+        let b = vec![batch(&[(swept(10, 7, 2), 1)], u64::MAX)];
+        assert_eq!(merged(vec![a, b]).0, vec![0, 1]);
+    }
+
+    #[test]
+    fn test_merge_of_readers_that_end_early() {
+        // A reader that stops (an error, an interrupt) closes its channel: the others go on.
+        let stopped = vec![batch(&[(by_event(3, 1), 3)], 3)];
+        let rest = vec![batch(&[(by_event(1, 1), 1), (by_event(5, 1), 5)], 5), batch(&[(by_event(9, 1), 9)], u64::MAX)];
+        let (counted, written) = merged(vec![stopped, rest, Vec::new()]);
+        assert_eq!(counted, vec![1, 3, 5, 9]);
+        assert_eq!(written, "1\n3\n5\n9\n");
+    }
+
+    #[test]
+    fn test_each_flow_belongs_to_one_reader_either_way_round() {
+        let client: SocketAddr = "192.0.2.10:40000".parse().expect("addr");
+        let server: SocketAddr = "203.0.113.5:443".parse().expect("addr");
+        for of in 1..=5 {
+            let holders: Vec<usize> =
+                (0..of).filter(|&index| Shard { index, of }.holds(End::of(client), End::of(server))).collect();
+            assert_eq!(holders.len(), 1, "one reader of {of} holds the flow");
+            let back = Shard { index: holders[0], of };
+            assert!(back.holds(End::of(server), End::of(client)), "either way round");
+        }
+    }
+}
