@@ -63,21 +63,41 @@ impl Span {
 impl fmt::Display for Span {
     /// Human form: `850 µs`, `12.3 ms`, `1.02 s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_to(f)
+    }
+}
+
+impl Span {
+    /// Writes the span as its `Display` does, in pieces rather than through format arguments: a
+    /// replay words millions of spans into its sentences.
+    pub fn write_to(self, out: &mut impl fmt::Write) -> fmt::Result {
         let ns = self.0.unsigned_abs();
-        let sign = if self.0 < 0 { "-" } else { "" };
-        if ns < 1_000_000 {
-            write!(f, "{sign}{} µs", ns / 1_000)
+        if self.0 < 0 {
+            out.write_char('-')?;
+        }
+        let mut digits = itoa::Buffer::new();
+        // The whole part, the digits after the point, and the unit.
+        let (whole, fraction, unit): (u64, &[u64], &str) = if ns < 1_000_000 {
+            (ns / 1_000, &[], " µs")
         } else if ns < 1_000_000_000 {
             match rounded_decimal(ns, 1_000_000, 10) {
-                Some((whole, tenths)) => write!(f, "{sign}{whole}.{tenths} ms"),
-                None => write!(f, "{sign}{:.1} ms", ns as f64 / 1e6),
+                Some((whole, tenths)) => (whole, &[tenths], " ms"),
+                None => return write!(out, "{:.1} ms", ns as f64 / 1e6),
             }
         } else {
             match rounded_decimal(ns, 1_000_000_000, 100) {
-                Some((whole, hundredths)) => write!(f, "{sign}{whole}.{hundredths:02} s"),
-                None => write!(f, "{sign}{:.2} s", ns as f64 / 1e9),
+                Some((whole, hundredths)) => (whole, &[hundredths / 10, hundredths % 10], " s"),
+                None => return write!(out, "{:.2} s", ns as f64 / 1e9),
+            }
+        };
+        out.write_str(digits.format(whole))?;
+        if !fraction.is_empty() {
+            out.write_char('.')?;
+            for &digit in fraction {
+                out.write_str(digits.format(digit))?;
             }
         }
+        out.write_str(unit)
     }
 }
 

@@ -102,12 +102,21 @@ impl Note {
     fn text(&self) -> Cow<'_, str> {
         match self {
             Note::Text(text) => Cow::Borrowed(text),
-            Note::Opens { isn, data_len: 0 } => Cow::Owned(format!("opens the attempt, ISN {isn}")),
+            // (Built without format arguments: every attempt has one.)
+            Note::Opens { isn, data_len: 0 } => {
+                Cow::Owned(["opens the attempt, ISN ", itoa::Buffer::new().format(*isn)].concat())
+            }
             Note::Opens { isn, data_len } => {
                 Cow::Owned(format!("opens the attempt, ISN {isn}; carries {data_len} bytes of data (TCP Fast Open)"))
             }
             Note::Retransmit { number, gap } => {
-                Cow::Owned(format!("retransmit #{number}, +{gap} after the previous SYN"))
+                let mut text = String::with_capacity(48);
+                text.push_str("retransmit #");
+                text.push_str(itoa::Buffer::new().format(*number));
+                text.push_str(", +");
+                let _ = gap.write_to(&mut text); // (writing to a String cannot fail)
+                text.push_str(" after the previous SYN");
+                Cow::Owned(text)
             }
         }
     }
