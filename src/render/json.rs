@@ -114,12 +114,52 @@ fn integer(buf: &mut Vec<u8>, n: impl itoa::Integer) {
 
 /// A float as serde_json writes it (its own formatter), and `null` for NaN and infinities as it does.
 fn float(buf: &mut Vec<u8>, x: f64) -> io::Result<()> {
-    if x.is_finite() {
+    if let Some(micros) = plain_micros(x) {
+        write_micros(buf, micros);
+        Ok(())
+    } else if x.is_finite() {
         CompactFormatter.write_f64(buf, x)
     } else {
         buf.extend_from_slice(b"null");
         Ok(())
     }
+}
+
+/// `x` in whole microseconds, when that is exactly what serde_json writes of it, which holds for the
+/// times and round-trip times of an attempt: `x` is the double nearest to `micros` / 10^6 (the
+/// check below: the quotient is correctly rounded), and with at most 15 significant digits no other
+/// decimal as short rounds to the same double, so the shortest form serde_json writes has these
+/// digits; between 1e-5 and 1e9 it writes them in plain notation. Elsewhere `None`.
+fn plain_micros(x: f64) -> Option<i64> {
+    let plain = (1e-5..1e9).contains(&x.abs()) || (x == 0.0 && x.is_sign_positive());
+    if !plain {
+        return None;
+    }
+    let micros = (x * 1e6).round();
+    (micros / 1e6 == x).then_some(micros as i64)
+}
+
+/// `micros` / 10^6 in plain decimal notation, with at least one digit after the point (`131.0`).
+fn write_micros(buf: &mut Vec<u8>, micros: i64) {
+    if micros < 0 {
+        buf.push(b'-');
+    }
+    let micros = micros.unsigned_abs();
+    integer(buf, micros / 1_000_000);
+    buf.push(b'.');
+    let mut fraction = micros % 1_000_000;
+    if fraction == 0 {
+        buf.push(b'0');
+        return;
+    }
+    let mut digits = 6;
+    while fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
+    }
+    let written = itoa::Buffer::new().format(fraction).len();
+    buf.extend(std::iter::repeat_n(b'0', digits - written));
+    integer(buf, fraction);
 }
 
 fn optional_float(buf: &mut Vec<u8>, x: Option<f64>) -> io::Result<()> {
@@ -237,6 +277,45 @@ mod tests {
             string(&mut buf, &case);
             assert_eq!(String::from_utf8_lossy(&buf), String::from_utf8_lossy(&serde_string(&case)), "{case:?}");
         }
+    }
+
+    fn serde_float(x: f64) -> String {
+        serde_json::to_string(&x).unwrap_or_default()
+    }
+
+    fn ours(x: f64) -> String {
+        let mut buf = Vec::new();
+        float(&mut buf, x).unwrap_or_default();
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    #[test]
+    fn test_floats_write_as_serde_json_does() {
+        // Every microsecond of the first second, either sign, as times and round-trip times are made.
+        for micros in 0..1_000_000i64 {
+            for x in [micros as f64 / 1e6, -(micros as f64) / 1e6, (micros as f64 / 1e3).round() / 1e3] {
+                assert_eq!(ours(x), serde_float(x), "{micros} µs");
+            }
+        }
+        // Random microseconds up to 10^15 and beyond, random doubles, and the edges.
+        let mut bits = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..300_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let micros = (bits >> 10) as i64;
+            for x in [micros as f64 / 1e6, (micros % 1_000_000_000_000_000) as f64 / 1e6, f64::from_bits(bits)] {
+                if x.is_finite() {
+                    assert_eq!(ours(x), serde_float(x), "{x:e}");
+                }
+            }
+        }
+        for x in
+            [0.0, -0.0, 1e-5, 9.99999e-6, 1e-6, 1e9, 999_999_999.999_999, 1704067200.0001, 131.0, f64::MIN_POSITIVE]
+        {
+            assert_eq!(ours(x), serde_float(x), "{x:e}");
+        }
+        assert_eq!(plain_micros(0.032613), Some(32_613), "the fast path is taken");
     }
 
     #[test]
