@@ -356,7 +356,8 @@ fn read_shard(
                 since_hand_over = 0;
             }
         }
-        if since_hand_over >= FLUSH_EVERY {
+        // (One reader's words go straight out: only a merge waits for word of how far a reader is.)
+        if since_hand_over >= FLUSH_EVERY && shard.of > 1 {
             correlator.take_spares(ends.spares.try_iter().flatten());
             ends.hand_over(&mut pending, number, true)?;
             since_hand_over = 0;

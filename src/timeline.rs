@@ -524,11 +524,6 @@ impl SummaryEntry {
 }
 
 impl ReplaySummary {
-    /// Counts one reported attempt.
-    pub fn add(&mut self, a: &Attempt) {
-        self.count(SummaryEntry::of(a));
-    }
-
     /// Counts one reported attempt by what the summary needs of it.
     pub fn count(&mut self, a: SummaryEntry) {
         self.attempts += 1;
@@ -700,14 +695,14 @@ mod tests {
         let server: SocketAddr = "198.51.100.10:443".parse().expect("addr");
         let mut small = ReplaySummary::default();
         for ms in [1.0, 2.0, 3.0, 4.0] {
-            small.add(&attempt_to(server, Outcome::Established, Some(ms)));
+            small.count(SummaryEntry::of(&attempt_to(server, Outcome::Established, Some(ms))));
         }
         let s = small.finish(0, 0, None, None, None).rtt_ms.expect("stats");
         assert_eq!((s.p50, s.p90, s.avg, s.stddev), (2.0, 4.0, 2.5, 1.118));
         // Past 65,536 values a histogram takes over: percentiles within 0.1%, the rest exact.
         let mut large = ReplaySummary::default();
         for i in 1..=100_000 {
-            large.add(&attempt_to(server, Outcome::Established, Some(f64::from(i) / 1000.0)));
+            large.count(SummaryEntry::of(&attempt_to(server, Outcome::Established, Some(f64::from(i) / 1000.0))));
         }
         let s = large.finish(0, 0, None, None, None).rtt_ms.expect("stats");
         assert_eq!((s.count, s.min, s.max, s.avg), (100_000, 0.001, 100.0, 50.001));
@@ -722,9 +717,9 @@ mod tests {
         let busy: SocketAddr = "203.0.113.1:443".parse().expect("addr");
         for i in 0..30_000_u32 {
             let server = SocketAddr::from(([198, 51, (i / 250) as u8, (i % 250) as u8], 80));
-            summary.add(&attempt_to(server, Outcome::Refused, None));
+            summary.count(SummaryEntry::of(&attempt_to(server, Outcome::Refused, None)));
             if i % 100 == 0 {
-                summary.add(&attempt_to(busy, Outcome::Refused, None));
+                summary.count(SummaryEntry::of(&attempt_to(busy, Outcome::Refused, None)));
             }
         }
         assert!(summary.by_server.len() <= MAX_SERVERS);
