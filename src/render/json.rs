@@ -157,9 +157,10 @@ fn write_micros(buf: &mut Vec<u8>, micros: i64) {
         fraction /= 10;
         digits -= 1;
     }
-    let written = itoa::Buffer::new().format(fraction).len();
-    buf.extend(std::iter::repeat_n(b'0', digits - written));
-    integer(buf, fraction);
+    let mut text = itoa::Buffer::new();
+    let text = text.format(fraction);
+    buf.extend(std::iter::repeat_n(b'0', digits - text.len()));
+    buf.extend_from_slice(text.as_bytes());
 }
 
 fn optional_float(buf: &mut Vec<u8>, x: Option<f64>) -> io::Result<()> {
