@@ -126,17 +126,27 @@ fn float(buf: &mut Vec<u8>, x: f64) -> io::Result<()> {
 }
 
 /// `x` in whole microseconds, when that is exactly what serde_json writes of it, which holds for the
-/// times and round-trip times of an attempt: `x` is the double nearest to `micros` / 10^6 (the
-/// check below: the quotient is correctly rounded), and with at most 15 significant digits no other
-/// decimal as short rounds to the same double, so the shortest form serde_json writes has these
-/// digits; between 1e-5 and 1e9 it writes them in plain notation. Elsewhere `None`.
+/// times and round-trip times of an attempt, and for its start (seconds since 1970):
+/// - `x` is the double nearest to `micros` / 10^6: the check below, as the quotient is correctly
+///   rounded;
+/// - below 2^33 (the year 2242) a double's spacing is under a microsecond, so no other decimal with
+///   at most six digits after the point rounds to `x`, and any decimal with more digits is longer:
+///   the shortest form that rounds to `x`, which serde_json writes, has exactly these digits;
+/// - from 1e-5 on, serde_json writes them in plain notation (its formatter's fixed range is
+///   1e-5 to 1e16).
+///
+/// Elsewhere `None`.
 fn plain_micros(x: f64) -> Option<i64> {
-    let plain = (1e-5..1e9).contains(&x.abs()) || (x == 0.0 && x.is_sign_positive());
+    const LARGEST: f64 = (1u64 << 33) as f64;
+    let plain = (1e-5..LARGEST).contains(&x.abs()) || (x == 0.0 && x.is_sign_positive());
     if !plain {
         return None;
     }
-    let micros = (x * 1e6).round();
-    (micros / 1e6 == x).then_some(micros as i64)
+    // Rounded half away from zero by hand: `f64::round` is a call into libm on baseline x86-64. A
+    // wrong guess at a tie only fails the check below, which then leaves `x` to the formatter.
+    let scaled = x * 1e6;
+    let micros = (scaled + 0.5f64.copysign(scaled)) as i64;
+    (micros as f64 / 1e6 == x).then_some(micros)
 }
 
 /// `micros` / 10^6 in plain decimal notation, with at least one digit after the point (`131.0`).
@@ -311,12 +321,45 @@ mod tests {
                 }
             }
         }
-        for x in
-            [0.0, -0.0, 1e-5, 9.99999e-6, 1e-6, 1e9, 999_999_999.999_999, 1704067200.0001, 131.0, f64::MIN_POSITIVE]
-        {
+        // Starts: every microsecond of a second in 2024, and random ones up to the bound and past it.
+        for micros in 0..1_000_000i64 {
+            let x = (1_704_067_200_000_000 + micros) as f64 / 1e6;
+            assert_eq!(ours(x), serde_float(x), "{micros} µs into 2024");
+        }
+        for _ in 0..300_000 {
+            bits ^= bits << 13;
+            bits ^= bits >> 7;
+            bits ^= bits << 17;
+            let x = (bits % (1 << 34) * 1_000_000 + bits % 1_000_000) as f64 / 1e6;
+            assert_eq!(ours(x), serde_float(x), "{x:e}");
+        }
+        let largest = (1u64 << 33) as f64;
+        for x in [
+            0.0,
+            -0.0,
+            1e-5,
+            9.99999e-6,
+            1e-6,
+            1e9,
+            999_999_999.999_999,
+            1704067200.0001,
+            131.0,
+            f64::MIN_POSITIVE,
+            0.5e-6,
+            1.5e-6,
+            2.5e-6,
+            -0.5e-6,
+            largest,
+            largest - 1e-6,
+            8_589_934_591.999_999,
+            -8_589_934_591.999_999,
+            1e16,
+            4_294_967_295.999_999,
+        ] {
             assert_eq!(ours(x), serde_float(x), "{x:e}");
         }
         assert_eq!(plain_micros(0.032613), Some(32_613), "the fast path is taken");
+        assert_eq!(plain_micros(1704067200.0001), Some(1_704_067_200_000_100), "the fast path is taken for starts");
     }
 
     #[test]
