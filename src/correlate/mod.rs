@@ -10,6 +10,7 @@
 //! would change it (see `retire`), so a capture of any length is read in bounded memory.
 
 mod describe;
+mod index;
 mod live;
 mod retire;
 mod verdict;
@@ -20,7 +21,6 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use hashbrown::hash_table::{self, HashTable};
 use smallvec::SmallVec;
 
 use crate::decode::{
@@ -253,7 +253,7 @@ pub struct Correlator {
     free_slots: Vec<usize>,
     /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair (see
     /// [`ends_hash`]) that holds 8 bytes an attempt; the ends themselves are in `slot_ends`.
-    current: HashTable<usize>,
+    current: index::EndsIndex,
     /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
     neighbors: VecDeque<NeighborObservation>,
     /// Whether attempts are finished as the clock passes them (replay), or only at the end (live).
@@ -484,7 +484,7 @@ impl Correlator {
     /// [`Correlator::find`] by the ends' integer form.
     fn find_ends(&self, src: End, dst: End) -> Option<(usize, bool)> {
         let ends = &self.slot_ends;
-        let &i = self.current.find(ends_hash(src, dst), |&i| ends[i].joins(src, dst))?;
+        let i = self.current.find(ends_hash(src, dst), |i| ends[i].joins(src, dst))?;
         Some((i, ends[i].client == src))
     }
 
@@ -735,16 +735,7 @@ impl Correlator {
         self.touched = Some(index);
         let slot_ends = &self.slot_ends;
         let (client, server) = (End::of(key.client), End::of(key.server));
-        match self.current.entry(
-            ends_hash(client, server),
-            |&i| slot_ends[i].joins(client, server),
-            |&i| slot_ends[i].hash(),
-        ) {
-            hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = index,
-            hash_table::Entry::Vacant(slot) => {
-                slot.insert(index);
-            }
-        }
+        self.current.insert(ends_hash(client, server), index, |i| i != index && slot_ends[i].joins(client, server));
         index
     }
 
@@ -808,9 +799,7 @@ impl Correlator {
         self.slot_times[i] = FREE_SLOT;
         a.later_segments += u64::from(std::mem::take(&mut self.slot_ends[i].counted));
         self.free_slots.push(i);
-        if let Ok(slot) = self.current.find_entry(self.slot_ends[i].hash(), |&j| j == i) {
-            slot.remove();
-        }
+        self.current.remove(self.slot_ends[i].hash(), i);
         a.attach_neighbors(&self.neighbors);
         let horizon = verdict::Horizon { at: horizon, capture_ended };
         self.finished.push(Finished { state: a, horizon, timing: self.timing, by_sweep: false });
