@@ -383,12 +383,12 @@ impl replay::Sink for ReplaySink<'_> {
             && (!self.args.failed || !attempt.established())
     }
 
-    fn show(&self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<SummaryEntry> {
+    fn show(&self, attempt: &Attempt, out: &mut Vec<u8>) -> anyhow::Result<SummaryEntry> {
         match self.args.format {
-            Format::Json => json::attempt_into(out, &attempt)?,
-            Format::Text => text::attempt(out, &attempt, true, self.style)?,
+            Format::Json => json::attempt_into(out, attempt)?,
+            Format::Text => text::attempt(out, attempt, true, self.style)?,
         }
-        Ok(SummaryEntry::of(&attempt))
+        Ok(SummaryEntry::of(attempt))
     }
 }
 

@@ -92,7 +92,7 @@ pub trait Sink: Sync {
     /// Whether to word and show an attempt at all (filters that need no words: `--server`, `--failed` ...).
     fn wants(&self, attempt: &Finished) -> bool;
     /// Shows `attempt` by appending its rendering to `out`.
-    fn show(&self, attempt: Attempt, out: &mut Vec<u8>) -> anyhow::Result<Self::Seen>;
+    fn show(&self, attempt: &Attempt, out: &mut Vec<u8>) -> anyhow::Result<Self::Seen>;
 }
 
 /// Where a replay's attempts go.
@@ -406,6 +406,8 @@ enum WordsTo<'a, Seen> {
 impl<S: Sink> Words<'_, S> {
     fn run(mut self) -> anyhow::Result<()> {
         let mut written = Vec::new();
+        // The attempt worded last, whose memory the next is worded in.
+        let mut worded: Option<Attempt> = None;
         for Handed { attempts, done_through } in self.handed {
             let mut bytes = match &self.to {
                 WordsTo::Output { .. } => std::mem::take(&mut written),
@@ -416,10 +418,19 @@ impl<S: Sink> Words<'_, S> {
             let mut spared = Vec::with_capacity(attempts.len());
             for (place, finished) in attempts {
                 if self.sink.wants(&finished) {
-                    let (attempt, spare) = finished.report_and_spare();
+                    let attempt = match worded.as_mut() {
+                        Some(attempt) => {
+                            spared.push(finished.report_into(attempt));
+                            attempt
+                        }
+                        None => {
+                            let (attempt, spare) = finished.report_and_spare();
+                            spared.push(spare);
+                            worded.insert(attempt)
+                        }
+                    };
                     let seen = self.sink.show(attempt, &mut bytes)?;
                     shown.push((place, bytes.len(), seen));
-                    spared.push(spare);
                 } else {
                     spared.push(finished.into_spare());
                 }

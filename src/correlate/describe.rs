@@ -32,13 +32,13 @@ impl TcpWords {
         }
     }
 
-    /// `Flags [S], seq 1, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,wscale 7], length 0`.
-    /// (Built with itoa rather than `write!`: a replay words millions of these.)
-    pub fn render(&self) -> String {
-        let mut s = String::with_capacity(96);
+    /// Appends `Flags [S], seq 1, win 64240, options [mss 1460,sackOK,TS val 1 ecr 0,wscale 7], length 0`
+    /// to `s`. (With itoa rather than `write!`, and into a buffer the caller reuses: a replay
+    /// words millions of these.)
+    pub fn render_into(&self, s: &mut String) {
         let mut number = itoa::Buffer::new();
         s.push_str("Flags [");
-        self.flags.push_tcpdump(&mut s);
+        self.flags.push_tcpdump(s);
         s.push_str("], seq ");
         s.push_str(number.format(self.seq));
         if self.flags.has(TcpFlags::ACK) {
@@ -79,7 +79,6 @@ impl TcpWords {
         }
         s.push_str(", length ");
         s.push_str(number.format(self.payload_len));
-        s
     }
 }
 

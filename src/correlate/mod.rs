@@ -73,11 +73,12 @@ impl Wire {
         Wire::Tcp(describe::TcpWords::of(seg))
     }
 
-    fn render(&self) -> String {
+    /// The entry's summary, appended to `out`.
+    fn render_into(&self, out: &mut String) {
         match self {
-            Wire::Tcp(words) => words.render(),
-            Wire::Icmp(icmp) => describe::icmp(icmp),
-            Wire::Text(text) => text.to_string(),
+            Wire::Tcp(words) => words.render_into(out),
+            Wire::Icmp(icmp) => out.push_str(&describe::icmp(icmp)),
+            Wire::Text(text) => out.push_str(text),
         }
     }
 }
@@ -102,30 +103,47 @@ impl Note {
     fn text(&self) -> Cow<'_, str> {
         match self {
             Note::Text(text) => Cow::Borrowed(text),
-            // (Built without format arguments: every attempt has one.)
-            Note::Opens { isn, data_len: 0 } => {
-                Cow::Owned(["opens the attempt, ISN ", itoa::Buffer::new().format(*isn)].concat())
-            }
-            Note::Opens { isn, data_len } => {
-                Cow::Owned(format!("opens the attempt, ISN {isn}; carries {data_len} bytes of data (TCP Fast Open)"))
-            }
-            Note::Retransmit { number, gap } => {
+            worded => {
                 let mut text = String::with_capacity(48);
-                text.push_str("retransmit #");
-                text.push_str(itoa::Buffer::new().format(*number));
-                text.push_str(", +");
-                let _ = gap.write_to(&mut text); // (writing to a String cannot fail)
-                text.push_str(" after the previous SYN");
+                worded.write_to(&mut text);
                 Cow::Owned(text)
             }
         }
     }
 
-    /// The note's words, moved out.
-    fn into_text(self) -> Cow<'static, str> {
+    /// The note's words, appended to `out`. (Built without format arguments: every attempt has
+    /// an opening note, and many a retransmit.)
+    fn write_to(&self, out: &mut String) {
         match self {
-            Note::Text(text) => text,
-            opens => Cow::Owned(opens.text().into_owned()),
+            Note::Text(text) => out.push_str(text),
+            Note::Opens { isn, data_len } => {
+                out.push_str("opens the attempt, ISN ");
+                out.push_str(itoa::Buffer::new().format(*isn));
+                if *data_len > 0 {
+                    out.push_str("; carries ");
+                    out.push_str(itoa::Buffer::new().format(*data_len));
+                    out.push_str(" bytes of data (TCP Fast Open)");
+                }
+            }
+            Note::Retransmit { number, gap } => {
+                out.push_str("retransmit #");
+                out.push_str(itoa::Buffer::new().format(*number));
+                out.push_str(", +");
+                let _ = gap.write_to(out); // (writing to a String cannot fail)
+                out.push_str(" after the previous SYN");
+            }
+        }
+    }
+
+    /// The note's words, moved into `note`, whose memory a worded note reuses.
+    fn into_note(self, note: &mut Option<Cow<'static, str>>) {
+        match (self, note) {
+            (Note::Text(text), note) => *note = Some(text),
+            (worded, Some(Cow::Owned(reused))) => {
+                reused.clear();
+                worded.write_to(reused);
+            }
+            (worded, note) => *note = Some(worded.text().into_owned().into()),
         }
     }
 
@@ -162,17 +180,21 @@ struct Step {
 }
 
 impl Step {
-    fn into_entry(self, start: Timestamp) -> Entry {
-        Entry {
-            t: verdict::seconds_since(self.ts, start),
-            dir: self.dir,
-            what: self.what,
-            summary: self.wire.render(),
-            note: self.note.map(Note::into_text),
-            ignored: self.ignored,
-            frame: Some(self.frame),
-            ts: self.ts,
+    /// The reported entry, in the memory of `entry` (its summary's and note's buffers are reused:
+    /// a replay words millions of entries).
+    fn into_entry(self, start: Timestamp, entry: &mut Entry) {
+        entry.t = verdict::seconds_since(self.ts, start);
+        entry.dir = self.dir;
+        entry.what = self.what;
+        entry.summary.clear();
+        self.wire.render_into(&mut entry.summary);
+        match self.note {
+            Some(note) => note.into_note(&mut entry.note),
+            None => entry.note = None,
         }
+        entry.ignored = self.ignored;
+        entry.frame = Some(self.frame);
+        entry.ts = self.ts;
     }
 }
 
@@ -400,6 +422,13 @@ impl Finished {
     pub fn report_and_spare(mut self) -> (Attempt, Spare) {
         let attempt = verdict::finish(&mut self.state, &self.timing, self.horizon);
         (attempt, Spare(self.state))
+    }
+
+    /// [`Finished::report_and_spare`], the attempt worded in the memory of `attempt` (an attempt
+    /// worded before, whose strings and timeline are reused), which it replaces.
+    pub fn report_into(mut self, attempt: &mut Attempt) -> Spare {
+        verdict::finish_into(&mut self.state, &self.timing, self.horizon, attempt);
+        Spare(self.state)
     }
 }
 

@@ -738,3 +738,48 @@ fn test_an_expired_attempt_reads_the_same_whenever_the_clock_passed_it() {
     assert_eq!(soon, late);
     assert!(soon.cause.contains("sends nothing more for 7.60 s after its last SYN"), "{}", soon.cause);
 }
+
+#[test]
+fn test_an_attempt_worded_in_the_memory_of_another_reads_as_worded_afresh() {
+    // A replay words each attempt in the strings and timeline of the one before (`report_into`):
+    // longer and shorter timelines, worded notes and fixed ones, in both orders, must carry nothing over.
+    let (a, b, c) = ("192.0.2.11:40001", "192.0.2.12:40002", "192.0.2.13:40003");
+    let events = vec![
+        // Unanswered: four SYNs, three of them retransmits with worded notes.
+        syn(0, 1),
+        syn(1000, 2),
+        syn(2000, 3),
+        syn(4000, 4),
+        // Refused: two entries.
+        packet(10, 5, segment(a, SERVER, TcpFlags::SYN, 7, 0)),
+        packet(11, 6, segment(SERVER, a, TcpFlags::RST | TcpFlags::ACK, 0, 8)),
+        // Established, with later segments counted in its cause.
+        packet(20, 7, segment(b, SERVER, TcpFlags::SYN, 70, 0)),
+        packet(21, 8, segment(SERVER, b, TcpFlags::SYN | TcpFlags::ACK, 500, 71)),
+        packet(22, 9, segment(b, SERVER, TcpFlags::ACK, 71, 501)),
+        packet(23, 10, segment(b, SERVER, TcpFlags::ACK | TcpFlags::PSH, 71, 501)),
+        // A lone RST without ACK: ignored, then nothing.
+        packet(30, 11, segment(c, SERVER, TcpFlags::SYN, 700, 0)),
+        packet(31, 12, segment(SERVER, c, TcpFlags::RST, 0, 0)),
+    ];
+    let finished = || {
+        let mut correlator = super::Correlator::streaming(SynTiming::default());
+        for event in &events {
+            correlator.push(event);
+        }
+        correlator.close(at_ms(100_000))
+    };
+    let fresh: Vec<Attempt> = finished().into_iter().map(super::Finished::report).collect();
+    assert_eq!(fresh.len(), 4);
+    assert!(fresh.iter().any(|a| a.events.len() == 4) && fresh.iter().any(|a| a.events.len() == 2));
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 0, 3, 2], [2, 0, 1, 3]] {
+        let mut attempts: Vec<Option<super::Finished>> = finished().into_iter().map(Some).collect();
+        let mut reused = fresh[order[0]].clone();
+        reused.cause.push_str(" (words of another attempt)");
+        for &i in &order {
+            let Some(attempt) = attempts[i].take() else { continue };
+            let _spare = attempt.report_into(&mut reused);
+            assert_eq!(reused, fresh[i], "attempt {i} worded after {order:?}");
+        }
+    }
+}

@@ -7,7 +7,7 @@ use crate::decode::{IcmpError, IcmpErrorKind};
 use crate::event::{Span, Timestamp};
 use crate::flow::Family;
 use crate::linux::{Errno, SynTiming};
-use crate::timeline::{Attempt, ErrnoSource, Finding, Outcome, What};
+use crate::timeline::{Attempt, Entry, ErrnoSource, Finding, Outcome, What};
 
 /// How far the evidence reaches when an attempt is finished.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +21,31 @@ pub(super) struct Horizon {
 /// Builds the reported attempt from the evidence up to `horizon`. The timeline's entries are moved
 /// out of `a`; what is left keeps its buffers for the next attempt (see `Correlator::take_spares`).
 pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon) -> Attempt {
+    let mut attempt = Attempt {
+        kind: "attempt",
+        client: a.key.client,
+        server: a.key.server,
+        family: a.key.family(),
+        outcome: Outcome::TimedOut,
+        errno: None,
+        errno_source: ErrnoSource::Inferred,
+        syn_count: 0,
+        start: horizon.at,
+        rtt_ms: None,
+        decided_after: None,
+        isn: a.isn,
+        cause: String::new(),
+        findings: Vec::new(),
+        path: None,
+        events: Vec::new(),
+    };
+    finish_into(a, timing, horizon, &mut attempt);
+    attempt
+}
+
+/// [`finish`], in the memory of `out` (an attempt reported before, whose cause and timeline
+/// entries keep their buffers: a replay words millions of attempts), which it replaces.
+pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon, out: &mut Attempt) {
     let capture_end = horizon.at;
     a.entries.sort_by_key(|e| e.ts);
     let fitted = annotate_retransmits(a, timing);
@@ -28,25 +53,32 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon)
     let first_syn = a.syn_times.first().copied();
     let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
 
-    let (outcome, errno, decided_at, rtt, mut cause) = match a.verdict.as_ref().map(|v| (v.ts, &v.decision)) {
+    let mut cause = std::mem::take(&mut out.cause);
+    cause.clear();
+    let (outcome, errno, decided_at, rtt) = match a.verdict.as_ref().map(|v| (v.ts, &v.decision)) {
         Some((ts, Decision::Established { via_ack })) => {
             let rtt = answer_rtt(a, ts);
-            let cause = established_cause(a, *via_ack, rtt);
-            (Outcome::Established, None, Some(ts), rtt, cause)
+            established_cause(a, *via_ack, rtt, &mut cause);
+            (Outcome::Established, None, Some(ts), rtt)
         }
         Some((ts, Decision::Refused { loopback })) => {
             let rtt = answer_rtt(a, ts);
-            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt, refused_cause(a, rtt, *loopback))
+            cause.push_str(&refused_cause(a, rtt, *loopback));
+            (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt)
         }
         Some((ts, Decision::Icmp { errno, error })) => {
-            let cause = icmp_cause(a, error, *errno, ts);
-            (Outcome::Unreachable, Some(*errno), Some(ts), None, cause)
+            cause.push_str(&icmp_cause(a, error, *errno, ts));
+            (Outcome::Unreachable, Some(*errno), Some(ts), None)
         }
         None => match &a.soft_error {
             Some(soft) => {
-                (Outcome::Unreachable, Some(soft.errno), None, None, soft_error_cause(a, soft, &fitted, horizon))
+                cause.push_str(&soft_error_cause(a, soft, &fitted, horizon));
+                (Outcome::Unreachable, Some(soft.errno), None, None)
             }
-            None => (Outcome::TimedOut, Some(Errno::Etimedout), None, None, timed_out_cause(a, &fitted, horizon)),
+            None => {
+                cause.push_str(&timed_out_cause(a, &fitted, horizon));
+                (Outcome::TimedOut, Some(Errno::Etimedout), None, None)
+            }
         },
     };
     if let Some(side) = a.capture_side {
@@ -54,15 +86,30 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon)
         cause.push_str(side);
     }
     if a.later_segments > 0 && outcome == Outcome::Established {
-        cause.push_str(&match a.later_segments {
-            1 => " 1 more segment of the connection follows (not shown).".to_string(),
-            n => format!(" {n} more segments of the connection follow (not shown)."),
+        // (In pieces, not with format arguments: most attempts of a capture say this.)
+        cause.push(' ');
+        cause.push_str(itoa::Buffer::new().format(a.later_segments));
+        cause.push_str(match a.later_segments {
+            1 => " more segment of the connection follows (not shown).",
+            _ => " more segments of the connection follow (not shown).",
         });
     }
 
     let findings = findings(a);
-    let entries = a.entries.drain(..).map(|e| e.into_entry(start)).collect();
-    Attempt {
+    // The entries of the attempt worded before keep their buffers (`Step::into_entry`).
+    let mut entries = std::mem::take(&mut out.events);
+    entries.truncate(a.entries.len());
+    for (i, step) in a.entries.drain(..).enumerate() {
+        match entries.get_mut(i) {
+            Some(entry) => step.into_entry(start, entry),
+            None => {
+                let mut entry = blank_entry();
+                step.into_entry(start, &mut entry);
+                entries.push(entry);
+            }
+        }
+    }
+    *out = Attempt {
         kind: "attempt",
         client: a.key.client,
         server: a.key.server,
@@ -79,6 +126,20 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon)
         findings,
         path: None,
         events: entries,
+    };
+}
+
+/// An entry to word a step into.
+fn blank_entry() -> Entry {
+    Entry {
+        t: 0.0,
+        dir: crate::flow::Dir::Out,
+        what: What::Syn,
+        summary: String::new(),
+        note: None,
+        ignored: false,
+        frame: None,
+        ts: Timestamp::default(),
     }
 }
 
@@ -243,27 +304,25 @@ fn lost_syns(a: &AttemptState) -> String {
     }
 }
 
-fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>) -> String {
-    let mut s = if via_ack {
-        "The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.".to_string()
+/// Appends the cause of an established attempt to `s`. (Built in pieces, not with format
+/// arguments: most attempts of a capture say this.)
+fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>, s: &mut String) {
+    if via_ack {
+        s.push_str("The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.");
     } else {
-        // (Built in pieces, not with format arguments: half the attempts of a capture say this.)
-        let mut s = String::with_capacity(320);
         s.push_str("The server answered our SYN with a SYN-ACK that acknowledges it");
         if let Some(rtt) = rtt {
             s.push(' ');
-            let _ = rtt.write_to(&mut s); // (writing to a String cannot fail)
+            let _ = rtt.write_to(s); // (writing to a String cannot fail)
             s.push_str(" later");
         }
         s.push_str(": connect() returned 0 (tcp_rcv_synsent_state_process → tcp_finish_connect).");
         if !a.handshake_acked {
             s.push_str(" The client's final ACK is not in the capture (it ends, or it holds only one direction).");
         }
-        s
-    };
+    }
     s.push_str(&lost_syns(a));
     s.push_str(&ignored_answers(a));
-    s
 }
 
 fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool) -> String {

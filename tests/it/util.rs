@@ -51,12 +51,12 @@ impl replay::Sink for Keep {
         true
     }
 
-    fn show(&self, attempt: Attempt, _: &mut Vec<u8>) -> anyhow::Result<Attempt> {
+    fn show(&self, attempt: &Attempt, _: &mut Vec<u8>) -> anyhow::Result<Attempt> {
         let mut written = Vec::new();
-        synscope::render::json::attempt_into(&mut written, &attempt)?;
-        let mut reference = serde_json::to_vec(&attempt)?;
+        synscope::render::json::attempt_into(&mut written, attempt)?;
+        let mut reference = serde_json::to_vec(attempt)?;
         reference.push(b'\n');
         assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
-        Ok(attempt)
+        Ok(attempt.clone())
     }
 }
