@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let end = records.iter().map(|r| r.0).max().unwrap_or_default();
     let mut correlator = Correlator::streaming(SynTiming::default());
     let mut streamed = Vec::new();
+    let mut worded = None;
     for (frame, &(ts, link, bytes)) in records.iter().enumerate() {
         if let Some(peek) = decode::peek_tcp(link, bytes) {
             if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
@@ -55,8 +56,19 @@ fuzz_target!(|data: &[u8]| {
         if let Some(packet) = decoded(link, bytes) {
             correlator.push(&Event { ts, kind: EventKind::Packet { frame: frame as u64 + 1, packet } });
         }
-        let (words, spares): (Vec<_>, Vec<_>) = correlator.drain_finished().map(|f| f.report_and_spare()).unzip();
-        streamed.extend(words);
+        // Each attempt worded in the memory of the one before, as the wording thread does.
+        let mut spares = Vec::new();
+        for finished in correlator.drain_finished() {
+            match worded.as_mut() {
+                Some(attempt) => spares.push(finished.report_into(attempt)),
+                None => {
+                    let (attempt, spare) = finished.report_and_spare();
+                    spares.push(spare);
+                    worded = Some(attempt);
+                }
+            }
+            streamed.extend(worded.clone());
+        }
         correlator.take_spares(spares);
     }
     streamed.extend(correlator.finish(end));
@@ -88,6 +100,11 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// What a replay pushes for a record: its decoded packet, unless it says nothing about attempts.
+/// The shortcut for plain TCP segments must decode exactly as the general decoder does.
 fn decoded(link: decode::LinkType, bytes: &[u8]) -> Option<decode::Packet> {
-    decode::decode(link, bytes).ok().filter(|p| !matches!(p.body, decode::PacketBody::Other(_)))
+    let general = decode::decode(link, bytes).ok();
+    if let Some(plain) = decode::decode_plain_tcp(link, bytes) {
+        assert_eq!(Some(&plain), general.as_ref(), "the plain-TCP shortcut decodes otherwise");
+    }
+    general.filter(|p| !matches!(p.body, decode::PacketBody::Other(_)))
 }

@@ -296,23 +296,32 @@ pub struct TcpPeek {
     pub flags: TcpFlags,
 }
 
-/// Reads a TCP segment's endpoints and flags with as little work as it takes, so that a reader can
-/// skip the full decode of the data segments no attempt needs. `None` for anything else and for
-/// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
-pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
-    // Untagged Ethernet carrying IP, the common case, without the general link-layer walk.
+/// The IP packet a frame carries, with what its link layer says of it (direction, loopback): for
+/// untagged Ethernet, the common case, without the general link-layer walk. `None` if the frame
+/// carries no IP packet.
+fn ip_of(link_type: LinkType, frame: &[u8]) -> Option<(LinkDirection, bool, &[u8])> {
     let untagged_ethernet_ip = link_type == LinkType::ETHERNET
         && frame
             .get(12..14)
             .is_some_and(|t| matches!(u16::from_be_bytes([t[0], t[1]]), ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
-    let ip = if untagged_ethernet_ip {
-        &frame[14..]
-    } else {
-        match link::strip(link_type, frame).ok()?.payload {
-            NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => bytes,
-            _ => return None,
+    if untagged_ethernet_ip {
+        // (What `link::strip` says of Ethernet: no direction, not loopback.)
+        return Some((LinkDirection::Unknown, false, &frame[14..]));
+    }
+    let linked = link::strip(link_type, frame).ok()?;
+    match linked.payload {
+        NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => {
+            Some((linked.direction, linked.loopback, bytes))
         }
-    };
+        _ => None,
+    }
+}
+
+/// The TCP segment of an IP packet when the packet is plain: TCP right after the IP header (no
+/// IPv4 fragment, no IPv6 extension header), lengths that agree, the fixed 20 bytes of TCP there
+/// with a data offset of at least 5 words (RFC 9293 3.1). Whether it is IPv6, and the segment,
+/// bounded by the IP length. `None` for anything else: [`decode`] handles it.
+fn plain_tcp(ip: &[u8]) -> Option<(bool, &[u8])> {
     let (v6, tcp) = match ip.first()? >> 4 {
         4 => {
             let header_len = usize::from(ip[0] & 0x0f) * 4;
@@ -342,12 +351,17 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
         }
         _ => return None,
     };
-    // The fixed 20 bytes, with a data offset of at least 5 words (RFC 9293 3.1).
-    if tcp.len() < 20 || tcp[12] >> 4 < 5 {
-        return None;
-    }
+    (tcp.len() >= 20 && tcp[12] >> 4 >= 5).then_some((v6, tcp))
+}
+
+/// Reads a TCP segment's endpoints and flags with as little work as it takes, so that a reader can
+/// skip the full decode of the data segments no attempt needs. `None` for anything else and for
+/// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
+pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
+    let (_, _, ip) = ip_of(link_type, frame)?;
+    let (v6, tcp) = plain_tcp(ip)?;
     let (sport, dport) = (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]]));
-    // (The addresses are there: the header was read above, at least 20 bytes of IPv4, 40 of IPv6.)
+    // (The addresses are there: `plain_tcp` read past them, 20 bytes of IPv4, 40 of IPv6.)
     let (src, dst) = if v6 {
         let addr = |at: usize| -> Option<[u8; 16]> { ip.get(at..at + 16)?.try_into().ok() };
         (End::v6(addr(8)?, sport), End::v6(addr(24)?, dport))
@@ -356,6 +370,40 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
         (End::v4(addr(12)?, sport), End::v4(addr(16)?, dport))
     };
     Some(TcpPeek { src, dst, flags: TcpFlags(tcp[13]) })
+}
+
+/// What [`decode`] makes of a plain TCP segment (see `plain_tcp`) whose header is whole, read
+/// straight from its bytes: a replay decodes millions of SYNs, SYN-ACKs and handshake ACKs, and the
+/// general parsers cost more than the correlating. `None` for anything else: call [`decode`].
+pub fn decode_plain_tcp(link_type: LinkType, frame: &[u8]) -> Option<Packet> {
+    let (link_direction, on_loopback, ip) = ip_of(link_type, frame)?;
+    let (v6, tcp) = plain_tcp(ip)?;
+    let data_offset = usize::from(tcp[12] >> 4) * 4;
+    // Options cut by the snapshot length: `decode` keeps what the fixed header says.
+    let options = tcp.get(20..data_offset)?;
+    let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (src, dst, ttl): (IpAddr, IpAddr, u8) = if v6 {
+        let addr =
+            |at: usize| -> Option<Ipv6Addr> { Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(at..at + 16)?).ok()?)) };
+        (addr(8)?.into(), addr(24)?.into(), ip[7])
+    } else {
+        let addr =
+            |at: usize| -> Option<Ipv4Addr> { Some(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(at..at + 4)?).ok()?)) };
+        (addr(12)?.into(), addr(16)?.into(), ip[8])
+    };
+    let segment = TcpSegment {
+        src: SocketAddr::new(src, be16(tcp, 0)),
+        dst: SocketAddr::new(dst, be16(tcp, 2)),
+        flags: TcpFlags(tcp[13]),
+        seq: be32(tcp, 4),
+        ack: be32(tcp, 8),
+        window: be16(tcp, 14),
+        options: read_options(options),
+        payload_len: u32::try_from(tcp.len() - data_offset).unwrap_or(u32::MAX),
+        ttl,
+    };
+    Some(Packet { link_direction, on_loopback, body: PacketBody::Tcp(segment) })
 }
 
 fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
@@ -592,6 +640,47 @@ mod tests {
     const NS_SLL2: &str = "86dd0000000000020001040602000000011000006000000000203aff20010db8000100000000000000000010ff0200000000000000000001ff000099870019d90000000020010db80001000000000000000000990101020000000110";
     /// fixtures/nd-failure-v6.pcap frame 4: this host's own ICMPv6 address unreachable on lo, quoting the SYN.
     const ICMP6_LOCAL_SLL2: &str = "86dd000000000001030400060000000000000000600c83e000583a4020010db800010000000000000000001020010db80001000000000000000000100103451500000000600373370028064020010db800010000000000000000001020010db8000100000000000000000099b5f61f9009afdbca00000000a002fd205c4b0000020405a00402080a457d1657000000000103030a";
+
+    proptest::proptest! {
+        /// The shortcut for plain TCP segments says exactly what the general decoder says, or
+        /// nothing: on recorded segments (IPv4, IPv6, Linux cooked) with bytes changed anywhere,
+        /// and cut anywhere.
+        #[test]
+        fn test_plain_tcp_decodes_as_decode_does(
+            which in 0usize..3,
+            changes in proptest::collection::vec((0usize..200, proptest::prelude::any::<u8>()), 0..4),
+            cut in 0usize..200,
+        ) {
+            let (link_type, template) = [
+                (LinkType::ETHERNET, SYN_V4),
+                (LinkType::ETHERNET, SYN_V6),
+                (LinkType::LINUX_SLL, RST_SLL),
+            ][which];
+            let mut frame = hex(template);
+            for (at, byte) in changes {
+                let at = at % frame.len();
+                frame[at] = byte;
+            }
+            frame.truncate(cut.max(1));
+            if let Some(plain) = decode_plain_tcp(link_type, &frame) {
+                proptest::prop_assert_eq!(Ok(plain), decode(link_type, &frame));
+            }
+        }
+    }
+
+    #[test]
+    fn test_plain_tcp_takes_the_recorded_segments() {
+        for (link_type, template) in
+            [(LinkType::ETHERNET, SYN_V4), (LinkType::ETHERNET, SYN_V6), (LinkType::LINUX_SLL, RST_SLL)]
+        {
+            let frame = hex(template);
+            assert_eq!(decode_plain_tcp(link_type, &frame).ok_or(()), decode(link_type, &frame).map_err(drop));
+        }
+        // Options cut short by the snapshot length: left to `decode`.
+        let syn = hex(SYN_V4);
+        assert!(decode_plain_tcp(LinkType::ETHERNET, &syn[..syn.len() - 4]).is_none());
+        assert!(decode(LinkType::ETHERNET, &syn[..syn.len() - 4]).is_ok());
+    }
 
     #[test]
     fn test_decode_syn_with_options() {
