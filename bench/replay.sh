@@ -33,11 +33,12 @@ for file in "$capture" "$capture_ng" "$double"; do
 done
 packets=$("$dir/pcap_count" "$capture")
 bytes=$(stat -c %s "$capture")
-cat "$capture" "$capture_ng" "$double" >/dev/null # warm the page cache
-
-# median wall seconds and peak RSS (KiB) of RUNS runs of "$@", output discarded
+# median wall seconds and peak RSS (KiB) of RUNS runs of "$@", output discarded, after one run not
+# counted: it brings the file into the page cache, which this machine may have emptied since the last
+# tool ran (a file not cached is read from disk, and the run measures the disk)
 measure() {
     local walls=() rss=0
+    "$@" >/dev/null 2>&1 || true
     for _ in $(seq "$RUNS"); do
         /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
         read -r wall kib <"$dir/time.txt"
