@@ -418,19 +418,11 @@ impl<S: Sink> Words<'_, S> {
             let mut spared = Vec::with_capacity(attempts.len());
             for (place, finished) in attempts {
                 if self.sink.wants(&finished) {
-                    let attempt = match worded.as_mut() {
-                        Some(attempt) => {
-                            spared.push(finished.report_into(attempt));
-                            attempt
-                        }
-                        None => {
-                            let (attempt, spare) = finished.report_and_spare();
-                            spared.push(spare);
-                            worded.insert(attempt)
-                        }
-                    };
-                    let seen = self.sink.show(attempt, &mut bytes)?;
+                    let (attempt, spare) = finished.report_reusing(worded.take());
+                    spared.push(spare);
+                    let seen = self.sink.show(&attempt, &mut bytes)?;
                     shown.push((place, bytes.len(), seen));
+                    worded = Some(attempt);
                 } else {
                     spared.push(finished.into_spare());
                 }

@@ -59,15 +59,10 @@ fuzz_target!(|data: &[u8]| {
         // Each attempt worded in the memory of the one before, as the wording thread does.
         let mut spares = Vec::new();
         for finished in correlator.drain_finished() {
-            match worded.as_mut() {
-                Some(attempt) => spares.push(finished.report_into(attempt)),
-                None => {
-                    let (attempt, spare) = finished.report_and_spare();
-                    spares.push(spare);
-                    worded = Some(attempt);
-                }
-            }
-            streamed.extend(worded.clone());
+            let (attempt, spare) = finished.report_reusing(worded.take());
+            spares.push(spare);
+            streamed.push(attempt.clone());
+            worded = Some(attempt);
         }
         correlator.take_spares(spares);
     }

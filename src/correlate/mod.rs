@@ -419,16 +419,15 @@ impl Finished {
 
     /// The reported attempt, and what is left of its state to give back to the correlator (see
     /// [`Correlator::take_spares`]).
-    pub fn report_and_spare(mut self) -> (Attempt, Spare) {
-        let attempt = verdict::finish(&mut self.state, &self.timing, self.horizon);
-        (attempt, Spare(self.state))
+    pub fn report_and_spare(self) -> (Attempt, Spare) {
+        self.report_reusing(None)
     }
 
-    /// [`Finished::report_and_spare`], the attempt worded in the memory of `attempt` (an attempt
-    /// worded before, whose strings and timeline are reused), which it replaces.
-    pub fn report_into(mut self, attempt: &mut Attempt) -> Spare {
-        verdict::finish_into(&mut self.state, &self.timing, self.horizon, attempt);
-        Spare(self.state)
+    /// [`Finished::report_and_spare`], worded in the memory of `previous`, an attempt reported
+    /// before whose strings and timeline entries are reused (a replay words millions of attempts).
+    pub fn report_reusing(mut self, previous: Option<Attempt>) -> (Attempt, Spare) {
+        let attempt = verdict::finish(&mut self.state, &self.timing, self.horizon, previous);
+        (attempt, Spare(self.state))
     }
 }
 

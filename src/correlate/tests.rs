@@ -741,7 +741,7 @@ fn test_an_expired_attempt_reads_the_same_whenever_the_clock_passed_it() {
 
 #[test]
 fn test_an_attempt_worded_in_the_memory_of_another_reads_as_worded_afresh() {
-    // A replay words each attempt in the strings and timeline of the one before (`report_into`):
+    // A replay words each attempt in the strings and timeline of the one before (`report_reusing`):
     // longer and shorter timelines, worded notes and fixed ones, in both orders, must carry nothing over.
     let (a, b, c) = ("192.0.2.11:40001", "192.0.2.12:40002", "192.0.2.13:40003");
     let events = vec![
@@ -778,7 +778,7 @@ fn test_an_attempt_worded_in_the_memory_of_another_reads_as_worded_afresh() {
         reused.cause.push_str(" (words of another attempt)");
         for &i in &order {
             let Some(attempt) = attempts[i].take() else { continue };
-            let _spare = attempt.report_into(&mut reused);
+            reused = attempt.report_reusing(Some(reused)).0;
             assert_eq!(reused, fresh[i], "attempt {i} worded after {order:?}");
         }
     }

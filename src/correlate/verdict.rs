@@ -20,32 +20,9 @@ pub(super) struct Horizon {
 
 /// Builds the reported attempt from the evidence up to `horizon`. The timeline's entries are moved
 /// out of `a`; what is left keeps its buffers for the next attempt (see `Correlator::take_spares`).
-pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon) -> Attempt {
-    let mut attempt = Attempt {
-        kind: "attempt",
-        client: a.key.client,
-        server: a.key.server,
-        family: a.key.family(),
-        outcome: Outcome::TimedOut,
-        errno: None,
-        errno_source: ErrnoSource::Inferred,
-        syn_count: 0,
-        start: horizon.at,
-        rtt_ms: None,
-        decided_after: None,
-        isn: a.isn,
-        cause: String::new(),
-        findings: Vec::new(),
-        path: None,
-        events: Vec::new(),
-    };
-    finish_into(a, timing, horizon, &mut attempt);
-    attempt
-}
-
-/// [`finish`], in the memory of `out` (an attempt reported before, whose cause and timeline
-/// entries keep their buffers: a replay words millions of attempts), which it replaces.
-pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon, out: &mut Attempt) {
+/// The cause and timeline are written in the memory of `previous`, an attempt reported before, if
+/// given: a replay words millions of attempts, and its strings keep their buffers.
+pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon, previous: Option<Attempt>) -> Attempt {
     let capture_end = horizon.at;
     a.entries.sort_by_key(|e| e.ts);
     let fitted = annotate_retransmits(a, timing);
@@ -53,7 +30,7 @@ pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Hor
     let first_syn = a.syn_times.first().copied();
     let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
 
-    let mut cause = std::mem::take(&mut out.cause);
+    let (mut cause, mut entries) = previous.map_or_else(Default::default, |p| (p.cause, p.events));
     cause.clear();
     let (outcome, errno, decided_at, rtt) = match a.verdict.as_ref().map(|v| (v.ts, &v.decision)) {
         Some((ts, Decision::Established { via_ack })) => {
@@ -96,8 +73,7 @@ pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Hor
     }
 
     let findings = findings(a);
-    // The entries of the attempt worded before keep their buffers (`Step::into_entry`).
-    let mut entries = std::mem::take(&mut out.events);
+    // The previous attempt's entries keep their buffers (`Step::into_entry`).
     entries.truncate(a.entries.len());
     for (i, step) in a.entries.drain(..).enumerate() {
         match entries.get_mut(i) {
@@ -109,7 +85,7 @@ pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Hor
             }
         }
     }
-    *out = Attempt {
+    Attempt {
         kind: "attempt",
         client: a.key.client,
         server: a.key.server,
@@ -126,7 +102,7 @@ pub(super) fn finish_into(a: &mut AttemptState, timing: &SynTiming, horizon: Hor
         findings,
         path: None,
         events: entries,
-    };
+    }
 }
 
 /// An entry to word a step into.
