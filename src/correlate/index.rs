@@ -1,25 +1,31 @@
 //! The index of open attempts by their two ends: a small open-addressing table.
 //!
-//! A replay looks up every TCP segment of a capture, mostly data of connections whose attempt only
-//! counts them, and on a large capture each lookup waits on memory. A general hash map reads its
-//! control bytes, then its bucket, then the slot's ends. Here one flat array of 8-byte entries
-//! holds the low half of the hash beside the slot, so the first read both filters and names the
-//! slot. It is probed linearly from the hash's low bits, which the entry keeps, so it grows and
-//! deletes without the full hash (Knuth, TAOCP vol. 3, 6.4: algorithm L, and algorithm R to delete
-//! without tombstones).
+//! A replay looks up every TCP segment of a capture, mostly data of connections no open attempt
+//! needs, and on a large capture each lookup waits on memory. A general hash map reads its control
+//! bytes, then its bucket, then the slot's ends. Here one flat array of 8-byte entries holds part
+//! of the hash and a mark beside the slot, so the first read both filters and names the slot, and
+//! for the data segments of connections whose attempt is settled (unmarked) it is the only read.
+//! It is probed linearly from the hash's low bits, which the entry keeps, so it grows and deletes
+//! without the full hash (Knuth, TAOCP vol. 3, 6.4: algorithm L, and algorithm R to delete without
+//! tombstones).
 
-/// The low 32 bits of a hash, above the slot's 32 (slots are far fewer than 2^32 - 1, so no entry
-/// is ever `EMPTY`).
+/// An entry: the low 31 bits of a hash (bits 33 to 63), the mark (bit 32), the slot (bits 0 to 31).
+/// Slots are far fewer than 2^32 - 1, so no entry is ever `EMPTY`.
 type Entry = u64;
 
 /// No entry.
 const EMPTY: Entry = u64::MAX;
 
-/// The slots of open attempts by the hash of their two ends (`ends_hash`). It only narrows the
-/// search: the caller checks the ends of each slot it is offered.
+/// The bit of an entry that holds its mark.
+const MARK: Entry = 1 << 32;
+
+/// The slots of open attempts by the hash of their two ends (`ends_hash`), each with a mark. It only
+/// narrows the search: the caller checks the ends of each slot it is offered. The mark lets a
+/// search skip, without reading their ends, the slots that cannot matter to it (see
+/// [`EndsIndex::find_marked`]).
 #[derive(Debug, Clone)]
 pub(super) struct EndsIndex {
-    /// A power of two in length (at most 2^32), at most half full, so that probes stay short.
+    /// A power of two in length (at most 2^31), at most half full, so that probes stay short.
     entries: Vec<Entry>,
     len: usize,
 }
@@ -28,6 +34,20 @@ impl Default for EndsIndex {
     fn default() -> Self {
         EndsIndex { entries: vec![EMPTY; 64], len: 0 }
     }
+}
+
+/// What an entry keeps of a hash: its low 31 bits, which are also where its probe starts.
+fn kept(hash: u64) -> u64 {
+    hash & 0x7fff_ffff
+}
+
+/// The kept hash of an entry.
+fn kept_of(entry: Entry) -> u64 {
+    entry >> 33
+}
+
+fn slot_of(entry: Entry) -> usize {
+    entry as u32 as usize
 }
 
 impl EndsIndex {
@@ -40,39 +60,66 @@ impl EndsIndex {
         self.entries.len() - 1
     }
 
-    /// Where an entry of `hash` (or its low half) starts its probe.
-    fn home(&self, hash: u64) -> usize {
-        hash as u32 as usize & self.mask()
+    /// Where an entry of `kept` hash starts its probe.
+    fn home(&self, kept: u64) -> usize {
+        kept as usize & self.mask()
     }
 
     /// The first slot under `hash` for which `is_it` holds.
-    pub(super) fn find(&self, hash: u64, mut is_it: impl FnMut(usize) -> bool) -> Option<usize> {
-        let (mask, low) = (self.mask(), hash as u32 as u64);
-        let mut at = self.home(hash);
+    pub(super) fn find(&self, hash: u64, is_it: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.find_where(hash, 0, is_it)
+    }
+
+    /// The first marked slot under `hash` for which `is_it` holds. Unmarked slots are passed over
+    /// without asking `is_it`: the caller reads no ends for them.
+    pub(super) fn find_marked(&self, hash: u64, is_it: impl FnMut(usize) -> bool) -> Option<usize> {
+        self.find_where(hash, MARK, is_it)
+    }
+
+    /// The first slot under `hash` whose entry has the bits of `mark` set and for which `is_it` holds.
+    fn find_where(&self, hash: u64, mark: Entry, mut is_it: impl FnMut(usize) -> bool) -> Option<usize> {
+        let (mask, kept) = (self.mask(), kept(hash));
+        let mut at = self.home(kept);
         loop {
             let entry = self.entries[at];
             if entry == EMPTY {
                 return None;
             }
-            if entry >> 32 == low && is_it(entry as u32 as usize) {
-                return Some(entry as u32 as usize);
+            if kept_of(entry) == kept && entry & mark == mark && is_it(slot_of(entry)) {
+                return Some(slot_of(entry));
             }
             at = (at + 1) & mask;
         }
     }
 
-    /// Indexes `slot` under `hash`, in place of the first slot under `hash` for which `is_it` holds
-    /// if there is one.
-    pub(super) fn insert(&mut self, hash: u64, slot: usize, mut is_it: impl FnMut(usize) -> bool) {
-        let (mask, low) = (self.mask(), hash as u32 as u64);
-        let entry = low << 32 | slot as u32 as u64;
-        let mut at = self.home(hash);
+    /// Where the entry of `slot`, indexed under `hash`, sits, if it is there.
+    fn position(&self, hash: u64, slot: usize) -> Option<usize> {
+        let (mask, kept) = (self.mask(), kept(hash));
+        let mut at = self.home(kept);
+        loop {
+            let entry = self.entries[at];
+            if entry == EMPTY {
+                return None;
+            }
+            if kept_of(entry) == kept && slot_of(entry) == slot {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Indexes `slot` under `hash`, `marked` or not, in place of the first slot under `hash` for
+    /// which `is_it` holds if there is one.
+    pub(super) fn insert(&mut self, hash: u64, slot: usize, marked: bool, mut is_it: impl FnMut(usize) -> bool) {
+        let (mask, kept) = (self.mask(), kept(hash));
+        let entry = kept << 33 | if marked { MARK } else { 0 } | slot as u32 as u64;
+        let mut at = self.home(kept);
         loop {
             let there = self.entries[at];
             if there == EMPTY {
                 break;
             }
-            if there >> 32 == low && is_it(there as u32 as usize) {
+            if kept_of(there) == kept && is_it(slot_of(there)) {
                 self.entries[at] = entry;
                 return;
             }
@@ -85,20 +132,17 @@ impl EndsIndex {
         }
     }
 
+    /// Marks, or unmarks, `slot`, indexed under `hash`, if it is there.
+    pub(super) fn set_mark(&mut self, hash: u64, slot: usize, marked: bool) {
+        if let Some(at) = self.position(hash, slot) {
+            self.entries[at] = self.entries[at] & !MARK | if marked { MARK } else { 0 };
+        }
+    }
+
     /// Takes `slot`, indexed under `hash`, out of the index, if it is there.
     pub(super) fn remove(&mut self, hash: u64, slot: usize) {
-        let (mask, low) = (self.mask(), hash as u32 as u64);
-        let mut hole = self.home(hash);
-        loop {
-            let there = self.entries[hole];
-            if there == EMPTY {
-                return;
-            }
-            if there == low << 32 | slot as u32 as u64 {
-                break;
-            }
-            hole = (hole + 1) & mask;
-        }
+        let Some(mut hole) = self.position(hash, slot) else { return };
+        let mask = self.mask();
         // Close the hole (algorithm R): each later entry of the run moves into it unless its home
         // lies cyclically after the hole and at or before where it sits (the hole is not on its
         // probe path then).
@@ -109,7 +153,7 @@ impl EndsIndex {
             if there == EMPTY {
                 break;
             }
-            let home = self.home(there >> 32);
+            let home = self.home(kept_of(there));
             let on_path = if hole <= next { home <= hole || home > next } else { home <= hole && home > next };
             if on_path {
                 self.entries[hole] = there;
@@ -126,7 +170,7 @@ impl EndsIndex {
         let old = std::mem::replace(&mut self.entries, doubled);
         let mask = self.mask();
         for entry in old.into_iter().filter(|&e| e != EMPTY) {
-            let mut at = self.home(entry >> 32);
+            let mut at = self.home(kept_of(entry));
             while self.entries[at] != EMPTY {
                 at = (at + 1) & mask;
             }
@@ -140,44 +184,56 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// What the index should hold: (hash, slot) pairs, the latest insert of a hash and key first.
+    /// What the index should hold: (hash, slot, marked), the latest insert of a hash and key first.
     #[derive(Default)]
-    struct Model(Vec<(u64, usize)>);
+    struct Model(Vec<(u64, usize, bool)>);
 
     proptest! {
         /// Against a list: hashes crowded into few values (so runs collide and wrap), slots that
-        /// stand for keys (`is_it` compares slots' keys), inserts, replacements and removals.
+        /// stand for keys (`is_it` compares slots' keys), inserts, replacements, removals and marks.
         #[test]
-        fn test_index_finds_what_a_list_finds(ops in proptest::collection::vec((0u8..3, 0u64..48, 0usize..40), 1..600)) {
+        fn test_index_finds_what_a_list_finds(ops in proptest::collection::vec((0u8..4, 0u64..48, 0usize..40, any::<bool>()), 1..600)) {
             let mut index = EndsIndex::default();
             let mut model = Model::default();
             // A slot's key: slots k and k + 20 share one, so an insert may replace.
             let key = |slot: usize| slot % 20;
-            // Hashes whose low bits collide in a small table, some near the table's end.
-            let hash_of = |h: u64| (h % 12).wrapping_mul(0x9e37_79b9_0000_0000) + (h % 12) + 60 * (h % 2);
-            for (op, h, slot) in ops {
+            // Hashes whose low bits collide in a small table, some near the table's end, and
+            // some that differ only above the 31 bits an entry keeps.
+            let hash_of = |h: u64| (h % 12).wrapping_mul(0x9e37_79b9_0000_0000) + (h % 12) + 60 * (h % 2) + (1 << 31) * (h % 3);
+            for (op, h, slot, marked) in ops {
                 let hash = hash_of(h);
+                let same = |mh: u64, s: usize| mh & 0x7fff_ffff == hash & 0x7fff_ffff && key(s) == key(slot);
                 match op {
                     0 => {
-                        index.insert(hash, slot, |s| key(s) == key(slot));
-                        match model.0.iter_mut().find(|(mh, s)| *mh == hash && key(*s) == key(slot)) {
-                            Some(found) => found.1 = slot,
-                            None => model.0.push((hash, slot)),
+                        index.insert(hash, slot, marked, |s| key(s) == key(slot));
+                        match model.0.iter_mut().find(|(mh, s, _)| same(*mh, *s)) {
+                            Some(found) => *found = (hash, slot, marked),
+                            None => model.0.push((hash, slot, marked)),
                         }
                     }
                     1 => {
                         index.remove(hash, slot);
-                        model.0.retain(|&(mh, s)| !(mh == hash && s == slot));
+                        model.0.retain(|&(mh, s, _)| !(mh & 0x7fff_ffff == hash & 0x7fff_ffff && s == slot));
+                    }
+                    2 => {
+                        index.set_mark(hash, slot, marked);
+                        for entry in model.0.iter_mut().filter(|(mh, s, _)| mh & 0x7fff_ffff == hash & 0x7fff_ffff && *s == slot) {
+                            entry.2 = marked;
+                        }
                     }
                     _ => {}
                 }
                 prop_assert_eq!(index.len(), model.0.len());
-                for h in 0..12 {
+                for h in 0..48 {
                     let hash = hash_of(h);
+                    let kept = hash & 0x7fff_ffff;
                     for k in 0..20 {
                         let found = index.find(hash, |s| key(s) == k);
-                        let expected = model.0.iter().find(|(mh, s)| *mh == hash && key(*s) == k).map(|&(_, s)| s);
+                        let expected = model.0.iter().find(|(mh, s, _)| mh & 0x7fff_ffff == kept && key(*s) == k).map(|&(_, s, _)| s);
                         prop_assert_eq!(found, expected, "hash {:#x} key {}", hash, k);
+                        let found = index.find_marked(hash, |s| key(s) == k);
+                        let expected = model.0.iter().find(|(mh, s, m)| *m && mh & 0x7fff_ffff == kept && key(*s) == k).map(|&(_, s, _)| s);
+                        prop_assert_eq!(found, expected, "marked, hash {:#x} key {}", hash, k);
                     }
                 }
             }
@@ -189,7 +245,7 @@ mod tests {
         let hash = |slot: usize| (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut index = EndsIndex::default();
         for slot in 0..10_000 {
-            index.insert(hash(slot), slot, |_| false);
+            index.insert(hash(slot), slot, slot % 2 == 0, |_| false);
         }
         assert_eq!(index.len(), 10_000);
         assert!(index.entries.len() >= 20_000, "at most half full");
@@ -199,6 +255,8 @@ mod tests {
         for slot in 0..10_000 {
             let found = index.find(hash(slot), |s| s == slot);
             assert_eq!(found.is_some(), slot % 3 != 0, "slot {slot}");
+            let found = index.find_marked(hash(slot), |s| s == slot);
+            assert_eq!(found.is_some(), slot % 3 != 0 && slot % 2 == 0, "marked slot {slot}");
         }
     }
 }

@@ -223,8 +223,8 @@ struct AttemptState {
     handshake_acked: bool,
     /// When a SYN with another ISN reused this 4-tuple.
     superseded_at: Option<Timestamp>,
-    /// Segments after the handshake, counted but not shown.
-    later_segments: u64,
+    /// Packets after the verdict left out of the timeline (beyond [`MAX_LATE_ENTRIES`]).
+    late_not_shown: u32,
     /// Where the capture was taken, if the link layer says (Linux cooked captures).
     capture_side: Option<&'static str>,
     /// Addresses whose ARP/ND resolution belongs to this attempt.
@@ -267,14 +267,15 @@ pub struct Correlator {
     /// Beside each slot, when its attempt expires and when it opened: kept up to date after every
     /// event, so a sweep reads one dense vector instead of every attempt.
     slot_times: Vec<SlotTimes>,
-    /// Beside each slot, what the lookup of a segment needs (see [`Correlator::offer_segment`]), so
-    /// that the segments of a capture never touch the attempts themselves.
+    /// Beside each slot, what the lookup of a segment needs, so that finding an attempt does not
+    /// touch the attempts themselves.
     slot_ends: Vec<SlotEnds>,
     /// The slot the event at hand reached, whose times need refreshing.
     touched: Option<usize>,
     free_slots: Vec<usize>,
     /// The open attempt of each pair of endpoints, as its slot: a table hashed by the pair (see
-    /// [`ends_hash`]) that holds 8 bytes an attempt; the ends themselves are in `slot_ends`.
+    /// [`ends_hash`]) that holds 8 bytes an attempt, marked while it awaits a client segment (see
+    /// [`SlotEnds::awaits_client_segments`]); the ends themselves are in `slot_ends`.
     current: index::EndsIndex,
     /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
     neighbors: VecDeque<NeighborObservation>,
@@ -318,33 +319,32 @@ fn ends_hash(a: End, b: End) -> u64 {
     a.hash().wrapping_add(b.hash())
 }
 
-/// A slot's two ends, and how its attempt takes a segment that carries neither SYN nor RST: what
-/// the lookup of every segment reads, kept small (56 bytes, against 80 with whole `FlowKey`s) so
-/// that the slots stay in cache.
+/// A slot's two ends, and whether its attempt awaits a client segment: what the lookup of every
+/// segment reads, kept small (56 bytes, against 80 with whole `FlowKey`s) so that the slots stay in cache.
 #[derive(Clone, Copy, Debug)]
 struct SlotEnds {
     client: End,
     server: End,
-    /// Segments counted by [`Correlator::offer_segment`], added to the attempt when it is finished.
-    counted: u32,
-    /// Whether such a segment from the client only adds to the count of later segments: true once
-    /// the attempt is decided, unless the ACK that completes the handshake is still to come
-    /// (`AttemptState::on_client_segment`). From the server, such a segment is always only counted.
-    client_segments_counted: bool,
+    /// What [`SlotEnds::awaits_client_segments`] said of the attempt after its last event (the
+    /// mark of its entry in the index).
+    awaits_client_segments: bool,
 }
 
 impl SlotEnds {
     fn of(a: &AttemptState) -> SlotEnds {
         let (client, server) = (End::of(a.key.client), End::of(a.key.server));
-        SlotEnds { client, server, counted: 0, client_segments_counted: Self::counts_client_segments(a) }
+        SlotEnds { client, server, awaits_client_segments: Self::awaits_client_segments(a) }
     }
 
-    /// What `client_segments_counted` says of `a` now (unlike a slot's ends, it changes).
-    fn counts_client_segments(a: &AttemptState) -> bool {
+    /// Whether a segment from the client that carries neither SYN nor RST may still change `a`
+    /// (`AttemptState::on_client_segment`): before any answer (its ACK may prove a SYN-ACK the
+    /// capture lacks, its FIN closes the attempt), and after an acceptable SYN-ACK until the ACK
+    /// that completes the handshake. Such a segment from the server never changes an attempt.
+    fn awaits_client_segments(a: &AttemptState) -> bool {
         match a.verdict.as_ref().map(|v| &v.decision) {
-            None => false,
-            Some(Decision::Established { .. }) => a.handshake_acked || a.server_isn.is_none(),
-            Some(_) => true,
+            None => true,
+            Some(Decision::Established { .. }) => !a.handshake_acked && a.server_isn.is_some(),
+            Some(_) => false,
         }
     }
 
@@ -361,10 +361,8 @@ impl SlotEnds {
 /// What [`Correlator::offer_segment`] did with a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offered {
-    /// No open attempt has these two ends: the segment changes nothing.
+    /// No open attempt awaits it: the segment changes nothing (its time moved the clock).
     Skipped,
-    /// The open attempt of these two ends counted it among its later segments.
-    Counted,
     /// It may change its attempt: decode it and [`Correlator::push`] it.
     NeedsDecode,
 }
@@ -516,30 +514,23 @@ impl Correlator {
         Some((i, ends[i].client == src))
     }
 
+    /// The open attempt whose client is `src` and server `dst`, if it awaits a client segment:
+    /// unmarked entries of the index are passed over without reading their ends.
+    fn find_awaiting(&self, src: End, dst: End) -> Option<usize> {
+        let ends = &self.slot_ends;
+        self.current.find_marked(ends_hash(src, dst), |i| ends[i].client == src && ends[i].server == dst)
+    }
+
     /// Offers a TCP segment at `ts` from `src` to `dst` that carries neither SYN nor RST, known by
-    /// its endpoints alone: most segments of a capture are data of connections no attempt needs,
-    /// or of established ones whose attempt only counts them, so a reader need not decode them.
-    /// The result is exactly what decoding and pushing the segment would do.
+    /// its endpoints alone: most segments of a capture are data of connections no attempt awaits
+    /// (their attempt is settled, or gone), so a reader need not decode them. Skipped means exactly
+    /// what decoding and pushing the segment would do: move the clock and nothing else.
     pub fn offer_segment(&mut self, ts: Timestamp, src: End, dst: End) -> Offered {
-        let Some((i, from_client)) = self.find_ends(src, dst) else {
-            // Skipped, but its time still moves the clock, as pushing it would.
-            self.advance_clock(ts);
-            return Offered::Skipped;
-        };
-        let ends = self.slot_ends[i];
-        // (A full count goes the long way, to the attempt's own 64-bit count.)
-        if (from_client && !ends.client_segments_counted) || ends.counted == u32::MAX {
+        if self.find_awaiting(src, dst).is_some() {
             return Offered::NeedsDecode;
         }
-        // What `push` would do first: move the clock, which may sweep or finish this attempt.
-        let clock = self.clock_for_peek(ts);
-        let sweeps = self.streaming && clock > self.now && clock >= self.next_sweep;
-        if sweeps || (self.streaming && self.slot_times[i].expires < clock) {
-            return Offered::NeedsDecode;
-        }
-        self.advance_clock(ts); // (no sweep is due: checked above)
-        self.slot_ends[i].counted += 1;
-        Offered::Counted
+        self.advance_clock(ts);
+        Offered::Skipped
     }
 
     /// Moves the capture's clock to an event at `ts`, and sweeps when it is time.
@@ -567,7 +558,12 @@ impl Correlator {
         if let Some(i) = self.touched.take() {
             if let Some(a) = self.attempts.get(i).and_then(Option::as_deref) {
                 self.slot_times[i] = SlotTimes { expires: retire::expires_at(a), opened: a.first_seen() };
-                self.slot_ends[i].client_segments_counted = SlotEnds::counts_client_segments(a);
+                let awaits = SlotEnds::awaits_client_segments(a);
+                let ends = &mut self.slot_ends[i];
+                if ends.awaits_client_segments != awaits {
+                    ends.awaits_client_segments = awaits;
+                    self.current.set_mark(ends.hash(), i, awaits);
+                }
             }
         }
     }
@@ -626,13 +622,19 @@ impl Correlator {
     /// The open attempt between `src` and `dst`, and whether `src` is its client.
     fn open_between(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(usize, bool)> {
         let (i, from_client) = self.find(src, dst)?;
+        self.still_open(i).then_some((i, from_client))
+    }
+
+    /// Whether attempt `i`, just found for the event at hand, is still open by its clock; if its
+    /// time is up it is finished now.
+    fn still_open(&mut self, i: usize) -> bool {
         let expires = self.slot_times[i].expires;
         if self.streaming && expires < self.clock {
             self.retire(i, expires, false);
-            return None;
+            return false;
         }
         self.touched = Some(i);
-        Some((i, from_client))
+        true
     }
 
     /// The capture clock for an event at `ts`. A record far ahead of the clock moves it only when
@@ -684,6 +686,17 @@ impl Correlator {
             }
             return;
         }
+        if !seg.flags.has(TcpFlags::RST) && !seg.flags.has(TcpFlags::SYN | TcpFlags::ACK) {
+            // Only the client's segments can change an attempt, and only while it awaits them
+            // (the same lookup as `offer_segment`, so that both take a segment alike).
+            let awaiting = self.find_awaiting(End::of(seg.src), End::of(seg.dst));
+            if let Some(i) = awaiting.filter(|&i| self.still_open(i)) {
+                if let Some(a) = self.attempt(i) {
+                    a.on_client_segment(ts, frame, seg);
+                }
+            }
+            return;
+        }
         let (from_server, from_client) = match self.open_between(seg.src, seg.dst) {
             Some((i, true)) => (None, Some(i)),
             Some((i, false)) => (Some(i), None),
@@ -704,14 +717,8 @@ impl Correlator {
                     a.on_server_rst(ts, frame, on_loopback, seg);
                 }
             }
-        } else if seg.flags.has(TcpFlags::SYN | TcpFlags::ACK) {
-            if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
-                a.on_syn_ack(ts, frame, seg);
-            }
-        } else if let Some(a) = from_client.and_then(|i| self.attempt(i)) {
-            a.on_client_segment(ts, frame, seg);
         } else if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
-            a.later_segments += 1;
+            a.on_syn_ack(ts, frame, seg);
         }
     }
 
@@ -762,8 +769,9 @@ impl Correlator {
         };
         self.touched = Some(index);
         let slot_ends = &self.slot_ends;
-        let (client, server) = (End::of(key.client), End::of(key.server));
-        self.current.insert(ends_hash(client, server), index, |i| i != index && slot_ends[i].joins(client, server));
+        let (client, server, awaits) = (ends.client, ends.server, ends.awaits_client_segments);
+        self.current
+            .insert(ends_hash(client, server), index, awaits, |i| i != index && slot_ends[i].joins(client, server));
         index
     }
 
@@ -825,7 +833,6 @@ impl Correlator {
     fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.slot_times[i] = FREE_SLOT;
-        a.later_segments += u64::from(std::mem::take(&mut self.slot_ends[i].counted));
         self.free_slots.push(i);
         self.current.remove(self.slot_ends[i].hash(), i);
         a.attach_neighbors(&self.neighbors);
@@ -853,9 +860,9 @@ impl Correlator {
         // retiring them one by one would wait for every miss alone.
         let mut warm = 0u64;
         for &i in &expired {
-            warm ^= u64::from(self.slot_ends[i].counted);
+            warm ^= u64::from(self.slot_ends[i].awaits_client_segments);
             if let Some(a) = self.attempts[i].as_deref() {
-                warm ^= a.later_segments ^ a.syn_times.len() as u64 ^ u64::from(a.key.client.port());
+                warm ^= u64::from(a.late_not_shown) ^ a.syn_times.len() as u64 ^ u64::from(a.key.client.port());
                 warm ^= a.entries.iter().fold(0, |w, e| w ^ e.ts.0 as u64);
                 warm ^= a.verdict.as_ref().map_or(0, |v| v.ts.0 as u64);
             }
@@ -927,7 +934,7 @@ impl AttemptState {
             server_isn: None,
             handshake_acked: false,
             superseded_at: None,
-            later_segments: 0,
+            late_not_shown: 0,
             capture_side: None,
             resolving: Vec::new(),
             synack_unseen_by_client: false,
@@ -971,7 +978,7 @@ impl AttemptState {
         if late < MAX_LATE_ENTRIES {
             self.push(ts, frame, dir, what, wire, Some(note), false);
         } else {
-            self.later_segments += 1;
+            self.late_not_shown = self.late_not_shown.saturating_add(1);
         }
     }
 
@@ -1077,14 +1084,12 @@ impl AttemptState {
                 let entry = self.push(ts, frame, Dir::Out, What::Ack, Wire::tcp(seg), Some(note.into()), false);
                 self.decide(ts, Decision::Established { via_ack: true }, entry);
             }
-            _ => {
-                if seg.flags.has(TcpFlags::FIN) && self.verdict.is_none() {
-                    let note = "the client closes before any answer";
-                    self.push(ts, frame, Dir::Out, What::Fin, Wire::tcp(seg), Some(note.into()), false);
-                } else {
-                    self.later_segments += 1;
-                }
+            (None, _) if seg.flags.has(TcpFlags::FIN) => {
+                let note = "the client closes before any answer";
+                self.push(ts, frame, Dir::Out, What::Fin, Wire::tcp(seg), Some(note.into()), false);
             }
+            // Anything else belongs to the connection, not to its attempt: not shown.
+            _ => {}
         }
     }
 

@@ -164,7 +164,21 @@ fn test_syn_sent_syn_ack_established() {
     assert_eq!(a.rtt_ms, Some(20.0));
     let whats: Vec<What> = a.events.iter().map(|e| e.what).collect();
     assert_eq!(whats, [What::Syn, What::SynAck, What::Ack]);
-    assert!(a.cause.contains("1 more segment of the connection follows"), "{}", a.cause);
+    // The data after the handshake belongs to the connection: neither shown nor counted.
+    assert!(!a.cause.contains("segment"), "{}", a.cause);
+}
+
+#[test]
+fn test_late_packets_beyond_the_bound_are_counted_in_the_cause() {
+    // A refused attempt, then 20 more RSTs: 16 are shown after the verdict, the other 4 counted.
+    let mut events = vec![syn(0, 1), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)];
+    for n in 0..20 {
+        events.push(from_server(2 + n, 3 + n as u64, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1));
+    }
+    let a = only(events);
+    assert_eq!(a.outcome, Outcome::Refused);
+    assert_eq!(a.events.len(), 2 + 16);
+    assert!(a.cause.ends_with(" 4 more packets after the verdict are not shown."), "{}", a.cause);
 }
 
 #[test]
@@ -252,6 +266,22 @@ fn test_syn_sent_soft_error_reported_at_deadline() {
     assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 2));
     assert_eq!(a.decided_after, None);
     assert!(a.cause.contains("instead of ETIMEDOUT"), "{}", a.cause);
+}
+
+#[test]
+fn test_client_ack_after_a_soft_error_still_proves_the_handshake() {
+    // The ICMP decides the attempt (its client's segments no longer matter), the retransmit makes
+    // it only a remembered error (they matter again), and the client's ACK of a SYN-ACK the capture
+    // lacks establishes it: the lookup of segments must follow each change.
+    let events = vec![
+        syn(0, 1),
+        icmp(0, 2, ROUTER, 3, 1, ISN),
+        syn(1000, 3),
+        from_client(1040, 4, TcpFlags::ACK, ISN + 1, 5001),
+    ];
+    let a = only(events.clone());
+    assert_eq!(verdict(&a), (Outcome::Established, None, 2));
+    assert_eq!(stream(&events), vec![a]);
 }
 
 #[test]
@@ -585,14 +615,14 @@ fn test_streaming_finishes_attempts_as_the_clock_passes_them() {
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].outcome, Outcome::Established);
     assert_eq!(correlator.open_attempts(), 1);
-    // A data segment of the finished connection no longer reaches any attempt; one of the open
-    // attempt, from its server, is counted by it.
+    // A data segment of the finished connection no longer reaches any attempt; the open attempt,
+    // still unanswered, awaits its client's segments (an ACK would prove a SYN-ACK the capture
+    // lacks), never its server's.
     let later = at_ms(10_001);
+    let other_client = End::of(addr("192.0.2.11:40000"));
     assert_eq!(correlator.offer_segment(later, End::of(addr(CLIENT)), End::of(addr(SERVER))), super::Offered::Skipped);
-    assert_eq!(
-        correlator.offer_segment(later, End::of(addr(SERVER)), End::of(addr("192.0.2.11:40000"))),
-        super::Offered::Counted
-    );
+    assert_eq!(correlator.offer_segment(later, End::of(addr(SERVER)), other_client), super::Offered::Skipped);
+    assert_eq!(correlator.offer_segment(later, other_client, End::of(addr(SERVER))), super::Offered::NeedsDecode);
 }
 
 #[test]
@@ -646,7 +676,7 @@ fn test_retransmits_at_absurd_times_do_not_overflow() {
 
 #[test]
 fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
-    use super::Offered::{Counted, NeedsDecode, Skipped};
+    use super::Offered::{NeedsDecode, Skipped};
     const PSH_ACK: u8 = TcpFlags::PSH | TcpFlags::ACK;
     // (event, what offering it must give: None for SYNs and RSTs, which are never offered)
     let script = [
@@ -654,17 +684,19 @@ fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
         // Before any answer a client segment may decide the attempt (an ACK at ISN+1 proves a
         // SYN-ACK the capture lacks): it needs decoding, even when, as here, it does not.
         (from_client(1, 2, PSH_ACK, ISN + 5, 5001), Some(NeedsDecode)),
-        // A server segment without SYN is only counted, whatever the attempt's state.
-        (from_server(2, 3, PSH_ACK, 5001, ISN + 1), Some(Counted)),
+        // A server segment without SYN changes no attempt, whatever its state.
+        (from_server(2, 3, PSH_ACK, 5001, ISN + 1), Some(Skipped)),
         (from_server(3, 4, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1), None),
         // Until the client's ACK completes the handshake its segments need decoding ...
         (from_client(4, 5, TcpFlags::ACK, ISN + 1, 5001), Some(NeedsDecode)),
-        // ... then they are only counted.
-        (from_client(5, 6, PSH_ACK, ISN + 1, 5001), Some(Counted)),
-        (from_server(6, 7, PSH_ACK, 5001, ISN + 11), Some(Counted)),
+        // ... then they belong to the connection.
+        (from_client(5, 6, PSH_ACK, ISN + 1, 5001), Some(Skipped)),
+        (from_server(6, 7, PSH_ACK, 5001, ISN + 11), Some(Skipped)),
         (packet(7, 8, segment("192.0.2.99:1", SERVER, PSH_ACK, 1, 1)), Some(Skipped)),
-        // 10 s later the attempt's time is up: the segment goes the full way, which finishes it.
-        (from_client(10_000, 9, PSH_ACK, ISN + 11, 5001), Some(NeedsDecode)),
+        // A second attempt, unanswered: its client's segment, 10 s later, finds its time up and
+        // goes the full way, which finishes it.
+        (packet(8, 9, segment("192.0.2.11:40000", SERVER, TcpFlags::SYN, 7, 0)), None),
+        (packet(10_000, 10, segment("192.0.2.11:40000", SERVER, PSH_ACK, 8, 1)), Some(NeedsDecode)),
     ];
     let events: Vec<Event> = script.iter().map(|(e, _)| e.clone()).collect();
     let reference = correlate(events, SynTiming::default(), None);
@@ -691,7 +723,7 @@ fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
     let expected: Vec<_> = script.iter().map(|(_, o)| *o).collect();
     assert_eq!(offered, expected);
     assert_eq!(streamed, reference);
-    assert!(reference[0].cause.contains(" 4 more segments"), "{}", reference[0].cause);
+    assert_eq!(reference.len(), 2);
 }
 
 #[test]

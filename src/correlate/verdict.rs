@@ -62,13 +62,13 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
         cause.push(' ');
         cause.push_str(side);
     }
-    if a.later_segments > 0 && outcome == Outcome::Established {
-        // (In pieces, not with format arguments: most attempts of a capture say this.)
+    if a.late_not_shown > 0 {
+        // (In pieces, not with format arguments.)
         cause.push(' ');
-        cause.push_str(itoa::Buffer::new().format(a.later_segments));
-        cause.push_str(match a.later_segments {
-            1 => " more segment of the connection follows (not shown).",
-            _ => " more segments of the connection follow (not shown).",
+        cause.push_str(itoa::Buffer::new().format(a.late_not_shown));
+        cause.push_str(match a.late_not_shown {
+            1 => " more packet after the verdict is not shown.",
+            _ => " more packets after the verdict are not shown.",
         });
     }
 
