@@ -518,7 +518,19 @@ impl Correlator {
     /// unmarked entries of the index are passed over without reading their ends.
     fn find_awaiting(&self, src: End, dst: End) -> Option<usize> {
         let ends = &self.slot_ends;
-        self.current.find_marked(ends_hash(src, dst), |i| ends[i].client == src && ends[i].server == dst)
+        let found = self.current.find_marked(ends_hash(src, dst), |i| ends[i].client == src && ends[i].server == dst);
+        // The marks are kept up to date after each event (`push`); a state that changed without
+        // its mark would lose segments silently, so every test checks them against the states.
+        debug_assert_eq!(
+            found,
+            self.find_ends(src, dst)
+                .filter(|&(i, from_client)| {
+                    from_client && self.attempts[i].as_deref().is_some_and(SlotEnds::awaits_client_segments)
+                })
+                .map(|(i, _)| i),
+            "the index's mark of an attempt says whether it awaits a client segment"
+        );
+        found
     }
 
     /// Offers a TCP segment at `ts` from `src` to `dst` that carries neither SYN nor RST, known by
