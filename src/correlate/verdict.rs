@@ -63,7 +63,6 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
         cause.push_str(side);
     }
     if a.late_not_shown > 0 {
-        // (In pieces, not with format arguments.)
         cause.push(' ');
         cause.push_str(itoa::Buffer::new().format(a.late_not_shown));
         cause.push_str(match a.late_not_shown {
