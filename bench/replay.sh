@@ -3,8 +3,10 @@
 # (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
 # and `synscope replay --format json` (on the pcap, on the same capture as pcapng, and with two
 # readers, `--threads 2`), each the median of RUNS runs, with packets/s, peak memory and synscope's
-# ratio to each; then synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is about
-# 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
+# ratio to each; then synscope against libpcap's loop in PAIRS pairs of runs, one after the other, the
+# ratio taken pair by pair (on a shared machine whose speed drifts, the figure to trust); then
+# synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is
+# about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . script/lib.sh
@@ -15,6 +17,7 @@ need /usr/bin/time time
 
 FLOWS=${FLOWS:-1000000}
 RUNS=${RUNS:-3}
+PAIRS=${PAIRS:-9}
 TSHARK_PACKETS=${TSHARK_PACKETS:-500000}
 dir=target/bench
 mkdir -p "$dir"
@@ -67,6 +70,18 @@ for tool in $tools; do
 done
 read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
+# wall seconds of one run of "$@", output discarded
+wall_of() {
+    /usr/bin/time -f "%e" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
+    cat "$dir/time.txt"
+}
+pair_ratios=()
+for _ in $(seq "$PAIRS"); do
+    ours=$(wall_of target/release/synscope replay --format json "$capture")
+    libpcap=$(wall_of "$dir/pcap_count" "$capture")
+    pair_ratios+=("$(awk -v s="$ours" -v p="$libpcap" 'BEGIN { printf "%.3f", (p > 0) ? s / p : 0 }')")
+done
+
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
 printf '%-18s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
 for tool in $tools; do
@@ -80,6 +95,9 @@ for tool in $tools; do
     }'
 done
 [ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
+printf '%s\n' "${pair_ratios[@]}" | sort -g | awk -v n="$PAIRS" '{ a[NR] = $1 } END {
+    printf "synscope / pcap_count, %d pairs of runs: median %.2f (min %.2f, max %.2f)\n", n, a[int((NR + 1) / 2)], a[1], a[NR]
+}'
 awk -v w="$double_wall" -v r="$double_rss" -v f="$((2 * FLOWS))" 'BEGIN {
     printf "synscope on a capture twice as large (%d attempts): %.2f s, peak %.1f MiB\n", f, w, r / 1024
 }'
