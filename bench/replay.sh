@@ -36,15 +36,19 @@ for file in "$capture" "$capture_ng" "$double"; do
 done
 packets=$("$dir/pcap_count" "$capture")
 bytes=$(stat -c %s "$capture")
-# median wall seconds and peak RSS (KiB) of RUNS runs of "$@", output discarded, after one run not
-# counted: it brings the file into the page cache, which this machine may have emptied since the last
-# tool ran (a file not cached is read from disk, and the run measures the disk)
+# wall seconds and peak RSS (KiB) of one run of "$@", output discarded
+timed() {
+    /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
+    cat "$dir/time.txt"
+}
+# median wall seconds and peak RSS (KiB) of RUNS runs of "$@", after one run not counted: it brings
+# the file into the page cache, which this machine may have emptied since the last tool ran (a file
+# not cached is read from disk, and the run measures the disk)
 measure() {
     local walls=() rss=0
     "$@" >/dev/null 2>&1 || true
     for _ in $(seq "$RUNS"); do
-        /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
-        read -r wall kib <"$dir/time.txt"
+        read -r wall kib < <(timed "$@")
         walls+=("$wall")
         [ "$kib" -gt "$rss" ] && rss=$kib
     done
@@ -70,15 +74,10 @@ for tool in $tools; do
 done
 read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
-# wall seconds of one run of "$@", output discarded
-wall_of() {
-    /usr/bin/time -f "%e" -o "$dir/time.txt" "$@" >/dev/null 2>&1 || true
-    cat "$dir/time.txt"
-}
 pair_ratios=()
 for _ in $(seq "$PAIRS"); do
-    ours=$(wall_of target/release/synscope replay --format json "$capture")
-    libpcap=$(wall_of "$dir/pcap_count" "$capture")
+    read -r ours _ < <(timed target/release/synscope replay --format json "$capture")
+    read -r libpcap _ < <(timed "$dir/pcap_count" "$capture")
     pair_ratios+=("$(awk -v s="$ours" -v p="$libpcap" 'BEGIN { printf "%.3f", (p > 0) ? s / p : 0 }')")
 done
 
