@@ -292,7 +292,10 @@ impl ReaderEnds<'_> {
     /// attempts of that record may still follow).
     fn hand_over(&self, pending: &mut Vec<(Place, Finished)>, done_through: u64, all: bool) -> anyhow::Result<()> {
         while pending.len() > BATCH || (pending.len() == BATCH && !all) {
-            let attempts = pending.drain(..BATCH).collect();
+            // The batch leaves in `pending`'s own memory; only the few attempts after it move.
+            let mut rest = Vec::with_capacity(2 * BATCH);
+            rest.extend(pending.drain(BATCH..));
+            let attempts = std::mem::replace(pending, rest);
             let done_through = if all { done_through.saturating_sub(1) } else { done_through };
             self.send(Handed { attempts, done_through })?;
         }
@@ -321,7 +324,7 @@ fn read_shard(
 ) -> anyhow::Result<FileReport> {
     let mut correlator = Correlator::streaming(timing);
     let mut report = FileReport::default();
-    let mut pending = Vec::with_capacity(BATCH);
+    let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
     let streamed = capture::stream_file(path, |record, bytes| {
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {

@@ -53,6 +53,15 @@ impl Outcome {
     }
 }
 
+// `Outcome::ALL` lists the outcomes in declaration order, so that `outcome as usize` indexes it.
+const _: () = {
+    let mut i = 0;
+    while i < Outcome::ALL.len() {
+        assert!(Outcome::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
 /// Serializes enums of plain names as their `name()`: one spelling for serde, the hand-written JSON
 /// writer (`render::json`) and the text output.
 macro_rules! serialize_by_name {
@@ -499,7 +508,8 @@ impl Percentiles {
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
     attempts: usize,
-    outcomes: BTreeMap<&'static str, usize>,
+    /// By outcome, in the order of [`Outcome::ALL`] (a replay counts millions: no map look-up each).
+    outcomes: [usize; Outcome::ALL.len()],
     errnos: BTreeMap<&'static str, usize>,
     rtts: Percentiles,
     by_server: std::collections::HashMap<SocketAddr, (usize, BTreeMap<&'static str, usize>)>,
@@ -527,7 +537,7 @@ impl ReplaySummary {
     /// Counts one reported attempt by what the summary needs of it.
     pub fn count(&mut self, a: SummaryEntry) {
         self.attempts += 1;
-        *self.outcomes.entry(a.outcome.name()).or_insert(0) += 1;
+        self.outcomes[a.outcome as usize] += 1;
         if let Some(errno) = a.errno {
             *self.errnos.entry(errno.name()).or_insert(0) += 1;
         }
@@ -572,7 +582,12 @@ impl ReplaySummary {
         Summary {
             kind: "summary",
             attempts: self.attempts,
-            outcomes: self.outcomes,
+            outcomes: Outcome::ALL
+                .into_iter()
+                .zip(self.outcomes)
+                .filter(|&(_, n)| n > 0)
+                .map(|(outcome, n)| (outcome.name(), n))
+                .collect(),
             errnos: self.errnos,
             packets,
             undecodable,
