@@ -301,6 +301,15 @@ fn string(buf: &mut Vec<u8>, s: &str) {
                 at += 8;
                 continue;
             }
+        } else {
+            // The tail, shorter than a word: checked as one word padded with a plain letter
+            // (short strings, such as every "attempt", are only a tail).
+            let mut word = [b'a'; 8];
+            word.iter_mut().zip(&bytes[at..]).for_each(|(w, &b)| *w = b);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                at = bytes.len();
+                continue;
+            }
         }
         let end = (at + 8).min(bytes.len());
         while at < end {
