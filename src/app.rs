@@ -292,7 +292,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
     let sink = ReplaySink { args, style };
     let mut summary = ReplaySummary::default();
-    let threads = args.threads.map_or_else(replay::default_threads, usize::from);
+    let threads = args.threads.map_or(replay::DEFAULT_READERS, usize::from);
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;

@@ -200,8 +200,9 @@ pub struct ReplayArgs {
     /// Only packets matching this tcpdump-syntax filter (compiled by libpcap), e.g. "port 443".
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
-    /// Readers, each holding a share of the flows, with a thread of its own to word their
-    /// attempts (default: one for every two cores, at most 2). The output is the same whatever the number.
+    /// Readers, each reading the whole file and holding a share of the flows, with a thread of its
+    /// own to word their attempts (default 1; each more adds about 5 MiB and may pay from four
+    /// cores). The output is the same whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 }

@@ -79,10 +79,6 @@ const FLUSH_EVERY: u64 = 1 << 16;
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Worded batches in flight from a wording thread to the merge (each about 256 KiB of words).
 const WORDED_IN_FLIGHT: usize = 2;
-/// Readers at most by default, whatever the machine: each further reader adds about 3 MiB (its read
-/// window, its share of the batches in flight, its allocator's slack), and a replay stays under
-/// 32 MiB with two (`--threads` asks for more).
-pub const MAX_DEFAULT_THREADS: usize = 2;
 
 /// What a replay does with each attempt: which to show and how (on the wording threads, so
 /// `Sync`), and what of each shown one is handed, in the order shown, to the output's `count`.
@@ -105,11 +101,11 @@ pub struct Output<'a, S: Sink> {
     pub out: &'a mut (dyn Write + Send),
 }
 
-/// The readers a replay uses by default: one for every two cores (each has a wording thread), at
-/// least one, at most [`MAX_DEFAULT_THREADS`].
-pub fn default_threads() -> usize {
-    (std::thread::available_parallelism().map_or(1, usize::from) / 2).clamp(1, MAX_DEFAULT_THREADS)
-}
+/// The readers a replay uses unless told: one, whatever the machine. Each further reader frames the
+/// whole file again and adds about 5 MiB (its read window, its correlator's tables, its wording
+/// thread's buffers, its allocator's slack): two readers peak at 31 to 32 MiB on the benchmark's
+/// capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
+pub const DEFAULT_READERS: usize = 1;
 
 /// Replays `path` with `readers` readers (at least one), writing what the sink shows of each
 /// attempt once the attempt is finished (see `correlate::retire`), in the order one correlator
