@@ -193,7 +193,7 @@ fn optional_float(buf: &mut Vec<u8>, x: Option<f64>) -> io::Result<()> {
 }
 
 /// `192.0.2.1:80` or `[2001:db8::1]:443`, exactly as `SocketAddr`'s Display writes them, without
-/// the formatting machinery (half of a replay's wording time went to it for IPv6).
+/// the formatting machinery (through which the two addresses took a tenth of a replay's wording).
 fn socket_addr(buf: &mut Vec<u8>, addr: SocketAddr) {
     match addr {
         SocketAddr::V4(v4) => {
