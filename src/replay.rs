@@ -103,8 +103,8 @@ pub struct Output<'a, S: Sink> {
 
 /// The readers a replay uses unless told: one, whatever the machine. Each further reader frames the
 /// whole file again and adds about 5 MiB (its read window, its correlator's tables, its wording
-/// thread's buffers, its allocator's slack): two readers peak at 31 to 32 MiB on the benchmark's
-/// capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
+/// thread's buffers, its allocator's slack): two readers peak at 31.5 to 32.2 MiB on the
+/// benchmark's capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
 pub const DEFAULT_READERS: usize = 1;
 
 /// Replays `path` with `readers` readers (at least one), writing what the sink shows of each
