@@ -675,7 +675,7 @@ fn test_retransmits_at_absurd_times_do_not_overflow() {
 }
 
 #[test]
-fn test_offered_segments_are_counted_exactly_as_pushed_ones() {
+fn test_offered_segments_go_exactly_as_pushed_ones() {
     use super::Offered::{NeedsDecode, Skipped};
     const PSH_ACK: u8 = TcpFlags::PSH | TcpFlags::ACK;
     // (event, what offering it must give: None for SYNs and RSTs, which are never offered)
