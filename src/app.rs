@@ -390,6 +390,23 @@ impl replay::Sink for ReplaySink<'_> {
         }
         Ok(SummaryEntry::of(attempt))
     }
+
+    fn show_finished(
+        &self,
+        attempt: &Finished,
+        out: &mut Vec<u8>,
+        scratch: &mut String,
+    ) -> Option<anyhow::Result<SummaryEntry>> {
+        if self.args.format != Format::Json {
+            return None;
+        }
+        let handshake = attempt.handshake()?;
+        Some(
+            json::handshake_into(out, &handshake, scratch)
+                .map(|()| SummaryEntry::established(handshake.rtt_ms(), handshake.server()))
+                .map_err(Into::into),
+        )
+    }
 }
 
 /// A progress bar on stderr (bytes read, packets, attempts so far) when stderr is a terminal;

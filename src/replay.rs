@@ -89,6 +89,18 @@ pub trait Sink: Sync {
     fn wants(&self, attempt: &Finished) -> bool;
     /// Shows `attempt` by appending its rendering to `out`.
     fn show(&self, attempt: &Attempt, out: &mut Vec<u8>) -> anyhow::Result<Self::Seen>;
+    /// Shows `attempt` straight from its evidence, without wording an [`Attempt`], if the sink can
+    /// (a clean handshake as JSON, say): the same bytes [`Sink::show`] appends of its report, and
+    /// the same seen. `scratch` is room for words, reused from one attempt to the next. `None`
+    /// leaves it to [`Sink::show`].
+    fn show_finished(
+        &self,
+        _attempt: &Finished,
+        _out: &mut Vec<u8>,
+        _scratch: &mut String,
+    ) -> Option<anyhow::Result<Self::Seen>> {
+        None
+    }
 }
 
 /// Where a replay's attempts go.
@@ -407,6 +419,7 @@ impl<S: Sink> Words<'_, S> {
         let mut written = Vec::new();
         // The attempt worded last, whose memory the next is worded in.
         let mut worded: Option<Attempt> = None;
+        let mut scratch = String::new();
         for Handed { attempts, done_through } in self.handed {
             let mut bytes = match &self.to {
                 WordsTo::Output { .. } => std::mem::take(&mut written),
@@ -416,14 +429,24 @@ impl<S: Sink> Words<'_, S> {
             let mut shown = Vec::with_capacity(attempts.len());
             let mut spared = Vec::with_capacity(attempts.len());
             for (place, finished) in attempts {
-                if self.sink.wants(&finished) {
+                if !self.sink.wants(&finished) {
+                    spared.push(finished.into_spare());
+                    continue;
+                }
+                #[cfg(debug_assertions)]
+                let before = bytes.len();
+                if let Some(seen) = self.sink.show_finished(&finished, &mut bytes, &mut scratch) {
+                    let seen = seen?;
+                    #[cfg(debug_assertions)]
+                    check_shown_alike(self.sink, &finished, &bytes[before..]);
+                    spared.push(finished.into_spare());
+                    shown.push((place, bytes.len(), seen));
+                } else {
                     let (attempt, spare) = finished.report_reusing(worded.take());
                     spared.push(spare);
                     let seen = self.sink.show(&attempt, &mut bytes)?;
                     shown.push((place, bytes.len(), seen));
                     worded = Some(attempt);
-                } else {
-                    spared.push(finished.into_spare());
                 }
             }
             // The reader may be done already: then the spares are simply dropped.
@@ -444,6 +467,21 @@ impl<S: Sink> Words<'_, S> {
         }
         Ok(())
     }
+}
+
+/// Checks that what `sink` showed of `finished` from its evidence ([`Sink::show_finished`]) is what
+/// [`Sink::show`] writes of its report: every test that replays checks the shortcut on every
+/// attempt it takes.
+#[cfg(debug_assertions)]
+fn check_shown_alike<S: Sink>(sink: &S, finished: &Finished, shown: &[u8]) {
+    let mut reported = Vec::new();
+    let shown_again = sink.show(&finished.clone().report(), &mut reported);
+    assert!(shown_again.is_ok(), "the report of an attempt shown from its evidence is shown too");
+    assert_eq!(
+        String::from_utf8_lossy(shown),
+        String::from_utf8_lossy(&reported),
+        "an attempt shown from its evidence reads as its report"
+    );
 }
 
 /// Takes record number `number` into `correlator` if `shard` holds its flow; otherwise only moves

@@ -531,6 +531,11 @@ impl SummaryEntry {
     pub fn of(a: &Attempt) -> SummaryEntry {
         SummaryEntry { outcome: a.outcome, errno: a.errno, rtt_ms: a.rtt_ms, server: a.server }
     }
+
+    /// What the summary counts of an established attempt to `server` with a handshake RTT of `rtt_ms`.
+    pub fn established(rtt_ms: f64, server: SocketAddr) -> SummaryEntry {
+        SummaryEntry { outcome: Outcome::Established, errno: None, rtt_ms: Some(rtt_ms), server }
+    }
 }
 
 impl ReplaySummary {

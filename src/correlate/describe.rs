@@ -1,5 +1,6 @@
 //! Packet wording: tcpdump-like one-line summaries and the names of ICMP codes.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::decode::{
@@ -83,7 +84,7 @@ impl TcpWords {
 }
 
 /// The name of an ICMP error's type and code, as tcpdump words it.
-pub fn icmp_name(icmp: &IcmpError) -> String {
+pub fn icmp_name(icmp: &IcmpError) -> Cow<'static, str> {
     let code = icmp.code;
     match (icmp.family, icmp.kind) {
         (Family::Ipv4, IcmpErrorKind::DestinationUnreachable) => match code {
@@ -92,7 +93,7 @@ pub fn icmp_name(icmp: &IcmpError) -> String {
             2 => "protocol unreachable".into(),
             3 => "port unreachable".into(),
             4 => match icmp.mtu {
-                Some(mtu) => format!("fragmentation needed (mtu {mtu})"),
+                Some(mtu) => format!("fragmentation needed (mtu {mtu})").into(),
                 None => "fragmentation needed".into(),
             },
             5 => "source route failed".into(),
@@ -106,7 +107,7 @@ pub fn icmp_name(icmp: &IcmpError) -> String {
             13 => "communication administratively prohibited".into(),
             14 => "host precedence violation".into(),
             15 => "precedence cutoff".into(),
-            _ => format!("unreachable, unknown code {code}"),
+            _ => format!("unreachable, unknown code {code}").into(),
         },
         (Family::Ipv6, IcmpErrorKind::DestinationUnreachable) => match code {
             0 => "no route to destination".into(),
@@ -117,21 +118,21 @@ pub fn icmp_name(icmp: &IcmpError) -> String {
             5 => "source address failed ingress/egress policy".into(),
             6 => "reject route to destination".into(),
             7 => "error in source routing header".into(),
-            _ => format!("unreachable, unknown code {code}"),
+            _ => format!("unreachable, unknown code {code}").into(),
         },
         (_, IcmpErrorKind::PacketTooBig) => match icmp.mtu {
-            Some(mtu) => format!("packet too big (mtu {mtu})"),
+            Some(mtu) => format!("packet too big (mtu {mtu})").into(),
             None => "packet too big".into(),
         },
         (_, IcmpErrorKind::TimeExceeded) => match code {
             0 if icmp.family == Family::Ipv4 => "time exceeded in-transit (TTL 0)".into(),
             0 => "time exceeded in-transit (hop limit 0)".into(),
             1 => "fragment reassembly time exceeded".into(),
-            _ => format!("time exceeded, code {code}"),
+            _ => format!("time exceeded, code {code}").into(),
         },
-        (_, IcmpErrorKind::ParameterProblem) => format!("parameter problem, code {code}"),
+        (_, IcmpErrorKind::ParameterProblem) => format!("parameter problem, code {code}").into(),
         (_, IcmpErrorKind::SourceQuench) => "source quench".into(),
-        (_, IcmpErrorKind::Redirect) => format!("redirect, code {code}"),
+        (_, IcmpErrorKind::Redirect) => format!("redirect, code {code}").into(),
     }
 }
 

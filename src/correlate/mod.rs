@@ -10,11 +10,13 @@
 //! would change it (see `retire`), so a capture of any length is read in bounded memory.
 
 mod describe;
+mod handshake;
 mod index;
 mod live;
 mod retire;
 mod verdict;
 
+pub use handshake::{Handshake, HandshakeStep};
 pub use live::{syscall_verdict, SyscallVerdict};
 
 use std::borrow::Cow;
@@ -92,10 +94,12 @@ enum Note {
         isn: u32,
         data_len: u32,
     },
-    /// The note of a retransmitted SYN.
+    /// The note of a retransmitted SYN, with the gap the schedule that fits expects before it
+    /// and that schedule's name, once the attempt is finished (`verdict::annotate_retransmits`).
     Retransmit {
         number: usize,
         gap: Span,
+        expected: Option<(Span, &'static str)>,
     },
 }
 
@@ -125,12 +129,15 @@ impl Note {
                     out.push_str(" bytes of data (TCP Fast Open)");
                 }
             }
-            Note::Retransmit { number, gap } => {
+            Note::Retransmit { number, gap, expected } => {
                 out.push_str("retransmit #");
                 out.push_str(itoa::Buffer::new().format(*number));
                 out.push_str(", +");
                 let _ = gap.write_to(out); // (writing to a String cannot fail)
                 out.push_str(" after the previous SYN");
+                if let Some((want, schedule)) = expected {
+                    Note::write_expected(*want, schedule, out);
+                }
             }
         }
     }
@@ -145,6 +152,28 @@ impl Note {
             }
             (worded, note) => *note = Some(worded.text().into_owned().into()),
         }
+    }
+
+    /// Adds the gap a schedule expects before this retransmit: kept apart in a retransmit's own
+    /// note, worded with it (a capture of unanswered attempts holds millions of retransmits).
+    fn expect(&mut self, want: Span, schedule: &'static str) {
+        match self {
+            Note::Retransmit { expected, .. } => *expected = Some((want, schedule)),
+            other => {
+                let mut more = String::new();
+                Note::write_expected(want, schedule, &mut more);
+                other.push_str(&more);
+            }
+        }
+    }
+
+    /// ` (expected 2.00 s with Linux 6.5+ backoff)`, appended to `out`.
+    fn write_expected(want: Span, schedule: &str, out: &mut String) {
+        out.push_str(" (expected ");
+        let _ = want.write_to(out); // (writing to a String cannot fail)
+        out.push_str(" with ");
+        out.push_str(schedule);
+        out.push(')');
     }
 
     fn push_str(&mut self, more: &str) {
@@ -369,7 +398,7 @@ pub enum Offered {
 
 /// An attempt the correlator is done with: all its evidence, not yet worded. [`Finished::report`]
 /// words it; that is pure and needs nothing else, so a replay does it on another thread.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Finished {
     state: Box<AttemptState>,
     horizon: verdict::Horizon,
@@ -792,7 +821,7 @@ impl Correlator {
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
-        let mut note = Note::Retransmit { number, gap: ts.since(previous) };
+        let mut note = Note::Retransmit { number, gap: ts.since(previous), expected: None };
         // tcp_rcv_synsent_state_process: on an unacceptable ACK with no retransmit yet, Linux re-arms
         // the timer at TCP_TIMEOUT_MIN ("previous FIN/ACK or RST/ACK might be ignored").
         let after_bad_ack = a.unacceptable_ack_at.is_some_and(|at| at >= previous);

@@ -1,5 +1,6 @@
 //! Verdicts: turns a finished attempt into its outcome, errno and the cause in plain words.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::{describe, AttemptState, Decision, SoftError};
@@ -40,11 +41,11 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
         }
         Some((ts, Decision::Refused { loopback })) => {
             let rtt = answer_rtt(a, ts);
-            cause.push_str(&refused_cause(a, rtt, *loopback));
+            refused_cause(a, rtt, *loopback, &mut cause);
             (Outcome::Refused, Some(Errno::Econnrefused), Some(ts), rtt)
         }
         Some((ts, Decision::Icmp { errno, error })) => {
-            cause.push_str(&icmp_cause(a, error, *errno, ts));
+            icmp_cause(a, error, *errno, ts, &mut cause);
             (Outcome::Unreachable, Some(*errno), Some(ts), None)
         }
         None => match &a.soft_error {
@@ -58,18 +59,7 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
             }
         },
     };
-    if let Some(side) = a.capture_side {
-        cause.push(' ');
-        cause.push_str(side);
-    }
-    if a.late_not_shown > 0 {
-        cause.push(' ');
-        cause.push_str(itoa::Buffer::new().format(a.late_not_shown));
-        cause.push_str(match a.late_not_shown {
-            1 => " more packet after the verdict is not shown.",
-            _ => " more packets after the verdict are not shown.",
-        });
-    }
+    cause_tail(a, &mut cause);
 
     let findings = findings(a);
     // The previous attempt's entries keep their buffers (`Step::into_entry`).
@@ -94,7 +84,7 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
         errno_source: ErrnoSource::Inferred,
         syn_count,
         start: first_syn.unwrap_or(start).min(start),
-        rtt_ms: rtt.map(|r| (r.as_millis_f64() * 1000.0).round() / 1000.0),
+        rtt_ms: rtt.map(rtt_ms),
         decided_after: decided_at.map(|ts| seconds_since(ts, start)),
         isn: a.isn,
         cause,
@@ -102,6 +92,28 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
         path: None,
         events: entries,
     }
+}
+
+/// Appends what every cause ends with: where the capture was taken, and how many late packets
+/// the timeline leaves out.
+pub(super) fn cause_tail(a: &AttemptState, cause: &mut String) {
+    if let Some(side) = a.capture_side {
+        cause.push(' ');
+        cause.push_str(side);
+    }
+    if a.late_not_shown > 0 {
+        cause.push(' ');
+        cause.push_str(itoa::Buffer::new().format(a.late_not_shown));
+        cause.push_str(match a.late_not_shown {
+            1 => " more packet after the verdict is not shown.",
+            _ => " more packets after the verdict are not shown.",
+        });
+    }
+}
+
+/// A round-trip time as reported: milliseconds, to the microsecond.
+pub(super) fn rtt_ms(rtt: Span) -> f64 {
+    (rtt.as_millis_f64() * 1000.0).round() / 1000.0
 }
 
 /// An entry to word a step into.
@@ -119,7 +131,7 @@ fn blank_entry() -> Entry {
 }
 
 /// The findings the packets alone support.
-fn findings(a: &AttemptState) -> Vec<Finding> {
+pub(super) fn findings(a: &AttemptState) -> Vec<Finding> {
     let mut found = Vec::new();
     let requests = a.entries.iter().filter(|e| matches!(e.what, What::ArpRequest | What::Ns)).count();
     let replies = a.entries.iter().filter(|e| matches!(e.what, What::ArpReply | What::Na)).count();
@@ -233,7 +245,7 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the schedule.
     for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1 + skip).enumerate() {
         if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
-            note.push_str(&format!(" (expected {want} with {label})"));
+            note.expect(*want, label);
         }
     }
     FittedTiming { timing: fitted, follows_linux }
@@ -281,7 +293,7 @@ fn lost_syns(a: &AttemptState) -> String {
 
 /// Appends the cause of an established attempt to `s`. (Built in pieces, not with format
 /// arguments: most attempts of a capture say this.)
-fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>, s: &mut String) {
+pub(super) fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>, s: &mut String) {
     if via_ack {
         s.push_str("The client acknowledged a SYN-ACK that the capture does not hold (a one-sided capture, or the SYN-ACK took another path): the handshake completed and connect() returned 0.");
     } else {
@@ -300,39 +312,50 @@ fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Span>, s: &mut
     s.push_str(&ignored_answers(a));
 }
 
-fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool) -> String {
+/// Appends the cause of a refused attempt to `s` (in pieces, as [`established_cause`]).
+fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool, s: &mut String) {
     if loopback {
-        return format!(
+        s.push_str(&format!(
             "A RST in the name of {} arrived over the loopback device{}: this host forged it itself (a local firewall rule such as REJECT --reject-with tcp-reset), and Linux failed connect() with ECONNREFUSED (tcp_reset).",
             a.key.server.ip(),
             if a.syn_times.is_empty() { ", and no SYN ever reached the wire" } else { "" }
-        );
+        ));
+        return;
     }
-    let after = rtt.map_or(String::new(), |r| format!(" {r} later"));
-    let mut s = if a.syn_times.is_empty() {
-        "No SYN of this attempt is in the capture; the RST answers it (seq 0, ack = ISN+1). ".to_string()
-    } else {
-        String::new()
-    };
-    s.push_str(&format!(
-        "{} answered our SYN with a RST that acknowledges it{after}: nothing accepts connections on port {} (or a firewall rejects with a TCP reset in its name). Linux fails connect() at once with ECONNREFUSED (tcp_reset).",
-        a.key.server.ip(),
-        a.key.server.port()
-    ));
+    if a.syn_times.is_empty() {
+        s.push_str("No SYN of this attempt is in the capture; the RST answers it (seq 0, ack = ISN+1). ");
+    }
+    let _ = write!(s, "{}", a.key.server.ip()); // (writing to a String cannot fail)
+    s.push_str(" answered our SYN with a RST that acknowledges it");
+    if let Some(rtt) = rtt {
+        s.push(' ');
+        let _ = rtt.write_to(s);
+        s.push_str(" later");
+    }
+    s.push_str(": nothing accepts connections on port ");
+    s.push_str(itoa::Buffer::new().format(a.key.server.port()));
+    s.push_str(" (or a firewall rejects with a TCP reset in its name). Linux fails connect() at once with ECONNREFUSED (tcp_reset).");
     s.push_str(&lost_syns(a));
     s.push_str(&ignored_answers(a));
-    s
 }
 
 /// Who sent an ICMP error, in words.
 fn sender(a: &AttemptState, from: IpAddr) -> String {
-    if from == a.key.client.ip() {
-        format!("This host ({from}) itself")
+    let mut s = String::new();
+    sender_into(a, from, &mut s);
+    s
+}
+
+/// [`sender`], appended to `s`.
+fn sender_into(a: &AttemptState, from: IpAddr, s: &mut String) {
+    // (Writing to a String cannot fail.)
+    let _ = if from == a.key.client.ip() {
+        write!(s, "This host ({from}) itself")
     } else if from == a.key.server.ip() {
-        format!("The server {from} itself")
+        write!(s, "The server {from} itself")
     } else {
-        format!("Router {from}")
-    }
+        write!(s, "Router {from}")
+    };
 }
 
 fn err_function(family: Family) -> &'static str {
@@ -342,22 +365,25 @@ fn err_function(family: Family) -> &'static str {
     }
 }
 
-fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp) -> String {
-    if let Some(s) = neighbor_failure_cause(a, error, errno) {
-        return s;
+/// Appends the cause of an attempt an ICMP error ended to `s` (the commonest in pieces, as
+/// [`established_cause`]).
+fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp, s: &mut String) {
+    if let Some(neighbors) = neighbor_failure_cause(a, error, errno) {
+        s.push_str(&neighbors);
+        return;
     }
-    let mut s = String::new();
     if a.syn_times.is_empty() {
         s.push_str("No SYN of this attempt is in the capture; the ICMP error quotes it. ");
     }
-    let name = describe::icmp_name(error);
-    let after = a
-        .syn_times
-        .iter()
-        .rev()
-        .find(|&&t| t <= ts)
-        .map_or(String::new(), |&t| format!(" {} after the SYN", ts.since(t)));
-    s.push_str(&format!("{} answered our SYN with ICMP {name}{after}.", sender(a, error.src)));
+    sender_into(a, error.src, s);
+    s.push_str(" answered our SYN with ICMP ");
+    s.push_str(&describe::icmp_name(error));
+    if let Some(&syn) = a.syn_times.iter().rev().find(|&&t| t <= ts) {
+        s.push(' ');
+        let _ = ts.since(syn).write_to(s); // (writing to a String cannot fail)
+        s.push_str(" after the SYN");
+    }
+    s.push('.');
     let function = err_function(error.family);
     match error.kind {
         IcmpErrorKind::TimeExceeded => s.push_str(&format!(
@@ -369,12 +395,15 @@ fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp) 
         _ if a.soft_error.is_some() => s.push_str(&format!(
             " Linux aborts a connect in SYN-SENT at a valid ICMP error ({function}) unless the socket is busy at that instant: an earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt with {errno}."
         )),
-        _ => s.push_str(&format!(
-            " Linux aborts a connect in SYN-SENT at the first valid ICMP error ({function}), so connect() fails with {errno} (4.4BSD would keep retrying for 75 s)."
-        )),
+        _ => {
+            s.push_str(" Linux aborts a connect in SYN-SENT at the first valid ICMP error (");
+            s.push_str(function);
+            s.push_str("), so connect() fails with ");
+            s.push_str(errno.name());
+            s.push_str(" (4.4BSD would keep retrying for 75 s).");
+        }
     }
     s.push_str(&ignored_answers(a));
-    s
 }
 
 /// ARP/ND for the next hop went unanswered: the kernel drops the queued SYN and reports to itself.

@@ -10,7 +10,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde_json::ser::{CompactFormatter, Formatter as _};
 
-use crate::timeline::{Attempt, Entry, Summary};
+use crate::correlate::Handshake;
+use crate::event::Timestamp;
+use crate::flow::{Dir, Family};
+use crate::linux::Errno;
+use crate::timeline::{Attempt, Entry, ErrnoSource, Outcome, Summary, What};
 
 /// Writes one attempt as a JSON line.
 pub fn attempt(w: &mut dyn Write, attempt: &Attempt) -> io::Result<()> {
@@ -21,34 +25,23 @@ pub fn attempt(w: &mut dyn Write, attempt: &Attempt) -> io::Result<()> {
 
 /// Appends one attempt as a JSON line to `buf`.
 pub fn attempt_into(buf: &mut Vec<u8>, a: &Attempt) -> io::Result<()> {
-    buf.extend_from_slice(b"{\"kind\":");
-    string(buf, a.kind);
-    buf.extend_from_slice(b",\"client\":\"");
-    socket_addr(buf, a.client);
-    buf.extend_from_slice(b"\",\"server\":\"");
-    socket_addr(buf, a.server);
-    buf.extend_from_slice(b"\",\"family\":\"");
-    buf.extend_from_slice(a.family.name().as_bytes());
-    buf.extend_from_slice(b"\",\"outcome\":\"");
-    buf.extend_from_slice(a.outcome.name().as_bytes());
-    buf.extend_from_slice(b"\",\"errno\":");
-    match a.errno {
-        Some(errno) => string(buf, errno.name()),
-        None => buf.extend_from_slice(b"null"),
-    }
-    buf.extend_from_slice(b",\"errno_source\":\"");
-    buf.extend_from_slice(a.errno_source.name().as_bytes());
-    buf.extend_from_slice(b"\",\"syn_count\":");
-    integer(buf, a.syn_count);
-    buf.extend_from_slice(b",\"start\":");
-    float(buf, crate::timeline::start_secs(a.start))?;
-    buf.extend_from_slice(b",\"rtt_ms\":");
-    optional_float(buf, a.rtt_ms)?;
-    buf.extend_from_slice(b",\"decided_after\":");
-    optional_float(buf, a.decided_after)?;
-    buf.extend_from_slice(b",\"isn\":");
-    integer(buf, a.isn);
-    buf.extend_from_slice(b",\"cause\":");
+    head(
+        buf,
+        &Head {
+            kind: a.kind,
+            client: a.client,
+            server: a.server,
+            family: a.family,
+            outcome: a.outcome,
+            errno: a.errno,
+            errno_source: a.errno_source,
+            syn_count: a.syn_count,
+            start: a.start,
+            rtt_ms: a.rtt_ms,
+            decided_after: a.decided_after,
+            isn: a.isn,
+        },
+    )?;
     string(buf, &a.cause);
     buf.extend_from_slice(b",\"findings\":[");
     for (i, finding) in a.findings.iter().enumerate() {
@@ -78,14 +71,103 @@ pub fn attempt_into(buf: &mut Vec<u8>, a: &Attempt) -> io::Result<()> {
     Ok(())
 }
 
+/// Appends a clean three-way handshake as a JSON line to `buf`: the same bytes as
+/// [`attempt_into`] writes of its report, written from the evidence without the report (see
+/// [`Handshake`]). `scratch` is room for its words, reused from one attempt to the next.
+pub fn handshake_into(buf: &mut Vec<u8>, h: &Handshake<'_>, scratch: &mut String) -> io::Result<()> {
+    head(
+        buf,
+        &Head {
+            kind: "attempt",
+            client: h.client(),
+            server: h.server(),
+            family: h.family(),
+            outcome: Outcome::Established,
+            errno: None,
+            errno_source: ErrnoSource::Inferred,
+            syn_count: 1,
+            start: h.start(),
+            rtt_ms: Some(h.rtt_ms()),
+            decided_after: Some(h.decided_after()),
+            isn: h.isn(),
+        },
+    )?;
+    scratch.clear();
+    h.cause_into(scratch);
+    own_words(buf, scratch);
+    buf.extend_from_slice(b",\"findings\":[],\"events\":[");
+    for (i, step) in h.steps().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        entry_head(buf, step.t(), step.dir(), step.what())?;
+        scratch.clear();
+        step.summary_into(scratch);
+        own_words(buf, scratch);
+        scratch.clear();
+        if step.note_into(scratch) {
+            buf.extend_from_slice(b",\"note\":");
+            own_words(buf, scratch);
+        }
+        buf.extend_from_slice(b",\"frame\":");
+        integer(buf, step.frame());
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"]}\n");
+    Ok(())
+}
+
+/// What an attempt's line says before its cause.
+struct Head {
+    kind: &'static str,
+    client: SocketAddr,
+    server: SocketAddr,
+    family: Family,
+    outcome: Outcome,
+    errno: Option<Errno>,
+    errno_source: ErrnoSource,
+    syn_count: u32,
+    start: Timestamp,
+    rtt_ms: Option<f64>,
+    decided_after: Option<f64>,
+    isn: u32,
+}
+
+/// Opens an attempt's line and writes it up to the cause's value.
+fn head(buf: &mut Vec<u8>, h: &Head) -> io::Result<()> {
+    buf.extend_from_slice(b"{\"kind\":");
+    string(buf, h.kind);
+    buf.extend_from_slice(b",\"client\":\"");
+    socket_addr(buf, h.client);
+    buf.extend_from_slice(b"\",\"server\":\"");
+    socket_addr(buf, h.server);
+    buf.extend_from_slice(b"\",\"family\":\"");
+    buf.extend_from_slice(h.family.name().as_bytes());
+    buf.extend_from_slice(b"\",\"outcome\":\"");
+    buf.extend_from_slice(h.outcome.name().as_bytes());
+    buf.extend_from_slice(b"\",\"errno\":");
+    match h.errno {
+        Some(errno) => string(buf, errno.name()),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b",\"errno_source\":\"");
+    buf.extend_from_slice(h.errno_source.name().as_bytes());
+    buf.extend_from_slice(b"\",\"syn_count\":");
+    integer(buf, h.syn_count);
+    buf.extend_from_slice(b",\"start\":");
+    float(buf, crate::timeline::start_secs(h.start))?;
+    buf.extend_from_slice(b",\"rtt_ms\":");
+    optional_float(buf, h.rtt_ms)?;
+    buf.extend_from_slice(b",\"decided_after\":");
+    optional_float(buf, h.decided_after)?;
+    buf.extend_from_slice(b",\"isn\":");
+    integer(buf, h.isn);
+    buf.extend_from_slice(b",\"cause\":");
+    Ok(())
+}
+
 fn entry(buf: &mut Vec<u8>, e: &Entry) -> io::Result<()> {
-    buf.extend_from_slice(b"{\"t\":");
-    float(buf, e.t)?;
-    buf.extend_from_slice(b",\"dir\":\"");
-    buf.extend_from_slice(e.dir.name().as_bytes());
-    buf.extend_from_slice(b"\",\"what\":\"");
-    buf.extend_from_slice(e.what.name().as_bytes());
-    buf.extend_from_slice(b"\",\"summary\":");
+    entry_head(buf, e.t, e.dir, e.what)?;
     string(buf, &e.summary);
     if let Some(note) = &e.note {
         buf.extend_from_slice(b",\"note\":");
@@ -100,6 +182,27 @@ fn entry(buf: &mut Vec<u8>, e: &Entry) -> io::Result<()> {
     }
     buf.push(b'}');
     Ok(())
+}
+
+/// Opens a timeline entry and writes it up to the summary's value.
+fn entry_head(buf: &mut Vec<u8>, t: f64, dir: Dir, what: What) -> io::Result<()> {
+    buf.extend_from_slice(b"{\"t\":");
+    float(buf, t)?;
+    buf.extend_from_slice(b",\"dir\":\"");
+    buf.extend_from_slice(dir.name().as_bytes());
+    buf.extend_from_slice(b"\",\"what\":\"");
+    buf.extend_from_slice(what.name().as_bytes());
+    buf.extend_from_slice(b"\",\"summary\":");
+    Ok(())
+}
+
+/// A JSON string of synscope's own words (fixed sentences, numbers, addresses), which hold nothing
+/// JSON escapes: quoted as they are, without [`string`]'s look at every byte.
+fn own_words(buf: &mut Vec<u8>, s: &str) {
+    debug_assert!(!s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20), "nothing to escape in {s:?}");
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
 }
 
 /// Writes the summary as a JSON line.
