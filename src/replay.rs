@@ -299,16 +299,21 @@ impl ReaderEnds<'_> {
     /// that nothing more will finish at or before `done_through` (before the last batch of `all`,
     /// attempts of that record may still follow).
     fn hand_over(&self, pending: &mut Vec<(Place, Finished)>, done_through: u64, all: bool) -> anyhow::Result<()> {
-        while pending.len() > BATCH || (pending.len() == BATCH && !all) {
-            // The batch leaves in `pending`'s own memory; only the few attempts after it move.
-            let mut rest = Vec::with_capacity(2 * BATCH);
-            rest.extend(pending.drain(BATCH..));
-            let attempts = std::mem::replace(pending, rest);
+        if pending.len() < BATCH && !all {
+            return Ok(());
+        }
+        // Each attempt moves once, into its batch: a sweep may finish thousands at one record, and
+        // handing the first batch over in `pending`'s memory would move all the others once per batch.
+        let mut attempts = std::mem::replace(pending, Vec::with_capacity(2 * BATCH)).into_iter();
+        while attempts.len() > BATCH || (attempts.len() == BATCH && !all) {
+            let batch = attempts.by_ref().take(BATCH).collect();
             let done_through = if all { done_through.saturating_sub(1) } else { done_through };
-            self.send(Handed { attempts, done_through })?;
+            self.send(Handed { attempts: batch, done_through })?;
         }
         if all {
-            self.send(Handed { attempts: std::mem::take(pending), done_through })?;
+            self.send(Handed { attempts: attempts.collect(), done_through })?;
+        } else {
+            pending.extend(attempts);
         }
         Ok(())
     }

@@ -320,8 +320,9 @@ pub struct Correlator {
     next_sweep: Timestamp,
     /// Attempts finished and not yet taken.
     finished: Vec<Finished>,
-    /// The slots a sweep found expired (kept for its capacity).
-    expired: Vec<usize>,
+    /// The attempts a sweep found expired, by start and opening frame, with their slots (kept for
+    /// its capacity).
+    expired: Vec<(Timestamp, u64, usize)>,
     /// The memory of attempts already worded, given back (see [`Spare`]).
     spares: Vec<Spare>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
@@ -891,25 +892,30 @@ impl Correlator {
         expired.clear();
         for (i, times) in self.slot_times.iter().enumerate() {
             if times.expires < now {
-                expired.push(i);
+                expired.push((times.opened, 0, i));
             } else {
                 oldest_open = oldest_open.min(times.opened);
             }
         }
         // Most expired attempts were last touched seconds of capture ago and sit in no cache. A
         // pass of independent reads brings in what `retire` reads of each, the misses overlapping;
-        // retiring them one by one would wait for every miss alone.
+        // retiring them one by one would wait for every miss alone. It also reads each one's
+        // opening frame, so that they are ordered by their keys alone, not by reaching into every
+        // attempt at every comparison.
         let mut warm = 0u64;
-        for &i in &expired {
-            warm ^= u64::from(self.slot_ends[i].awaits_client_segments);
-            if let Some(a) = self.attempts[i].as_deref() {
+        for (_, frame, i) in &mut expired {
+            warm ^= u64::from(self.slot_ends[*i].awaits_client_segments);
+            if let Some(a) = self.attempts[*i].as_deref() {
                 warm ^= u64::from(a.late_not_shown) ^ a.syn_times.len() as u64 ^ u64::from(a.key.client.port());
                 warm ^= a.entries.iter().fold(0, |w, e| w ^ e.ts.0 as u64);
                 warm ^= a.verdict.as_ref().map_or(0, |v| v.ts.0 as u64);
+                *frame = a.opened_frame;
             }
         }
         std::hint::black_box(warm);
-        for &i in &expired {
+        // Attempts that finish together come out by start and opening frame (no two share both).
+        expired.sort_unstable();
+        for &(_, _, i) in &expired {
             let expires = self.slot_times[i].expires;
             self.retire(i, expires, false);
         }
@@ -918,9 +924,7 @@ impl Correlator {
         while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
             self.neighbors.pop_front();
         }
-        let swept = &mut self.finished[first_new..];
-        swept.sort_by_key(|f| (f.start(), f.opened_frame()));
-        for finished in swept {
+        for finished in &mut self.finished[first_new..] {
             finished.by_sweep = true;
         }
         self.next_sweep = now.plus(retire::SWEEP_INTERVAL);
