@@ -94,12 +94,10 @@ enum Note {
         isn: u32,
         data_len: u32,
     },
-    /// The note of a retransmitted SYN, with the gap the schedule that fits expects before it
-    /// and that schedule's name, once the attempt is finished (`verdict::annotate_retransmits`).
+    /// The note of a retransmitted SYN.
     Retransmit {
         number: usize,
         gap: Span,
-        expected: Option<(Span, &'static str)>,
     },
 }
 
@@ -129,15 +127,12 @@ impl Note {
                     out.push_str(" bytes of data (TCP Fast Open)");
                 }
             }
-            Note::Retransmit { number, gap, expected } => {
+            Note::Retransmit { number, gap } => {
                 out.push_str("retransmit #");
                 out.push_str(itoa::Buffer::new().format(*number));
                 out.push_str(", +");
                 let _ = gap.write_to(out); // (writing to a String cannot fail)
                 out.push_str(" after the previous SYN");
-                if let Some((want, schedule)) = expected {
-                    Note::write_expected(*want, schedule, out);
-                }
             }
         }
     }
@@ -152,28 +147,6 @@ impl Note {
             }
             (worded, note) => *note = Some(worded.text().into_owned().into()),
         }
-    }
-
-    /// Adds the gap a schedule expects before this retransmit: kept apart in a retransmit's own
-    /// note, worded with it (a capture of unanswered attempts holds millions of retransmits).
-    fn expect(&mut self, want: Span, schedule: &'static str) {
-        match self {
-            Note::Retransmit { expected, .. } => *expected = Some((want, schedule)),
-            other => {
-                let mut more = String::new();
-                Note::write_expected(want, schedule, &mut more);
-                other.push_str(&more);
-            }
-        }
-    }
-
-    /// ` (expected 2.00 s with Linux 6.5+ backoff)`, appended to `out`.
-    fn write_expected(want: Span, schedule: &str, out: &mut String) {
-        out.push_str(" (expected ");
-        let _ = want.write_to(out); // (writing to a String cannot fail)
-        out.push_str(" with ");
-        out.push_str(schedule);
-        out.push(')');
     }
 
     fn push_str(&mut self, more: &str) {
@@ -822,7 +795,7 @@ impl Correlator {
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
-        let mut note = Note::Retransmit { number, gap: ts.since(previous), expected: None };
+        let mut note = Note::Retransmit { number, gap: ts.since(previous) };
         // tcp_rcv_synsent_state_process: on an unacceptable ACK with no retransmit yet, Linux re-arms
         // the timer at TCP_TIMEOUT_MIN ("previous FIN/ACK or RST/ACK might be ignored").
         let after_bad_ack = a.unacceptable_ack_at.is_some_and(|at| at >= previous);

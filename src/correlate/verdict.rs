@@ -245,7 +245,7 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the schedule.
     for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1 + skip).enumerate() {
         if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
-            note.expect(*want, label);
+            note.push_str(&format!(" (expected {want} with {label})"));
         }
     }
     FittedTiming { timing: fitted, follows_linux }
