@@ -815,3 +815,65 @@ fn test_an_attempt_worded_in_the_memory_of_another_reads_as_worded_afresh() {
         }
     }
 }
+
+/// The attempts `events` open, finished unworded when the capture ends at `end_ms`.
+fn finished_at(events: &[Event], end_ms: i64) -> Vec<super::Finished> {
+    let mut correlator = super::Correlator::streaming(SynTiming::default());
+    for event in events {
+        correlator.push(event);
+    }
+    correlator.close(at_ms(end_ms))
+}
+
+#[test]
+fn test_a_clean_handshake_reads_as_its_report() {
+    let events = [
+        syn(0, 1),
+        from_server(30, 2, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1),
+        from_client(31, 3, TcpFlags::ACK, ISN + 1, 5001),
+    ];
+    let finished = finished_at(&events, 10_000);
+    let handshake = finished[0].handshake().expect("a clean handshake");
+    let report = finished[0].clone().report();
+    assert_eq!(
+        (handshake.client(), handshake.server(), handshake.family()),
+        (report.client, report.server, report.family)
+    );
+    assert_eq!((handshake.start(), handshake.isn()), (report.start, report.isn));
+    assert_eq!((Some(handshake.rtt_ms()), Some(handshake.decided_after())), (report.rtt_ms, report.decided_after));
+    let mut cause = String::new();
+    handshake.cause_into(&mut cause);
+    assert_eq!(cause, report.cause);
+    assert_eq!(handshake.steps().count(), report.events.len());
+    for (step, entry) in handshake.steps().zip(&report.events) {
+        let (mut summary, mut note) = (String::new(), String::new());
+        step.summary_into(&mut summary);
+        assert!(step.note_into(&mut note));
+        assert_eq!(
+            (step.t(), step.dir(), step.what(), Some(step.frame())),
+            (entry.t, entry.dir, entry.what, entry.frame)
+        );
+        assert_eq!((summary.as_str(), Some(note.as_str())), (entry.summary.as_str(), entry.note.as_deref()));
+    }
+}
+
+#[test]
+fn test_what_is_not_a_clean_handshake() {
+    let syn_ack = |ms, frame| from_server(ms, frame, TcpFlags::SYN | TcpFlags::ACK, 5000, ISN + 1);
+    let ack = |ms, frame| from_client(ms, frame, TcpFlags::ACK, ISN + 1, 5001);
+    let not_clean = [
+        // The client's ACK is not in the capture.
+        vec![syn(0, 1), syn_ack(30, 2)],
+        // It took two SYNs.
+        vec![syn(0, 1), syn(1000, 2), syn_ack(1030, 3), ack(1031, 4)],
+        // The server retransmitted its SYN-ACK after our ACK (a finding).
+        vec![syn(0, 1), syn_ack(30, 2), ack(31, 3), syn_ack(1030, 4)],
+        // Refused.
+        vec![syn(0, 1), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)],
+    ];
+    for events in not_clean {
+        let finished = finished_at(&events, 10_000);
+        assert_eq!(finished.len(), 1);
+        assert!(finished[0].handshake().is_none(), "{:?}", finished[0].clone().report().cause);
+    }
+}
