@@ -84,7 +84,7 @@ const WORDED_IN_FLIGHT: usize = 2;
 /// `Sync`), and what of each shown one is handed, in the order shown, to the output's `count`.
 pub trait Sink: Sync {
     /// What the output's `count` takes of a shown attempt (a summary's entry, say).
-    type Seen: Send;
+    type Seen: Send + PartialEq + std::fmt::Debug;
     /// Whether to word and show an attempt at all (filters that need no words: `--server`, `--failed` ...).
     fn wants(&self, attempt: &Finished) -> bool;
     /// Shows `attempt` by appending its rendering to `out`.
@@ -443,7 +443,7 @@ impl<S: Sink> Words<'_, S> {
                 if let Some(seen) = self.sink.show_finished(&finished, &mut bytes, &mut scratch) {
                     let seen = seen?;
                     #[cfg(debug_assertions)]
-                    check_shown_alike(self.sink, &finished, &bytes[before..]);
+                    check_shown_alike(self.sink, &finished, &bytes[before..], &seen);
                     spared.push(finished.into_spare());
                     shown.push((place, bytes.len(), seen));
                 } else {
@@ -474,19 +474,19 @@ impl<S: Sink> Words<'_, S> {
     }
 }
 
-/// Checks that what `sink` showed of `finished` from its evidence ([`Sink::show_finished`]) is what
-/// [`Sink::show`] writes of its report: every test that replays checks the shortcut on every
-/// attempt it takes.
+/// Checks that what `sink` showed and saw of `finished` from its evidence ([`Sink::show_finished`])
+/// is what [`Sink::show`] writes and sees of its report: every test that replays checks the
+/// shortcut on every attempt it takes.
 #[cfg(debug_assertions)]
-fn check_shown_alike<S: Sink>(sink: &S, finished: &Finished, shown: &[u8]) {
+fn check_shown_alike<S: Sink>(sink: &S, finished: &Finished, shown: &[u8], seen: &S::Seen) {
     let mut reported = Vec::new();
-    let shown_again = sink.show(&finished.clone().report(), &mut reported);
-    assert!(shown_again.is_ok(), "the report of an attempt shown from its evidence is shown too");
+    let seen_again = sink.show(&finished.clone().report(), &mut reported);
     assert_eq!(
         String::from_utf8_lossy(shown),
         String::from_utf8_lossy(&reported),
         "an attempt shown from its evidence reads as its report"
     );
+    assert_eq!(seen_again.ok().as_ref(), Some(seen), "an attempt shown from its evidence is counted as its report");
 }
 
 /// Takes record number `number` into `correlator` if `shard` holds its flow; otherwise only moves

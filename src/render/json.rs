@@ -197,9 +197,17 @@ fn entry_head(buf: &mut Vec<u8>, t: f64, dir: Dir, what: What) -> io::Result<()>
 }
 
 /// A JSON string of synscope's own words (fixed sentences, numbers, addresses), which hold nothing
-/// JSON escapes: quoted as they are, without [`string`]'s look at every byte.
+/// JSON escapes: quoted as they are, without [`string`]'s look at every byte (debug builds check
+/// that [`string`] would write the same).
 fn own_words(buf: &mut Vec<u8>, s: &str) {
-    debug_assert!(!s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20), "nothing to escape in {s:?}");
+    debug_assert!(
+        {
+            let mut quoted = Vec::with_capacity(s.len() + 2);
+            string(&mut quoted, s);
+            quoted.len() == s.len() + 2
+        },
+        "nothing to escape in {s:?}"
+    );
     buf.push(b'"');
     buf.extend_from_slice(s.as_bytes());
     buf.push(b'"');
