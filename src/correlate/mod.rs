@@ -293,9 +293,10 @@ pub struct Correlator {
     next_sweep: Timestamp,
     /// Attempts finished and not yet taken.
     finished: Vec<Finished>,
-    /// The attempts a sweep found expired, by start and opening frame, with their slots (kept for
-    /// its capacity).
+    /// The attempts a sweep found expired, as start, opening frame and slot (kept for its capacity).
     expired: Vec<(Timestamp, u64, usize)>,
+    /// The order a sweep retires `expired` in, as positions in it (kept for its capacity).
+    retiring_order: Vec<u64>,
     /// The memory of attempts already worded, given back (see [`Spare`]).
     spares: Vec<Spare>,
     /// System calls of traced attempts (live only), merged into their attempts at the end.
@@ -887,12 +888,15 @@ impl Correlator {
         }
         std::hint::black_box(warm);
         // Attempts that finish together come out by start and opening frame (no two share both).
-        expired.sort_unstable();
-        for &(_, _, i) in &expired {
+        let mut order = std::mem::take(&mut self.retiring_order);
+        retire::retiring_order(&expired, &mut order);
+        for &at in &order {
+            let i = expired[at as usize].2;
             let expires = self.slot_times[i].expires;
             self.retire(i, expires, false);
         }
         self.expired = expired;
+        self.retiring_order = order;
         let keep_from = retire::neighbors_needed_from(oldest_open);
         while self.neighbors.front().is_some_and(|n| n.ts < keep_from) {
             self.neighbors.pop_front();

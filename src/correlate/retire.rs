@@ -61,6 +61,35 @@ pub(super) fn neighbors_needed_from(oldest_open: Timestamp) -> Timestamp {
     oldest_open.plus(Span(-Span::from_millis(4_500).0))
 }
 
+/// Bits of a packed sort key that hold a position in the sweep's list (see [`retiring_order`]).
+const POSITION_BITS: u32 = 24;
+
+/// Fills `order` with the positions in `expired`, a sweep's attempts as (start, opening frame,
+/// slot), in the order they are finished: by start, then by opening frame (no two share a frame).
+///
+/// Sorting the triples themselves cost more than retiring the attempts. In a capture written in
+/// time order, start rises with the opening frame; so the positions are sorted by frame alone,
+/// packed with it into one integer, and the starts are then checked to rise along that order,
+/// which makes it the order by (start, frame). Only when they do not (a capture out of time
+/// order) are the triples compared.
+pub(super) fn retiring_order(expired: &[(Timestamp, u64, usize)], order: &mut Vec<u64>) {
+    order.clear();
+    let position_mask = (1 << POSITION_BITS) - 1;
+    let packs = expired.len() <= position_mask as usize
+        && expired.iter().all(|&(_, frame, _)| frame >> (64 - POSITION_BITS) == 0);
+    if packs {
+        order.extend(expired.iter().enumerate().map(|(at, &(_, frame, _))| frame << POSITION_BITS | at as u64));
+        order.sort_unstable();
+        order.iter_mut().for_each(|packed| *packed &= position_mask);
+        if order.windows(2).all(|pair| expired[pair[0] as usize].0 <= expired[pair[1] as usize].0) {
+            return;
+        }
+        order.clear();
+    }
+    order.extend(0..expired.len() as u64);
+    order.sort_unstable_by_key(|&at| expired[at as usize]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +109,53 @@ mod tests {
         assert_eq!(next_syn_overdue(&[]), None);
         // SYNs at the two ends of time (a fuzzer's find): saturates, never overflows.
         assert_eq!(next_syn_overdue(&[Timestamp(i64::MIN), Timestamp(i64::MAX)]), Some(Timestamp(i64::MAX)));
+    }
+
+    /// What a sweep must do: sort the triples themselves.
+    fn order_by_sorting(expired: &[(Timestamp, u64, usize)]) -> Vec<u64> {
+        let mut sorted: Vec<_> = expired.iter().copied().zip(0u64..).collect();
+        sorted.sort_unstable();
+        sorted.into_iter().map(|(_, at)| at).collect()
+    }
+
+    #[test]
+    fn test_retiring_order_in_and_out_of_time_order() {
+        let t = |ms: i64| Timestamp(ms * 1_000_000);
+        let mut order = Vec::new();
+        // In time order: by frame, whatever the slots.
+        let in_order = [(t(5), 40, 3), (t(1), 7, 9), (t(5), 12, 0), (t(9), 41, 1)];
+        retiring_order(&in_order, &mut order);
+        assert_eq!(order, [1, 2, 0, 3]);
+        // Frame 12 opened after frame 40 in time (a merged capture): start decides, not frame.
+        let disordered = [(t(5), 40, 3), (t(1), 7, 9), (t(6), 12, 0)];
+        retiring_order(&disordered, &mut order);
+        assert_eq!(order, [1, 0, 2]);
+        // Frames too large to pack still come out in order.
+        let huge = [(t(2), u64::MAX, 0), (t(2), u64::MAX - 1, 1), (t(1), 3, 2)];
+        retiring_order(&huge, &mut order);
+        assert_eq!(order, [2, 1, 0]);
+        retiring_order(&[], &mut order);
+        assert!(order.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn test_retiring_order_is_the_order_of_the_triples(
+            mut triples in proptest::collection::vec((0i64..50, 0u64..1_000, 0usize..100), 0..200),
+            in_time_order: bool,
+        ) {
+            // Frames are unique within a sweep; a capture in time order opens later frames later.
+            triples.sort_by_key(|&(_, frame, _)| frame);
+            triples.dedup_by_key(|&mut (_, frame, _)| frame);
+            if in_time_order {
+                let mut starts: Vec<i64> = triples.iter().map(|&(start, _, _)| start).collect();
+                starts.sort_unstable();
+                triples.iter_mut().zip(starts).for_each(|(triple, start)| triple.0 = start);
+            }
+            let expired: Vec<_> = triples.iter().rev().map(|&(start, frame, slot)| (Timestamp(start), frame, slot)).collect();
+            let mut order = Vec::new();
+            retiring_order(&expired, &mut order);
+            proptest::prop_assert_eq!(order, order_by_sorting(&expired));
+        }
     }
 }
