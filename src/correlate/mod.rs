@@ -479,7 +479,12 @@ impl Correlator {
 
     /// A correlator that finishes attempts as soon as nothing can change them (see `retire`).
     pub fn streaming(timing: SynTiming) -> Correlator {
-        Correlator { streaming: true, ..Correlator::new(timing) }
+        // Room for the slots' ends of 65,536 open attempts up front (4 MiB of address space, in
+        // memory only as slots are used). A vector of over-aligned elements cannot grow in place
+        // (`realloc` keeps only 16-byte alignment): each doubling allocates anew and copies, and
+        // old and new then sit in memory together: two readers peaked at 33.5 MiB, against
+        // 31.5 MiB with this room.
+        Correlator { streaming: true, slot_ends: Vec::with_capacity(1 << 16), ..Correlator::new(timing) }
     }
 
     /// Takes back the memory of worded attempts, to build new ones in (up to a bound; the rest is freed).
