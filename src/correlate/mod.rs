@@ -447,9 +447,10 @@ pub struct Spare(Box<AttemptState>);
 
 /// Spares a correlator keeps at most: what comes back between two hand-overs, which is about
 /// what one sweep finishes (a sweep every 100 ms of a capture that opens 10,000 attempts a second
-/// finishes about 1,000). A pool smaller than that freed half of them and allocated as many anew:
-/// with 512, half the attempts of the 1 GB benchmark were a `malloc` and a `free`. At most 2 MiB
-/// of states; the replay's peak did not move (26.6 MiB, 31.4 with two readers).
+/// finishes about 1,000). A pool smaller than that frees the rest and allocates as many anew: with
+/// 512, half the attempts of the 1 GB benchmark were a `malloc` and a `free`, and the replay took 5%
+/// longer (21 paired runs). At most about 2 MiB of states; the replay's peak hardly moved (26.5 MiB,
+/// 31.8 with two readers, against 26.4 and 31.5).
 const MAX_SPARES: usize = 4096;
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
