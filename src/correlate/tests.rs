@@ -794,13 +794,7 @@ fn test_an_attempt_worded_in_the_memory_of_another_reads_as_worded_afresh() {
         packet(30, 11, segment(c, SERVER, TcpFlags::SYN, 700, 0)),
         packet(31, 12, segment(SERVER, c, TcpFlags::RST, 0, 0)),
     ];
-    let finished = || {
-        let mut correlator = super::Correlator::streaming(SynTiming::default());
-        for event in &events {
-            correlator.push(event);
-        }
-        correlator.close(at_ms(100_000))
-    };
+    let finished = || finished_at(&events, 100_000);
     let fresh: Vec<Attempt> = finished().into_iter().map(super::Finished::report).collect();
     assert_eq!(fresh.len(), 4);
     assert!(fresh.iter().any(|a| a.events.len() == 4) && fresh.iter().any(|a| a.events.len() == 2));
