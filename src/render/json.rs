@@ -109,9 +109,7 @@ pub fn handshake_into(buf: &mut Vec<u8>, h: &Handshake<'_>, scratch: &mut String
             buf.extend_from_slice(b",\"note\":");
             own_words(buf, scratch);
         }
-        buf.extend_from_slice(b",\"frame\":");
-        integer(buf, step.frame());
-        buf.push(b'}');
+        entry_end(buf, false, Some(step.frame()));
     }
     buf.extend_from_slice(b"]}\n");
     Ok(())
@@ -173,14 +171,7 @@ fn entry(buf: &mut Vec<u8>, e: &Entry) -> io::Result<()> {
         buf.extend_from_slice(b",\"note\":");
         string(buf, note);
     }
-    if e.ignored {
-        buf.extend_from_slice(b",\"ignored\":true");
-    }
-    if let Some(frame) = e.frame {
-        buf.extend_from_slice(b",\"frame\":");
-        integer(buf, frame);
-    }
-    buf.push(b'}');
+    entry_end(buf, e.ignored, e.frame);
     Ok(())
 }
 
@@ -194,6 +185,18 @@ fn entry_head(buf: &mut Vec<u8>, t: f64, dir: Dir, what: What) -> io::Result<()>
     buf.extend_from_slice(what.name().as_bytes());
     buf.extend_from_slice(b"\",\"summary\":");
     Ok(())
+}
+
+/// Closes a timeline entry after its note: whether it was ignored, and its frame.
+fn entry_end(buf: &mut Vec<u8>, ignored: bool, frame: Option<u64>) {
+    if ignored {
+        buf.extend_from_slice(b",\"ignored\":true");
+    }
+    if let Some(frame) = frame {
+        buf.extend_from_slice(b",\"frame\":");
+        integer(buf, frame);
+    }
+    buf.push(b'}');
 }
 
 /// A JSON string of synscope's own words (fixed sentences, numbers, addresses), which hold nothing
