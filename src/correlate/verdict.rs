@@ -315,11 +315,13 @@ pub(super) fn established_cause(a: &AttemptState, via_ack: bool, rtt: Option<Spa
 /// Appends the cause of a refused attempt to `s` (in pieces, as [`established_cause`]).
 fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool, s: &mut String) {
     if loopback {
-        s.push_str(&format!(
+        // (Writing to a String cannot fail.)
+        let _ = write!(
+            s,
             "A RST in the name of {} arrived over the loopback device{}: this host forged it itself (a local firewall rule such as REJECT --reject-with tcp-reset), and Linux failed connect() with ECONNREFUSED (tcp_reset).",
             a.key.server.ip(),
             if a.syn_times.is_empty() { ", and no SYN ever reached the wire" } else { "" }
-        ));
+        );
         return;
     }
     if a.syn_times.is_empty() {
@@ -385,16 +387,26 @@ fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp, 
     }
     s.push('.');
     let function = err_function(error.family);
+    // (Writing to a String cannot fail.)
     match error.kind {
-        IcmpErrorKind::TimeExceeded => s.push_str(&format!(
-            " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
-        )),
-        IcmpErrorKind::ParameterProblem => s.push_str(&format!(
-            " A router found the SYN's IP header malformed; Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
-        )),
-        _ if a.soft_error.is_some() => s.push_str(&format!(
-            " Linux aborts a connect in SYN-SENT at a valid ICMP error ({function}) unless the socket is busy at that instant: an earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt with {errno}."
-        )),
+        IcmpErrorKind::TimeExceeded => {
+            let _ = write!(
+                s,
+                " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
+            );
+        }
+        IcmpErrorKind::ParameterProblem => {
+            let _ = write!(
+                s,
+                " A router found the SYN's IP header malformed; Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
+            );
+        }
+        _ if a.soft_error.is_some() => {
+            let _ = write!(
+                s,
+                " Linux aborts a connect in SYN-SENT at a valid ICMP error ({function}) unless the socket is busy at that instant: an earlier ICMP arrived while connect() still held the socket, so Linux only remembered it and retransmitted the SYN; this one ended the attempt with {errno}."
+            );
+        }
         _ => {
             s.push_str(" Linux aborts a connect in SYN-SENT at the first valid ICMP error (");
             s.push_str(function);
