@@ -90,10 +90,18 @@ impl EndsIndex {
 
     /// The first marked slot under `hash` for which `is_it` holds. Unmarked slots are passed over
     /// without asking `is_it`: the caller reads no ends for them.
-    pub(super) fn find_marked(&self, hash: u64, mut is_it: impl FnMut(usize) -> bool) -> Option<usize> {
+    /// (Inlined up to the filter, the probe out of line: a replay asks this of most records, and
+    /// the filter answers most.)
+    #[inline]
+    pub(super) fn find_marked(&self, hash: u64, is_it: impl FnMut(usize) -> bool) -> Option<usize> {
         if self.marked_near[near(hash)] == 0 {
             return None;
         }
+        self.probe_marked(hash, is_it)
+    }
+
+    #[inline(never)]
+    fn probe_marked(&self, hash: u64, mut is_it: impl FnMut(usize) -> bool) -> Option<usize> {
         let at = self.probe(hash, |entry| entry & MARK != 0 && is_it(slot_of(entry))).ok()?;
         Some(slot_of(self.entries[at]))
     }

@@ -535,6 +535,7 @@ impl Correlator {
 
     /// The open attempt whose client is `src` and server `dst`, if it awaits a client segment:
     /// unmarked entries of the index are passed over without reading their ends.
+    #[inline]
     fn find_awaiting(&self, src: End, dst: End) -> Option<usize> {
         let ends = &self.slot_ends;
         let found = self.current.find_marked(ends_hash(src, dst), |i| ends[i].client == src && ends[i].server == dst);
@@ -564,9 +565,11 @@ impl Correlator {
         Offered::Skipped
     }
 
-    /// Moves the capture's clock to an event at `ts`, and sweeps when it is time.
+    /// Moves the capture's clock to an event at `ts`, and sweeps when it is time. (Inlined, with
+    /// the sweep and the handling of jumps out of line: a replay moves the clock at every record.)
+    #[inline]
     fn advance_clock(&mut self, ts: Timestamp) {
-        self.clock = self.clock_for(ts);
+        self.clock = if self.jump_candidate.is_none() && !self.is_jump(ts) { ts } else { self.clock_for(ts) };
         if self.clock > self.now {
             self.now = self.clock;
             if self.streaming && self.now >= self.next_sweep {
@@ -674,6 +677,7 @@ impl Correlator {
     /// The capture clock for an event at `ts`. A record far ahead of the clock moves it only when
     /// the next record agrees: one garbage timestamp (real captures hold records dated 2262) must
     /// not finish every open attempt, while a real gap in the capture is confirmed at once.
+    #[inline(never)]
     fn clock_for(&mut self, ts: Timestamp) -> Timestamp {
         let clock = self.clock_for_peek(ts);
         // A jump not confirmed waits for the next record; anything else clears the candidate.
@@ -876,6 +880,7 @@ impl Correlator {
 
     /// Finishes every open attempt whose time is up, and forgets neighbour observations no open
     /// attempt can use any more. Runs every `retire::SWEEP_INTERVAL` of capture time.
+    #[inline(never)]
     fn sweep(&mut self) {
         let now = self.now;
         let first_new = self.finished.len();
