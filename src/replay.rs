@@ -507,7 +507,7 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
         }
     }
     // A plain TCP segment is read straight from its bytes; anything else goes the general way.
-    let plain = peeked.and_then(|_| decode::decode_plain_tcp(record.link_type, record.data));
+    let plain = peeked.and_then(|peek| peek.decode());
     match plain.map_or_else(|| decode::decode(record.link_type, record.data), Ok) {
         Ok(packet) if matches!(packet.body, PacketBody::Other(_)) => {}
         Ok(packet) if peeked.is_some() || shard.takes(&packet) => {

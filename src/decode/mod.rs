@@ -285,15 +285,21 @@ pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> 
     Ok(Packet { link_direction: linked.direction, on_loopback: linked.loopback, body })
 }
 
-/// A TCP segment's endpoints and flags, read without a full decode.
+/// A TCP segment's endpoints and flags, read without a full decode, and where its headers are, so
+/// that [`TcpPeek::decode`] need not find them again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpPeek {
+pub struct TcpPeek<'a> {
     /// Sender.
     pub src: End,
     /// Receiver.
     pub dst: End,
     /// Flags.
     pub flags: TcpFlags,
+    link_direction: LinkDirection,
+    on_loopback: bool,
+    v6: bool,
+    ip: &'a [u8],
+    tcp: &'a [u8],
 }
 
 /// The IP packet a frame carries, with what its link layer says of it (direction, loopback): for
@@ -357,8 +363,8 @@ fn plain_tcp(ip: &[u8]) -> Option<(bool, &[u8])> {
 /// Reads a TCP segment's endpoints and flags with as little work as it takes, so that a reader can
 /// skip the full decode of the data segments no attempt needs. `None` for anything else and for
 /// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
-pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
-    let (_, _, ip) = ip_of(link_type, frame)?;
+pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek<'_>> {
+    let (link_direction, on_loopback, ip) = ip_of(link_type, frame)?;
     let (v6, tcp) = plain_tcp(ip)?;
     let (sport, dport) = (u16::from_be_bytes([tcp[0], tcp[1]]), u16::from_be_bytes([tcp[2], tcp[3]]));
     // (The addresses are there: `plain_tcp` read past them, 20 bytes of IPv4, 40 of IPv6.)
@@ -369,41 +375,50 @@ pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek> {
         let addr = |at: usize| -> Option<[u8; 4]> { ip.get(at..at + 4)?.try_into().ok() };
         (End::v4(addr(12)?, sport), End::v4(addr(16)?, dport))
     };
-    Some(TcpPeek { src, dst, flags: TcpFlags(tcp[13]) })
+    Some(TcpPeek { src, dst, flags: TcpFlags(tcp[13]), link_direction, on_loopback, v6, ip, tcp })
 }
 
 /// What [`decode`] makes of a plain TCP segment (see `plain_tcp`) whose header is whole, read
 /// straight from its bytes: a replay decodes millions of SYNs, SYN-ACKs and handshake ACKs, and the
 /// general parsers cost more than the correlating. `None` for anything else: call [`decode`].
 pub fn decode_plain_tcp(link_type: LinkType, frame: &[u8]) -> Option<Packet> {
-    let (link_direction, on_loopback, ip) = ip_of(link_type, frame)?;
-    let (v6, tcp) = plain_tcp(ip)?;
-    let data_offset = usize::from(tcp[12] >> 4) * 4;
-    // Options cut by the snapshot length: `decode` keeps what the fixed header says.
-    let options = tcp.get(20..data_offset)?;
-    let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-    let be32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-    let (src, dst, ttl): (IpAddr, IpAddr, u8) = if v6 {
-        let addr =
-            |at: usize| -> Option<Ipv6Addr> { Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(at..at + 16)?).ok()?)) };
-        (addr(8)?.into(), addr(24)?.into(), ip[7])
-    } else {
-        let addr =
-            |at: usize| -> Option<Ipv4Addr> { Some(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(at..at + 4)?).ok()?)) };
-        (addr(12)?.into(), addr(16)?.into(), ip[8])
-    };
-    let segment = TcpSegment {
-        src: SocketAddr::new(src, be16(tcp, 0)),
-        dst: SocketAddr::new(dst, be16(tcp, 2)),
-        flags: TcpFlags(tcp[13]),
-        seq: be32(tcp, 4),
-        ack: be32(tcp, 8),
-        window: be16(tcp, 14),
-        options: read_options(options),
-        payload_len: u32::try_from(tcp.len() - data_offset).unwrap_or(u32::MAX),
-        ttl,
-    };
-    Some(Packet { link_direction, on_loopback, body: PacketBody::Tcp(segment) })
+    peek_tcp(link_type, frame)?.decode()
+}
+
+impl TcpPeek<'_> {
+    /// What [`decode`] makes of the segment if its header is whole (see [`decode_plain_tcp`]), from
+    /// the headers the peek found (a replay peeks at every record, then decodes the few it needs).
+    pub fn decode(&self) -> Option<Packet> {
+        let TcpPeek { link_direction, on_loopback, v6, ip, tcp, .. } = *self;
+        let data_offset = usize::from(tcp[12] >> 4) * 4;
+        // Options cut by the snapshot length: `decode` keeps what the fixed header says.
+        let options = tcp.get(20..data_offset)?;
+        let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
+        let be32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let (src, dst, ttl): (IpAddr, IpAddr, u8) = if v6 {
+            let addr = |at: usize| -> Option<Ipv6Addr> {
+                Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(at..at + 16)?).ok()?))
+            };
+            (addr(8)?.into(), addr(24)?.into(), ip[7])
+        } else {
+            let addr = |at: usize| -> Option<Ipv4Addr> {
+                Some(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(at..at + 4)?).ok()?))
+            };
+            (addr(12)?.into(), addr(16)?.into(), ip[8])
+        };
+        let segment = TcpSegment {
+            src: SocketAddr::new(src, be16(tcp, 0)),
+            dst: SocketAddr::new(dst, be16(tcp, 2)),
+            flags: TcpFlags(tcp[13]),
+            seq: be32(tcp, 4),
+            ack: be32(tcp, 8),
+            window: be16(tcp, 14),
+            options: read_options(options),
+            payload_len: u32::try_from(tcp.len() - data_offset).unwrap_or(u32::MAX),
+            ttl,
+        };
+        Some(Packet { link_direction, on_loopback, body: PacketBody::Tcp(segment) })
+    }
 }
 
 fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
