@@ -887,11 +887,18 @@ impl Correlator {
         let mut oldest_open = now;
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
-        for (i, times) in self.slot_times.iter().enumerate() {
-            if times.expires < now {
-                expired.push((times.opened, 0, i));
-            } else {
-                oldest_open = oldest_open.min(times.opened);
+        if self.neighbors.is_empty() {
+            // Nothing to forget, so no need of the oldest open attempt: a tighter scan (a capture
+            // without ARP or ND, as most taken beyond the first router are).
+            let slots = self.slot_times.iter().enumerate();
+            expired.extend(slots.filter(|(_, times)| times.expires < now).map(|(i, times)| (times.opened, 0, i)));
+        } else {
+            for (i, times) in self.slot_times.iter().enumerate() {
+                if times.expires < now {
+                    expired.push((times.opened, 0, i));
+                } else {
+                    oldest_open = oldest_open.min(times.opened);
+                }
             }
         }
         // Most expired attempts were last touched seconds of capture ago and sit in no cache. A
