@@ -6,13 +6,13 @@
 //! `Serialize` stays the reference, and the tests compare the two).
 
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use serde_json::ser::{CompactFormatter, Formatter as _};
 
 use crate::correlate::Handshake;
 use crate::event::Timestamp;
-use crate::flow::{Dir, Family};
+use crate::flow::{AddrText, Dir, Family};
 use crate::linux::Errno;
 use crate::timeline::{Attempt, Entry, ErrnoSource, Outcome, Summary, What};
 
@@ -136,9 +136,9 @@ fn head(buf: &mut Vec<u8>, h: &Head) -> io::Result<()> {
     buf.extend_from_slice(b"{\"kind\":");
     string(buf, h.kind);
     buf.extend_from_slice(b",\"client\":\"");
-    socket_addr(buf, h.client);
+    buf.extend_from_slice(AddrText::socket(h.client).as_bytes());
     buf.extend_from_slice(b"\",\"server\":\"");
-    socket_addr(buf, h.server);
+    buf.extend_from_slice(AddrText::socket(h.server).as_bytes());
     buf.extend_from_slice(b"\",\"family\":\"");
     buf.extend_from_slice(h.family.name().as_bytes());
     buf.extend_from_slice(b"\",\"outcome\":\"");
@@ -303,94 +303,6 @@ fn optional_float(buf: &mut Vec<u8>, x: Option<f64>) -> io::Result<()> {
             buf.extend_from_slice(b"null");
             Ok(())
         }
-    }
-}
-
-/// `192.0.2.1:80` or `[2001:db8::1]:443`, exactly as `SocketAddr`'s Display writes them, without
-/// the formatting machinery (through which the two addresses took a tenth of a replay's wording).
-fn socket_addr(buf: &mut Vec<u8>, addr: SocketAddr) {
-    match addr {
-        SocketAddr::V4(v4) => {
-            ipv4(buf, *v4.ip());
-            buf.push(b':');
-            integer(buf, v4.port());
-        }
-        SocketAddr::V6(v6) => {
-            buf.push(b'[');
-            ipv6(buf, v6.ip());
-            if v6.scope_id() != 0 {
-                buf.push(b'%');
-                integer(buf, v6.scope_id());
-            }
-            buf.extend_from_slice(b"]:");
-            integer(buf, v6.port());
-        }
-    }
-}
-
-fn ipv4(buf: &mut Vec<u8>, ip: Ipv4Addr) {
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf.push(b'.');
-        }
-        let (digits, len) = &OCTETS[usize::from(octet)];
-        buf.extend_from_slice(&digits[..usize::from(*len)]);
-    }
-}
-
-/// Every octet's decimal digits and how many there are: four look-ups write an IPv4 address.
-static OCTETS: [([u8; 3], u8); 256] = {
-    let mut table = [([0u8; 3], 0u8); 256];
-    let mut n = 0;
-    while n < 256 {
-        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
-        table[n] = match n {
-            0..=9 => ([b'0' + ones, 0, 0], 1),
-            10..=99 => ([b'0' + tens, b'0' + ones, 0], 2),
-            _ => ([b'0' + hundreds, b'0' + tens, b'0' + ones], 3),
-        };
-        n += 1;
-    }
-    table
-};
-
-/// An IPv6 address in RFC 5952's text form, as `Ipv6Addr`'s Display writes it: lowercase hex
-/// without leading zeros, the first longest run of two or more zero groups as `::` (section 4.2),
-/// and an IPv4-mapped address as `::ffff:192.0.2.1` (section 5).
-fn ipv6(buf: &mut Vec<u8>, ip: &Ipv6Addr) {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        buf.extend_from_slice(b"::ffff:");
-        ipv4(buf, v4);
-        return;
-    }
-    let groups = ip.segments();
-    // The first longest run of zero groups: (start, length).
-    let (mut longest, mut run) = ((0, 0), (0, 0));
-    for (i, &group) in groups.iter().enumerate() {
-        if group != 0 {
-            run = (i + 1, 0);
-            continue;
-        }
-        run.1 += 1;
-        if run.1 > longest.1 {
-            longest = run;
-        }
-    }
-    let hex_groups = |buf: &mut Vec<u8>, groups: &[u16]| {
-        for (i, &group) in groups.iter().enumerate() {
-            if i > 0 {
-                buf.push(b':');
-            }
-            let digits = (4 - group.leading_zeros() as usize / 4).max(1);
-            buf.extend((0..digits).rev().map(|d| HEX[usize::from(group >> (4 * d) & 0xf)]));
-        }
-    };
-    if longest.1 > 1 {
-        hex_groups(buf, &groups[..longest.0]);
-        buf.extend_from_slice(b"::");
-        hex_groups(buf, &groups[longest.0 + longest.1..]);
-    } else {
-        hex_groups(buf, &groups);
     }
 }
 
@@ -572,34 +484,6 @@ mod tests {
         }
         assert_eq!(plain_micros(0.032613), Some(32_613), "the fast path is taken");
         assert_eq!(plain_micros(1704067200.0001), Some(1_704_067_200_000_100), "the fast path is taken for starts");
-    }
-
-    #[test]
-    fn test_socket_addresses_write_as_display_does() {
-        let check = |addr: SocketAddr| {
-            let mut buf = Vec::new();
-            socket_addr(&mut buf, addr);
-            assert_eq!(String::from_utf8_lossy(&buf), addr.to_string());
-        };
-        // Every pattern of zero and non-zero groups (where the runs to compress lie), with groups
-        // of one to four hex digits, and with and without a scope.
-        for pattern in 0u32..256 {
-            for (n, value) in [1u16, 0xf, 0x10, 0xabc, 0x1000, 0xffff].into_iter().enumerate() {
-                let groups: [u16; 8] =
-                    std::array::from_fn(
-                        |i| if pattern >> i & 1 == 1 { value.rotate_left(i as u32 * 4) | 1 } else { 0 },
-                    );
-                let ip = Ipv6Addr::from(groups);
-                check(SocketAddr::V6(std::net::SocketAddrV6::new(ip, 443, 0, 0)));
-                check(SocketAddr::V6(std::net::SocketAddrV6::new(ip, n as u16, 7, n as u32 * 1000)));
-            }
-        }
-        for text in ["[::]:0", "[::1]:80", "[::ffff:192.0.2.1]:8080", "[::ffff:0.0.0.0]:1", "[64:ff9b::c000:201]:443"] {
-            check(text.parse().expect("an address"));
-        }
-        for n in 0..=255u8 {
-            check(SocketAddr::from(([n, 255 - n, n / 3, n % 10], u16::from(n) * 257)));
-        }
     }
 
     #[test]
