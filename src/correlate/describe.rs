@@ -1,12 +1,12 @@
 //! Packet wording: tcpdump-like one-line summaries and the names of ICMP codes.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use crate::decode::{
     ArpMessage, ArpOp, IcmpError, IcmpErrorKind, NeighborMessage, NeighborOp, TcpFlags, TcpOptions, TcpSegment,
 };
-use crate::flow::Family;
+use crate::flow::{AddrText, Family};
 
 /// What a TCP segment's one-line summary shows, kept compact (no addresses, no text) while its
 /// attempt is open, and worded only when the attempt is reported.
@@ -136,36 +136,49 @@ pub fn icmp_name(icmp: &IcmpError) -> Cow<'static, str> {
     }
 }
 
-/// `ICMP 198.51.100.1 > 192.0.2.10: host unreachable (type 3/code 1), quoting 192.0.2.10:40000 > 198.51.100.10:80 seq 7`.
-pub fn icmp(icmp: &IcmpError) -> String {
-    let proto = match icmp.family {
-        Family::Ipv4 => "ICMP",
-        Family::Ipv6 => "ICMP6",
-    };
-    let mut s = format!(
-        "{proto} {} > {}: {} (type {}/code {})",
-        icmp.src,
-        icmp.dst,
-        icmp_name(icmp),
-        icmp.icmp_type,
-        icmp.code
-    );
+/// Appends `ICMP 198.51.100.1 > 192.0.2.10: host unreachable (type 3/code 1), quoting 192.0.2.10:40000 > 198.51.100.10:80 seq 7 [S]`
+/// to `s`. (In pieces rather than through format arguments, which cost more than the rest of an
+/// unreachable attempt's wording.)
+pub fn icmp_into(icmp: &IcmpError, s: &mut String) {
+    let mut number = itoa::Buffer::new();
+    s.push_str(match icmp.family {
+        Family::Ipv4 => "ICMP ",
+        Family::Ipv6 => "ICMP6 ",
+    });
+    s.push_str(AddrText::ip(icmp.src).as_str());
+    s.push_str(" > ");
+    s.push_str(AddrText::ip(icmp.dst).as_str());
+    s.push_str(": ");
+    s.push_str(&icmp_name(icmp));
+    s.push_str(" (type ");
+    s.push_str(number.format(icmp.icmp_type));
+    s.push_str("/code ");
+    s.push_str(number.format(icmp.code));
+    s.push(')');
     if let Some(q) = &icmp.quoted {
+        s.push_str(", quoting ");
         match &q.tcp {
             Some(t) => {
-                let src = std::net::SocketAddr::new(q.src, t.src_port);
-                let dst = std::net::SocketAddr::new(q.dst, t.dst_port);
-                let _ = write!(s, ", quoting {src} > {dst} seq {}", t.seq);
+                s.push_str(AddrText::socket(SocketAddr::new(q.src, t.src_port)).as_str());
+                s.push_str(" > ");
+                s.push_str(AddrText::socket(SocketAddr::new(q.dst, t.dst_port)).as_str());
+                s.push_str(" seq ");
+                s.push_str(number.format(t.seq));
                 if let Some(flags) = t.flags {
-                    let _ = write!(s, " [{}]", flags.tcpdump());
+                    s.push_str(" [");
+                    flags.push_tcpdump(s);
+                    s.push(']');
                 }
             }
             None => {
-                let _ = write!(s, ", quoting {} > {} proto {}", q.src, q.dst, q.protocol);
+                s.push_str(AddrText::ip(q.src).as_str());
+                s.push_str(" > ");
+                s.push_str(AddrText::ip(q.dst).as_str());
+                s.push_str(" proto ");
+                s.push_str(number.format(q.protocol));
             }
         }
     }
-    s
 }
 
 /// `ARP, who-has 192.0.2.99 tell 192.0.2.10` / `ARP, 192.0.2.1 is-at 02:00:00:00:00:01`.
@@ -184,5 +197,55 @@ pub fn neighbor(nd: &NeighborMessage) -> String {
     match nd.op {
         NeighborOp::Solicitation => format!("ICMP6 {} > neighbor solicitation, who has {}", nd.src, nd.target),
         NeighborOp::Advertisement => format!("ICMP6 {} > neighbor advertisement, tgt is {}", nd.src, nd.target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{QuotedPacket, QuotedTcp};
+
+    #[test]
+    fn test_icmp_words_as_tcpdump_does() {
+        let mut error = IcmpError {
+            src: "198.51.100.1".parse().expect("addr"),
+            dst: "192.0.2.10".parse().expect("addr"),
+            family: Family::Ipv4,
+            kind: IcmpErrorKind::DestinationUnreachable,
+            icmp_type: 3,
+            code: 4,
+            mtu: Some(1400),
+            quoted: Some(QuotedPacket {
+                src: "192.0.2.10".parse().expect("addr"),
+                dst: "198.51.100.10".parse().expect("addr"),
+                protocol: 6,
+                tcp: Some(QuotedTcp { src_port: 40000, dst_port: 80, seq: 7, flags: Some(TcpFlags(TcpFlags::SYN)) }),
+            }),
+        };
+        let words = |error: &IcmpError| {
+            let mut s = String::new();
+            icmp_into(error, &mut s);
+            s
+        };
+        assert_eq!(
+            words(&error),
+            "ICMP 198.51.100.1 > 192.0.2.10: fragmentation needed (mtu 1400) (type 3/code 4), quoting 192.0.2.10:40000 > 198.51.100.10:80 seq 7 [S]"
+        );
+        error.family = Family::Ipv6;
+        error.src = "2001:db8::1".parse().expect("addr");
+        error.dst = "2001:db8:1::10".parse().expect("addr");
+        error.icmp_type = 1;
+        error.code = 1;
+        error.quoted =
+            Some(QuotedPacket { src: error.dst, dst: "2001:db8:2::1".parse().expect("addr"), protocol: 17, tcp: None });
+        assert_eq!(
+            words(&error),
+            "ICMP6 2001:db8::1 > 2001:db8:1::10: communication administratively prohibited (type 1/code 1), quoting 2001:db8:1::10 > 2001:db8:2::1 proto 17"
+        );
+        error.quoted = None;
+        assert_eq!(
+            words(&error),
+            "ICMP6 2001:db8::1 > 2001:db8:1::10: communication administratively prohibited (type 1/code 1)"
+        );
     }
 }

@@ -79,7 +79,7 @@ impl Wire {
     fn render_into(&self, out: &mut String) {
         match self {
             Wire::Tcp(words) => words.render_into(out),
-            Wire::Icmp(icmp) => out.push_str(&describe::icmp(icmp)),
+            Wire::Icmp(icmp) => describe::icmp_into(icmp, out),
             Wire::Text(text) => out.push_str(text),
         }
     }

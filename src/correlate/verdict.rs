@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{describe, AttemptState, Decision, SoftError};
 use crate::decode::{IcmpError, IcmpErrorKind};
 use crate::event::{Span, Timestamp};
-use crate::flow::Family;
+use crate::flow::{AddrText, Family};
 use crate::linux::{Errno, SynTiming};
 use crate::timeline::{Attempt, Entry, ErrnoSource, Finding, Outcome, What};
 
@@ -327,7 +327,7 @@ fn refused_cause(a: &AttemptState, rtt: Option<Span>, loopback: bool, s: &mut St
     if a.syn_times.is_empty() {
         s.push_str("No SYN of this attempt is in the capture; the RST answers it (seq 0, ack = ISN+1). ");
     }
-    let _ = write!(s, "{}", a.key.server.ip()); // (writing to a String cannot fail)
+    s.push_str(AddrText::ip(a.key.server.ip()).as_str());
     s.push_str(" answered our SYN with a RST that acknowledges it");
     if let Some(rtt) = rtt {
         s.push(' ');
@@ -350,14 +350,20 @@ fn sender(a: &AttemptState, from: IpAddr) -> String {
 
 /// [`sender`], appended to `s`.
 fn sender_into(a: &AttemptState, from: IpAddr, s: &mut String) {
-    // (Writing to a String cannot fail.)
-    let _ = if from == a.key.client.ip() {
-        write!(s, "This host ({from}) itself")
+    let text = AddrText::ip(from);
+    let from_text = text.as_str();
+    if from == a.key.client.ip() {
+        s.push_str("This host (");
+        s.push_str(from_text);
+        s.push_str(") itself");
     } else if from == a.key.server.ip() {
-        write!(s, "The server {from} itself")
+        s.push_str("The server ");
+        s.push_str(from_text);
+        s.push_str(" itself");
     } else {
-        write!(s, "Router {from}")
-    };
+        s.push_str("Router ");
+        s.push_str(from_text);
+    }
 }
 
 fn err_function(family: Family) -> &'static str {

@@ -74,14 +74,7 @@ impl TcpFlags {
         self.has(Self::SYN) && !self.has(Self::ACK) && !self.has(Self::RST)
     }
 
-    /// tcpdump's notation: `S`, `S.`, `R.`, `F.`, `P.` ...
-    pub fn tcpdump(self) -> String {
-        let mut s = String::with_capacity(8);
-        self.push_tcpdump(&mut s);
-        s
-    }
-
-    /// Appends tcpdump's notation of the flags to `s`.
+    /// Appends tcpdump's notation of the flags to `s`: `S`, `S.`, `R.`, `F.`, `P.` ...
     pub fn push_tcpdump(self, s: &mut String) {
         let before = s.len();
         for (bit, c) in [
@@ -753,7 +746,9 @@ mod tests {
         assert_eq!(p.link_direction, LinkDirection::ToUs);
         assert!(!p.on_loopback, "received on eth0 (ARPHRD_ETHER)");
         let PacketBody::Tcp(seg) = p.body else { panic!("{p:?}") };
-        assert_eq!(seg.flags.tcpdump(), "R.");
+        let mut flags = String::new();
+        seg.flags.push_tcpdump(&mut flags);
+        assert_eq!(flags, "R.");
         assert_eq!(seg.ack, 3_338_809_644);
     }
 
