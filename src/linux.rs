@@ -285,7 +285,9 @@ impl SynTiming {
         let timeout = self.user_timeout.filter(|t| t.0 > 0).unwrap_or_else(|| self.model_timeout());
         let mut rto = self.initial_rto;
         let mut now = Span(0);
-        let mut retransmits = Vec::new();
+        // (Room for the default schedule's 10 retransmits at once: a replay schedules every attempt
+        // that timed out.)
+        let mut retransmits = Vec::with_capacity(16);
         loop {
             let clamp = if self.user_timeout.is_some() { timeout.0 } else { i64::MAX };
             now = Span(now.0.saturating_add(rto.0).min(clamp));

@@ -149,8 +149,11 @@ impl Note {
         }
     }
 
+    /// Appends `more` to the note's words, in one allocation (the notes of retransmits get their
+    /// expected backoff this way, several in every attempt that timed out).
     fn push_str(&mut self, more: &str) {
-        let mut text = self.text().into_owned();
+        let mut text = String::with_capacity(128 + more.len());
+        self.write_to(&mut text);
         text.push_str(more);
         *self = Note::Text(Cow::Owned(text));
     }

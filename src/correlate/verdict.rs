@@ -219,8 +219,9 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
     // A quick retransmit after an unacceptable ACK stands outside the schedule: fit what follows it.
     let skip = a.quick_retransmits as usize;
     let gaps: Vec<i64> = a.syn_times.windows(2).skip(skip).map(|w| w[1].since(w[0]).0).collect();
-    let misfit = |t: &SynTiming| -> i64 {
-        let expected: Vec<Span> = expected_gaps(t).into_iter().skip(skip).collect();
+    // The quick retransmit took the place of the schedule's first one: the rest follow from there.
+    let given = expected_gaps(timing, skip);
+    let misfit = |expected: &[Span]| -> i64 {
         // A retransmit the schedule does not have at all is as bad a fit as can be. Saturating:
         // gaps between garbage timestamps can be centuries long.
         gaps.iter()
@@ -228,24 +229,33 @@ fn annotate_retransmits(a: &mut AttemptState, timing: &SynTiming) -> FittedTimin
             .map(|(i, seen)| expected.get(i).map_or(i64::MAX / 64, |want| seen.saturating_sub(want.0).saturating_abs()))
             .fold(0_i64, i64::saturating_add)
     };
-    let (fitted, label) = if timing.linear_timeouts > 0 && misfit(&classic) < misfit(timing) {
-        (classic, "classic exponential backoff, as Linux before 6.5")
-    } else if timing.linear_timeouts > 0 {
-        (*timing, "Linux 6.5+ backoff")
+    let (fitted, label, expected) = if timing.linear_timeouts > 0 {
+        let classic_gaps = expected_gaps(&classic, skip);
+        if misfit(&classic_gaps) < misfit(&given) {
+            (classic, "classic exponential backoff, as Linux before 6.5", classic_gaps)
+        } else {
+            (*timing, "Linux 6.5+ backoff", given)
+        }
     } else {
-        (*timing, "Linux backoff")
+        (*timing, "Linux backoff", given)
     };
-    // The quick retransmit took the place of the schedule's first one: the rest follow from there.
-    let expected: Vec<Span> = expected_gaps(&fitted).into_iter().skip(skip).collect();
     // A gap more than 30% (plus 100 ms of jitter) off the schedule is not Linux's doing.
     let follows_linux = gaps
         .iter()
         .zip(expected.iter())
         .all(|(&seen, want)| seen.saturating_sub(want.0).saturating_abs() <= want.0 * 3 / 10 + 100_000_000);
-    // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the schedule.
+    // The n-th SYN entry after the first (and after any quick retransmit) is retransmit #n of the
+    // schedule. (Its words in pieces, not format arguments: every attempt that timed out has several.)
+    let mut expectation = String::new();
     for (retransmit, entry) in a.entries.iter_mut().filter(|e| e.what == What::Syn).skip(1 + skip).enumerate() {
         if let (Some(note), Some(want)) = (entry.note.as_mut(), expected.get(retransmit)) {
-            note.push_str(&format!(" (expected {want} with {label})"));
+            expectation.clear();
+            expectation.push_str(" (expected ");
+            let _ = want.write_to(&mut expectation); // (writing to a String cannot fail)
+            expectation.push_str(" with ");
+            expectation.push_str(label);
+            expectation.push(')');
+            note.push_str(&expectation);
         }
     }
     FittedTiming { timing: fitted, follows_linux }
@@ -258,8 +268,8 @@ struct FittedTiming {
     follows_linux: bool,
 }
 
-/// The gap before each retransmit in a schedule (retransmit #1 first).
-fn expected_gaps(timing: &SynTiming) -> Vec<Span> {
+/// The gap before each retransmit in a schedule, from retransmit #(`skip` + 1) on.
+fn expected_gaps(timing: &SynTiming, skip: usize) -> Vec<Span> {
     let schedule = timing.schedule();
     let mut previous = Span(0);
     schedule
@@ -270,6 +280,7 @@ fn expected_gaps(timing: &SynTiming) -> Vec<Span> {
             previous = at;
             gap
         })
+        .skip(skip)
         .collect()
 }
 
