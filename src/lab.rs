@@ -578,12 +578,23 @@ fn remove_stale_namespaces() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix(NS_PREFIX) else { continue };
-        let pid = rest.split('-').next().unwrap_or("");
-        if !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists() {
+        let Some(pid) = lab_namespace_owner(name) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
+}
+
+/// The process that made `name`, if it is a lab's namespace (`synscope-<pid>-<n>-<role>`, see
+/// [`Lab::ns`]). Nothing else is a lab's to remove: a namespace merely named `synscope-...` (the
+/// test suite's `synscope-test-<pid>-<n>`, say) was removed while in use when its second part was
+/// taken for a process that did not exist.
+fn lab_namespace_owner(name: &str) -> Option<u32> {
+    let mut parts = name.strip_prefix(NS_PREFIX)?.split('-');
+    let (pid, n, role) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let lab_role = matches!(role, "client" | "router" | "server");
+    (digits(pid) && digits(n) && lab_role && parts.next().is_none()).then(|| pid.parse().ok()).flatten()
 }
 
 /// Runs `ip` with `args`, failing with its error message.
@@ -891,4 +902,29 @@ pub fn table(runs: &[LabRun]) -> Vec<[String; 5]> {
             [run.label(), errno, time, a.syn_count.to_string(), check]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_only_a_labs_own_namespaces_are_taken_for_stale() {
+        assert_eq!(lab_namespace_owner("synscope-4242-0-client"), Some(4242));
+        assert_eq!(lab_namespace_owner("synscope-7-12-router"), Some(7));
+        assert_eq!(lab_namespace_owner("synscope-7-12-server"), Some(7));
+        for other in [
+            "synscope-test-30163-1",
+            "synscope-foo",
+            "synscope-12-client",
+            "synscope-12-3-client-x",
+            "synscope-12-3-db",
+            "synscope--3-client",
+            "synscope-99999999999-3-client",
+            "other-12-3-client",
+            "",
+        ] {
+            assert_eq!(lab_namespace_owner(other), None, "{other:?}");
+        }
+    }
 }
