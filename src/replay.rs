@@ -339,13 +339,16 @@ fn read_shard(
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
+    // The capture's first and last times so far, as plain times while the records stream by (the
+    // report's are options, and a replay updates them at every record).
+    let (mut first_ts, mut last_ts) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
     let streamed = capture::stream_file(path, |record, bytes| {
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
             return Err(Stopped(bytes).into());
         }
         report.packets += 1;
-        report.first_ts = Some(report.first_ts.map_or(record.ts, |t| t.min(record.ts)));
-        report.last_ts = Some(report.last_ts.map_or(record.ts, |t| t.max(record.ts)));
+        first_ts = first_ts.min(record.ts);
+        last_ts = last_ts.max(record.ts);
         if report.packets % PROGRESS_EVERY == 0 {
             let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
             progress(Progress { bytes, packets: report.packets, attempts });
@@ -373,13 +376,16 @@ fn read_shard(
             }
         }
         // (One reader's words go straight out: only a merge waits for word of how far a reader is.)
-        if since_hand_over >= FLUSH_EVERY && shard.of > 1 {
+        if shard.of > 1 && since_hand_over >= FLUSH_EVERY {
             correlator.take_spares(ends.spares.try_iter().flatten());
             ends.hand_over(&mut pending, number, true)?;
             since_hand_over = 0;
         }
         Ok(())
     });
+    if report.packets > 0 {
+        (report.first_ts, report.last_ts) = (Some(first_ts), Some(last_ts));
+    }
     let end = match streamed {
         Err(err) => match err.downcast::<Stopped>() {
             Ok(Stopped(at)) => {
