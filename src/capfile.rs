@@ -68,10 +68,13 @@ impl Endian {
             Endian::Big => u16::from_be_bytes(b),
         }
     }
+    /// (One load, then a swap if the file is big-endian: with a `from_*_bytes` in each arm, the
+    /// compiler assembled every field of every record header byte by byte.)
     fn u32(self, b: [u8; 4]) -> u32 {
+        let little = u32::from_le_bytes(b);
         match self {
-            Endian::Little => u32::from_le_bytes(b),
-            Endian::Big => u32::from_be_bytes(b),
+            Endian::Little => little,
+            Endian::Big => little.swap_bytes(),
         }
     }
 }
