@@ -890,18 +890,14 @@ impl Correlator {
         let mut oldest_open = now;
         let mut expired = std::mem::take(&mut self.expired);
         expired.clear();
-        if self.neighbors.is_empty() {
-            // Nothing to forget, so no need of the oldest open attempt: a tighter scan (a capture
-            // without ARP or ND, as most taken beyond the first router are).
-            let slots = self.slot_times.iter().enumerate();
-            expired.extend(slots.filter(|(_, times)| times.expires < now).map(|(i, times)| (times.opened, 0, i)));
-        } else {
-            for (i, times) in self.slot_times.iter().enumerate() {
-                if times.expires < now {
-                    expired.push((times.opened, 0, i));
-                } else {
-                    oldest_open = oldest_open.min(times.opened);
-                }
+        // The oldest open attempt only says which neighbour observations to forget: with none
+        // (a capture without ARP or ND, as most taken beyond the first router are) it is not sought.
+        let seek_oldest = !self.neighbors.is_empty();
+        for (i, times) in self.slot_times.iter().enumerate() {
+            if times.expires < now {
+                expired.push((times.opened, 0, i));
+            } else if seek_oldest {
+                oldest_open = oldest_open.min(times.opened);
             }
         }
         // Most expired attempts were last touched seconds of capture ago and sit in no cache. A
