@@ -265,52 +265,26 @@ fn plain_micros(x: f64) -> Option<i64> {
     (micros as f64 / 1e6 == x).then_some(micros)
 }
 
-/// `micros` / 10^6 in plain decimal notation, with at least one digit after the point (`131.0`),
-/// for `micros` below 2^33 s (as [`plain_micros`] gives them). Written right to left into a buffer
-/// on the stack, then copied as one block of fixed width and cut to length: each piece of variable
-/// length copied on its own was a call to memcpy, and every line has several of these numbers.
+/// `micros` / 10^6 in plain decimal notation, with at least one digit after the point (`131.0`).
 fn write_micros(buf: &mut Vec<u8>, micros: i64) {
-    // A sign, ten digits, the point and six digits at most: the point at POINT, and room for the
-    // whole block from the first character on.
-    const POINT: usize = 11;
-    const BLOCK: usize = 18;
-    let mut text = [0u8; POINT + BLOCK];
-    let abs = micros.unsigned_abs();
-    let (mut whole, fraction) = (abs / 1_000_000, (abs % 1_000_000) as usize);
-    debug_assert!(whole < 1 << 33, "{micros} µs is beyond plain_micros' bound");
-    let mut start = POINT;
-    loop {
-        if whole < 10 {
-            start -= 1;
-            text[start] = b'0' + whole as u8;
-            break;
-        }
-        start -= 2;
-        text[start..start + 2].copy_from_slice(&PAIRS[(whole % 100) as usize]);
-        whole /= 100;
-        if whole == 0 {
-            break;
-        }
-    }
     if micros < 0 {
-        start -= 1;
-        text[start] = b'-';
+        buf.push(b'-');
     }
-    text[POINT] = b'.';
-    let end = if fraction == 0 {
-        text[POINT + 1] = b'0';
-        POINT + 2
-    } else {
-        // Six digits, two at a time, without the zeros at the end.
-        let digits = &mut text[POINT + 1..POINT + 7];
-        for (pair, value) in digits.chunks_exact_mut(2).zip([fraction / 10_000, fraction / 100 % 100, fraction % 100]) {
-            pair.copy_from_slice(&PAIRS[value]);
-        }
-        POINT + 1 + digits.iter().rposition(|&d| d != b'0').map_or(0, |last| last + 1)
-    };
-    let len = buf.len();
-    buf.extend_from_slice(&text[start..start + BLOCK]);
-    buf.truncate(len + end - start);
+    let micros = micros.unsigned_abs();
+    integer(buf, micros / 1_000_000);
+    buf.push(b'.');
+    let fraction = (micros % 1_000_000) as usize;
+    if fraction == 0 {
+        buf.push(b'0');
+        return;
+    }
+    // Six digits, two at a time, without the zeros at the end.
+    let mut digits = [0u8; 6];
+    for (pair, value) in digits.chunks_exact_mut(2).zip([fraction / 10_000, fraction / 100 % 100, fraction % 100]) {
+        pair.copy_from_slice(&PAIRS[value]);
+    }
+    let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |last| last + 1);
+    buf.extend_from_slice(&digits[..len]);
 }
 
 /// The two decimal digits of every number below 100.
