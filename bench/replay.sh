@@ -3,8 +3,9 @@
 # (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
 # and `synscope replay --format json` (on the pcap, on the same capture as pcapng, and with two
 # readers, `--threads 2`), each the median of RUNS runs, with packets/s, peak memory and synscope's
-# ratio to each; then synscope against libpcap's loop in PAIRS pairs of runs, one after the other, the
-# ratio taken pair by pair (on a shared machine whose speed drifts, the figure to trust); then
+# ratio to each; then synscope against libpcap's loop, and synscope on the pcapng against synscope on
+# the pcap, each in PAIRS pairs of runs, one after the other, the ratio taken pair by pair (on a
+# shared machine whose speed drifts, the figures to trust); then
 # synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is
 # about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
@@ -74,12 +75,25 @@ for tool in $tools; do
 done
 read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
-pair_ratios=()
-for _ in $(seq "$PAIRS"); do
-    read -r ours _ < <(timed target/release/synscope replay --format json "$capture")
-    read -r libpcap _ < <(timed "$dir/pcap_count" "$capture")
-    pair_ratios+=("$(awk -v s="$ours" -v p="$libpcap" 'BEGIN { printf "%.3f", (p > 0) ? s / p : 0 }')")
-done
+# PAIRS pairs of runs, one after the other: `synscope replay --format json FILE`, then the command
+# after FILE; one line a pair, the first's time over the second's
+paired() {
+    local file=$1 ours theirs
+    shift
+    for _ in $(seq "$PAIRS"); do
+        read -r ours _ < <(timed target/release/synscope replay --format json "$file")
+        read -r theirs _ < <(timed "$@")
+        awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'
+    done
+}
+# the median, least and largest of paired ratios on stdin, as WHAT
+ratios() {
+    sort -g | awk -v what="$1" -v n="$PAIRS" '{ a[NR] = $1 } END {
+        printf "%s, %d pairs of runs: median %.2f (min %.2f, max %.2f)\n", what, n, a[int((NR + 1) / 2)], a[1], a[NR]
+    }'
+}
+vs_libpcap=$(paired "$capture" "$dir/pcap_count" "$capture")
+pcapng_vs_pcap=$(paired "$capture_ng" target/release/synscope replay --format json "$capture")
 
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
 printf '%-18s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
@@ -94,9 +108,8 @@ for tool in $tools; do
     }'
 done
 [ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
-printf '%s\n' "${pair_ratios[@]}" | sort -g | awk -v n="$PAIRS" '{ a[NR] = $1 } END {
-    printf "synscope / pcap_count, %d pairs of runs: median %.2f (min %.2f, max %.2f)\n", n, a[int((NR + 1) / 2)], a[1], a[NR]
-}'
+ratios "synscope / pcap_count" <<<"$vs_libpcap"
+ratios "synscope on the pcapng / on the pcap" <<<"$pcapng_vs_pcap"
 awk -v w="$double_wall" -v r="$double_rss" -v f="$((2 * FLOWS))" 'BEGIN {
     printf "synscope on a capture twice as large (%d attempts): %.2f s, peak %.1f MiB\n", f, w, r / 1024
 }'
