@@ -690,6 +690,47 @@ mod tests {
     }
 
     #[test]
+    fn test_pcapng_damaged_anywhere_reads_alike_both_ways() {
+        // Every byte of the file in both byte orders set to values that make lengths, types and
+        // interfaces wrong: whole or in windows, never a panic, and in debug builds every block
+        // read the short way is checked against the general way (`check_read_alike`).
+        for big in [false, true] {
+            let f = pcapng_in(big);
+            for at in 0..f.len() {
+                for value in [0x00, 0x01, 0x06, 0x1f, 0x20, 0x25, 0x80, 0xff] {
+                    let mut damaged = f.clone();
+                    damaged[at] = value;
+                    let whole: Vec<_> = CaptureReader::new(&damaged).map(|r| r.collect()).unwrap_or_default();
+                    if !whole.is_empty() {
+                        let windowed = read_in_windows(&damaged, 40);
+                        let whole: Vec<_> = whole.into_iter().map(|r| r.map(|r| (r.ts, r.data.to_vec()))).collect();
+                        assert_eq!(windowed, whole, "byte {at} set to {value:#x} (big-endian: {big})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn test_pcapng_block_longer_than_any_record_is_damage_even_when_all_there() {
+        // After two packets, a packet block of 266,244 bytes, longer than any record libpcap
+        // accepts, held whole in the bytes given: damage, as the general way says, not a packet.
+        let mut f = pcapng_in(false)[..136].to_vec();
+        let len = MAX_RECORD as usize + 4096 + 4;
+        let mut block = vec![0; len];
+        for (at, word) in [(0, 6), (4, len as u32), (20, 4), (24, 4), (len - 4, len as u32)] {
+            block[at..at + 4].copy_from_slice(&word.to_le_bytes());
+        }
+        f.extend_from_slice(&block);
+        let records: Vec<_> = CaptureReader::new(&f).unwrap().collect();
+        assert_eq!(records.len(), 3);
+        assert_eq!(
+            records[2],
+            Err(FileError::Corrupt { offset: 136, what: format!("block length {len} is impossible") })
+        );
+    }
+
+    #[test]
     fn test_pcapng_nanosecond_resolution() {
         let f = pcapng_ns();
         let records: Vec<_> = CaptureReader::new(&f).unwrap().collect::<Result<_, _>>().unwrap();
