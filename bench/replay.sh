@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Replay at scale: times, on one synthetic capture and side by side, `cat`, libpcap's own read loop
-# (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow)
+# (bench/pcap_count.c), `tcpdump -r` with a SYN/RST/ICMP filter, `tshark` (on a prefix: it is slow),
+# the reading floor (examples/handshake_floor.rs: synscope's reader following clean handshakes only)
 # and `synscope replay --format json` (on the pcap, on the same capture as pcapng, and with two
 # readers, `--threads 2`), each the median of RUNS runs, with packets/s, peak memory and synscope's
-# ratio to each; then synscope against libpcap's loop, and synscope on the pcapng against synscope on
-# the pcap, each in PAIRS pairs of runs, one after the other, the ratio taken pair by pair (on a
-# shared machine whose speed drifts, the figures to trust); then
+# ratio to each; then synscope and the floor against libpcap's loop, and synscope on the pcapng
+# against synscope on the pcap, each in PAIRS pairs of runs, one after the other, the ratio taken pair
+# by pair (on a shared machine whose speed drifts, the figures to trust); then
 # synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is
 # about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
@@ -22,7 +23,7 @@ PAIRS=${PAIRS:-9}
 TSHARK_PACKETS=${TSHARK_PACKETS:-500000}
 dir=target/bench
 mkdir -p "$dir"
-cargo build --release --quiet --example synth
+cargo build --release --quiet --example synth --example handshake_floor
 cargo build --release --quiet
 cc -O2 -o "$dir/pcap_count" bench/pcap_count.c -lpcap
 capture="$dir/synth-$FLOWS.pcap"
@@ -57,7 +58,7 @@ measure() {
 }
 
 filter='tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or icmp or icmp6'
-tools="cat pcap_count tcpdump tshark synscope synscope-pcapng synscope-2-readers"
+tools="cat pcap_count tcpdump tshark handshake-floor synscope synscope-pcapng synscope-2-readers"
 declare -A wall rss
 for tool in $tools; do
     case $tool in
@@ -65,6 +66,7 @@ for tool in $tools; do
         pcap_count) set -- "$dir/pcap_count" "$capture" ;;
         tcpdump) set -- tcpdump -r "$capture" -w /dev/null "$filter" ;;
         tshark) set -- tshark -r "$capture" -c "$TSHARK_PACKETS" -Y "tcp.flags.syn == 1 or tcp.flags.reset == 1 or icmp or icmpv6" ;;
+        handshake-floor) set -- target/release/examples/handshake_floor "$capture" ;;
         synscope) set -- target/release/synscope replay --format json "$capture" ;;
         synscope-pcapng) set -- target/release/synscope replay --format json "$capture_ng" ;;
         synscope-2-readers) set -- target/release/synscope replay --threads 2 --format json "$capture" ;;
@@ -75,15 +77,15 @@ for tool in $tools; do
 done
 read -r double_wall double_rss < <(measure target/release/synscope replay --format json "$double")
 
-# PAIRS pairs of runs, one after the other: `synscope replay --format json FILE`, then the command
-# after FILE; one line a pair, the first's time over the second's
+# PAIRS pairs of runs, one after the other, of the commands in the arrays named A and B; one line
+# a pair, A's time over B's
 paired() {
-    local file=$1 ours theirs
-    shift
+    local -n a=$1 b=$2
+    local first second
     for _ in $(seq "$PAIRS"); do
-        read -r ours _ < <(timed target/release/synscope replay --format json "$file")
-        read -r theirs _ < <(timed "$@")
-        awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'
+        read -r first _ < <(timed "${a[@]}")
+        read -r second _ < <(timed "${b[@]}")
+        awk -v a="$first" -v b="$second" 'BEGIN { printf "%.3f\n", (b > 0) ? a / b : 0 }'
     done
 }
 # the median, least and largest of paired ratios on stdin, as WHAT
@@ -92,8 +94,13 @@ ratios() {
         printf "%s, %d pairs of runs: median %.2f (min %.2f, max %.2f)\n", what, n, a[int((NR + 1) / 2)], a[1], a[NR]
     }'
 }
-vs_libpcap=$(paired "$capture" "$dir/pcap_count" "$capture")
-pcapng_vs_pcap=$(paired "$capture_ng" target/release/synscope replay --format json "$capture")
+synscope_pcap=(target/release/synscope replay --format json "$capture")
+synscope_pcapng=(target/release/synscope replay --format json "$capture_ng")
+libpcap_loop=("$dir/pcap_count" "$capture")
+floor=(target/release/examples/handshake_floor "$capture")
+vs_libpcap=$(paired synscope_pcap libpcap_loop)
+floor_vs_libpcap=$(paired floor libpcap_loop)
+pcapng_vs_pcap=$(paired synscope_pcapng synscope_pcap)
 
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
 printf '%-18s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
@@ -109,6 +116,7 @@ for tool in $tools; do
 done
 [ "$TSHARK_PACKETS" -lt "$packets" ] && echo "(tshark read only the first $TSHARK_PACKETS packets; its ratio compares time per packet)"
 ratios "synscope / pcap_count" <<<"$vs_libpcap"
+ratios "handshake-floor / pcap_count" <<<"$floor_vs_libpcap"
 ratios "synscope on the pcapng / on the pcap" <<<"$pcapng_vs_pcap"
 awk -v w="$double_wall" -v r="$double_rss" -v f="$((2 * FLOWS))" 'BEGIN {
     printf "synscope on a capture twice as large (%d attempts): %.2f s, peak %.1f MiB\n", f, w, r / 1024
