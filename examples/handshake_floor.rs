@@ -2,10 +2,10 @@
 //!
 //! Frames every record of a capture with synscope's reader, takes the same first look at each
 //! (`decode::peek_tcp`), and follows only what a clean handshake needs: a SYN opens an entry in a
-//! hash map, a SYN-ACK answers it, the client's next segment or the server's RST ends it. Segments are looked
-//! up only when a 64 KiB counting filter of the answered entries says they may matter, as the
-//! replay's index does. No ICMP, no retransmits, no verdicts, no words, no second thread: it prints
-//! how many records it read, how many handshakes it ended and how many entries were left open.
+//! hash map, a SYN-ACK answers it, the client's next segment or the server's RST ends it. Segments
+//! are looked up only when a 64 KiB counting filter of the answered entries says they may matter,
+//! as the replay's index does. No ICMP, no retransmits, no verdicts, no words, no second thread: it
+//! prints how many records it read, how many handshakes it ended and how many were left open.
 //!
 //! `bench/replay.sh` times it beside libpcap's own read loop. Whatever a reader on one core spends
 //! beyond it, classifying, handing attempts to the wording thread, is on top of this floor.
