@@ -452,17 +452,24 @@ fn next_enhanced_packet<'a, const BIG: bool>(interfaces: &[Interface], w: &'a [u
 /// and saturated as [`Timestamp::from_parts`] does). Microseconds (the default) and nanoseconds are
 /// a multiplication or nothing; the general way divides twice by a number known only at run time,
 /// the second time in 128 bits, and then multiplies the seconds back, at every record.
+/// (Inlined where packets are read, with the general way out of line: the call at every record
+/// cost the pcapng replay's reading thread 19 M of its 638 M instructions on 1 M records.)
+#[inline]
 fn units_to_time(units: u64, units_per_sec: u64) -> Timestamp {
     let whole = i64::try_from(units).unwrap_or(i64::MAX);
     match units_per_sec {
         1_000_000 => Timestamp(whole.saturating_mul(1_000)),
         1_000_000_000 => Timestamp(whole),
-        per => {
-            let per = per.max(1);
-            let nanos = u128::from(units % per) * 1_000_000_000 / u128::from(per);
-            Timestamp::from_parts(i64::try_from(units / per).unwrap_or(i64::MAX), u32::try_from(nanos).unwrap_or(0))
-        }
+        per => units_to_time_at_any_resolution(units, per),
     }
+}
+
+/// [`units_to_time`] at a resolution other than microseconds or nanoseconds.
+#[inline(never)]
+fn units_to_time_at_any_resolution(units: u64, units_per_sec: u64) -> Timestamp {
+    let per = units_per_sec.max(1);
+    let nanos = u128::from(units % per) * 1_000_000_000 / u128::from(per);
+    Timestamp::from_parts(i64::try_from(units / per).unwrap_or(i64::MAX), u32::try_from(nanos).unwrap_or(0))
 }
 
 /// Reads the records of a pcap or pcapng file held whole in `bytes` (a [`CaptureStream`] over one window).
