@@ -68,8 +68,9 @@ impl Endian {
             Endian::Big => u16::from_be_bytes(b),
         }
     }
-    /// (One load, then a swap if the file is big-endian: with a `from_*_bytes` in each arm, the
-    /// compiler assembled every field of every record header byte by byte.)
+    /// (One load, then a swap if the file is big-endian: with `from_le_bytes` and `from_be_bytes`
+    /// in the two arms, or with [`word`] for each order in them, the compiler assembled every field
+    /// of every record header byte by byte.)
     fn u32(self, b: [u8; 4]) -> u32 {
         let little = u32::from_le_bytes(b);
         match self {
@@ -79,9 +80,9 @@ impl Endian {
     }
 }
 
-/// A 32-bit field of a block header, in a byte order known when the code is compiled (`BIG`:
-/// big-endian): pcapng's enhanced packet blocks are read by code compiled once per byte order, so
-/// that no field of any block asks which order its section is in.
+/// A 32-bit field in a byte order known when the code is compiled (`BIG`: big-endian), where
+/// [`Endian::u32`] asks the file's at run time: pcapng's enhanced packet blocks are read by code
+/// compiled once per byte order, so that no field of any block asks which order its section is in.
 #[inline(always)]
 fn word<const BIG: bool>(bytes: [u8; 4]) -> u32 {
     if BIG {
