@@ -288,6 +288,9 @@ pub fn render_trace(
 
 fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -> anyhow::Result<Status> {
     let several = args.files.len() > 1;
+    if args.files.iter().filter(|path| capture::is_stdin(path)).count() > 1 {
+        anyhow::bail!("`{}` (standard input) can be replayed only once in a run", capture::STDIN);
+    }
     let mut bpf = args.bpf.as_deref().map(capture::BpfFilter::new).transpose()?;
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
     let sink = ReplaySink { args, style };
@@ -301,7 +304,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let mut unreadable = None;
     for path in &args.files {
         if several && args.format == Format::Text {
-            text::file_heading(out, &path.display().to_string(), style)?;
+            text::file_heading(out, &capture::source_name(path), style)?;
         }
         let bar = progress_bar(path);
         let mut progress = |p: replay::Progress| {
@@ -329,18 +332,20 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         };
         last = last.max(report.last_ts);
         if let Some(damage) = &report.damage {
-            let damage = format!("{}: {damage}", path.display());
+            let damage = format!("{}: {damage}", capture::source_name(path));
             eprintln!("synscope: {damage}; the attempts shown are those read before the damage");
             damages.push(damage);
         }
         if let Some(at) = report.interrupted_at {
-            damages.push(format!("{}: interrupted after {at} bytes; results are partial", path.display()));
+            damages.push(format!("{}: interrupted after {at} bytes; results are partial", capture::source_name(path)));
             interrupted = true;
             break;
         }
         for (link, records) in &report.unsupported_link_types {
-            let damage =
-                format!("{}: {records} record(s) of link type {link}, which synscope does not decode", path.display());
+            let damage = format!(
+                "{}: {records} record(s) of link type {link}, which synscope does not decode",
+                capture::source_name(path)
+            );
             eprintln!("synscope: {damage}; they were skipped (results are partial)");
             damages.push(damage);
         }
@@ -351,7 +356,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         Format::Json => json::summary(out, &summary)?,
         Format::Text => {
             let source = match args.files.as_slice() {
-                [one] => one.display().to_string(),
+                [one] => capture::source_name(one),
                 many => format!("{} files", many.len()),
             };
             text::summary(out, &summary, &source, style)?;
@@ -415,14 +420,22 @@ fn progress_bar(path: &std::path::Path) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    let bar = indicatif::ProgressBar::new(size);
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {msg} ({eta} left)",
-    )
-    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    // A pipe's size is not known: then the bar shows how far it has come, not how far to go.
+    let (bar, template) = match capture::source_size(path) {
+        Some(size) => (
+            indicatif::ProgressBar::new(size),
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {msg} ({eta} left)",
+        ),
+        None => (indicatif::ProgressBar::no_length(), "{prefix} {spinner} {bytes} {bytes_per_sec}, {msg}"),
+    };
+    let style = indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
+    let name = match path.file_name() {
+        Some(name) if !capture::is_stdin(path) => name.to_string_lossy().into_owned(),
+        _ => capture::source_name(path),
+    };
+    bar.set_prefix(name);
     bar
 }

@@ -1,6 +1,7 @@
 //! Capture input: reads a capture file, or captures live with libpcap, into time-stamped packet
 //! events for the correlator.
 
+use std::io::Read as _;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,8 +9,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::Context as _;
-
-use std::io::Read as _;
 
 use crate::capfile::{CaptureStream, FileError, Next, Record};
 use crate::decode::{self, LinkType};
@@ -84,11 +83,15 @@ pub struct StreamEnd {
 
 /// A window on a file: the bytes from file offset `base` to `base + end` sit in `buf[..end]`.
 struct Window {
-    file: std::fs::File,
+    /// A file, or standard input, which may be a pipe.
+    input: std::fs::File,
     buf: Vec<u8>,
     base: usize,
     end: usize,
     eof: bool,
+    /// The last read came back with less than it asked for: a pipe was emptied (a file never
+    /// does that but at its end).
+    drained: bool,
 }
 
 impl Window {
@@ -97,50 +100,159 @@ impl Window {
         self.buf.get(from.saturating_sub(self.base)..self.end).unwrap_or(&[])
     }
 
-    /// Drops the bytes before file offset `from`, then reads until `want` bytes from there are in
-    /// the window or the file ends.
-    fn refill(&mut self, from: usize, want: usize) -> std::io::Result<()> {
+    /// Drops the bytes before file offset `from`, then reads until at least `need` bytes from
+    /// there are in the window, the input ends, or a read comes back short (a pipe emptied; the
+    /// caller asks again once it has said so, see [`Streamed::Waiting`]). Each read asks for all
+    /// the room the window has, which a file fills at once, and takes what came: a pipe's records
+    /// are read as they arrive, not once 256 KiB of them have.
+    fn refill(&mut self, from: usize, need: usize) -> std::io::Result<()> {
         let keep = from.saturating_sub(self.base).min(self.end);
         self.buf.copy_within(keep..self.end, 0);
         self.end -= keep;
         self.base += keep;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
         }
-        while self.end < want && !self.eof {
-            match self.file.read(&mut self.buf[self.end..]) {
+        while self.end < need && !self.eof {
+            let room = self.buf.len() - self.end;
+            match self.input.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
+                Ok(n) => {
+                    self.end += n;
+                    self.drained = n < room;
+                    if self.drained {
+                        break;
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(())
     }
+
+    /// Whether a read would find bytes (or the end) within `wait`: asked only after a short
+    /// read, so a file, which is always readable, is never asked.
+    fn readable_within(&self, wait: nix::poll::PollTimeout) -> bool {
+        let mut fds = [nix::poll::PollFd::new(self.input.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, wait) {
+            Ok(ready) => ready > 0,
+            // A signal (Ctrl-C): not readable yet, so that the consumer hears of the wait and
+            // may stop, where a read would be restarted and wait on.
+            Err(nix::errno::Errno::EINTR) => false,
+            // Any other error says nothing about waiting: read, and let the read report it.
+            Err(_) => true,
+        }
+    }
 }
 
-/// Streams the records of the capture file at `path` to `on_record` (the record, and how far into
-/// the file it ends) through a window of 256 KiB. Fails when the file cannot be
-/// read or is not a capture at all, or when `on_record` fails; damage part-way through ends the
-/// stream and is returned in [`StreamEnd::damage`], after every record before it.
+/// How often [`Streamed::Waiting`] is said again while a pipe brings nothing.
+pub const WAITING_AGAIN_MS: u16 = 100;
+
+/// The path that names standard input where a capture file is expected (`synscope replay -`), as
+/// tcpdump's `-r -` does: a capture piped from `zcat`, `ssh host tcpdump -w -` and the like.
+pub const STDIN: &str = "-";
+
+/// Whether `path` names standard input ([`STDIN`]).
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == STDIN
+}
+
+/// How messages name the capture at `path`: its path, or "standard input".
+pub fn source_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "standard input".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Opens the capture at `path`, or standard input for [`STDIN`]: as a file of its own (a duplicate
+/// of descriptor 0), read in large windows rather than through the standard library's 8 KiB buffer.
+pub fn open_source(path: &Path) -> std::io::Result<std::fs::File> {
+    if is_stdin(path) {
+        std::io::stdin().as_fd().try_clone_to_owned().map(std::fs::File::from)
+    } else {
+        std::fs::File::open(path)
+    }
+}
+
+/// The size of the capture at `path` when it is known before reading: a file's, or standard
+/// input's when it is a file (`< capture.pcap`); `None` for a pipe.
+pub fn source_size(path: &Path) -> Option<u64> {
+    let metadata = if is_stdin(path) { open_source(path).and_then(|f| f.metadata()) } else { std::fs::metadata(path) };
+    metadata.ok().filter(|m| m.is_file()).map(|m| m.len())
+}
+
+/// What [`stream_source`] hands its consumer.
+#[derive(Debug)]
+pub enum Streamed<'a> {
+    /// A record, and how far into the input it ends.
+    Record(Record<'a>, u64),
+    /// Everything written so far is read, and the input has not ended: the next read waits for
+    /// its writer (a pipe from a live capture; never a file). Whatever is finished should go out
+    /// now. Said again every [`WAITING_AGAIN_MS`] while nothing comes, so that the consumer can
+    /// stop (on Ctrl-C, say) rather than wait in a read; it holds how far the input is read.
+    Waiting(u64),
+}
+
+/// Streams the records of the capture at `path` (or standard input, see [`STDIN`]) to `on_record`
+/// (the record, and how far into the file it ends) through a window of 256 KiB. Fails when the
+/// file cannot be read or is not a capture at all, or when `on_record` fails; damage part-way
+/// through ends the stream and is returned in [`StreamEnd::damage`], after every record before it.
 pub fn stream_file(
     path: &Path,
     mut on_record: impl FnMut(Record<'_>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let cannot_read = || format!("cannot read {}", path.display());
-    let mut window = Window { file, buf: vec![0; READ_SIZE], base: 0, end: 0, eof: false };
-    window.refill(0, READ_SIZE).with_context(cannot_read)?;
+    stream_source(path, |streamed| match streamed {
+        Streamed::Record(record, end) => on_record(record, end),
+        Streamed::Waiting(_) => Ok(()),
+    })
+}
+
+/// [`stream_file`], also saying when the input is a pipe whose writer has nothing more for now
+/// ([`Streamed::Waiting`]), before the read that waits for it.
+pub fn stream_source(
+    path: &Path,
+    mut on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<StreamEnd> {
+    let cannot_read = || format!("cannot read {}", source_name(path));
+    let input = open_source(path).with_context(cannot_read)?;
+    let mut window = Window { input, buf: vec![0; READ_SIZE], base: 0, end: 0, eof: false, drained: false };
+    // The first bytes, enough for a pcap file header (a pcapng section header block longer than
+    // what has come is asked for again below, like any block).
+    while window.end < 24 && !window.eof {
+        window.refill(0, 24).with_context(cannot_read)?;
+    }
     let (mut stream, _) =
-        CaptureStream::new(window.from(0)).with_context(|| format!("cannot replay {}", path.display()))?;
+        CaptureStream::new(window.from(0)).with_context(|| format!("cannot replay {}", source_name(path)))?;
+    // Whether the consumer heard that the input waits (then it hears again only after a while).
+    // It is called from one place only, so that the compiler inlines it, a replay's record loop,
+    // whole.
+    let mut told_waiting = false;
     let damage = loop {
         let at = stream.position();
-        match stream.next(window.from(at), window.eof) {
-            Next::Record(record, _) => on_record(record, stream.position() as u64)?,
-            Next::NeedMore(needed) => window.refill(at, needed.max(READ_SIZE)).with_context(cannot_read)?,
+        let streamed = match stream.next(window.from(at), window.eof) {
+            Next::Record(record, _) => Streamed::Record(record, stream.position() as u64),
+            Next::NeedMore(_)
+                if window.drained
+                    && !window.readable_within(match told_waiting {
+                        false => nix::poll::PollTimeout::ZERO,
+                        true => nix::poll::PollTimeout::from(WAITING_AGAIN_MS),
+                    }) =>
+            {
+                told_waiting = true;
+                Streamed::Waiting(at as u64)
+            }
+            Next::NeedMore(needed) => {
+                told_waiting = false;
+                window.refill(at, needed).with_context(cannot_read)?;
+                continue;
+            }
             Next::End => break None,
             Next::Damage(damage) => break Some(damage),
-        }
+        };
+        on_streamed(streamed)?;
     };
     Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
 }

@@ -182,7 +182,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Arguments of `synscope replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture files (pcap or pcapng).
+    /// The capture files (pcap or pcapng); `-` reads one from standard input, e.g.
+    /// `zcat big.pcap.gz | synscope replay -`.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format.
@@ -202,7 +203,7 @@ pub struct ReplayArgs {
     pub bpf: Option<String>,
     /// Readers, each reading the whole file and holding a share of the flows, with a thread of its
     /// own to word their attempts (default 1; each more adds about 5 MiB and may pay from four
-    /// cores). The output is the same whatever the number.
+    /// cores; standard input is read by one). The output is the same whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
 }

@@ -119,12 +119,14 @@ pub struct Output<'a, S: Sink> {
 /// benchmark's capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
 pub const DEFAULT_READERS: usize = 1;
 
-/// Replays `path` with `readers` readers (at least one), writing what the sink shows of each
-/// attempt once the attempt is finished (see `correlate::retire`), in the order one correlator
-/// finishes them: by the record that finished them; for one record, those whose time was up first,
-/// by start, then those the record itself finished. The order, the words and the report do not
-/// depend on `readers`. `progress` hears how far the reading has come now and then; `bpf` keeps
-/// only the records it passes, as tcpdump would.
+/// Replays `path` (or standard input, see [`capture::STDIN`], which one reader reads) with
+/// `readers` readers (at least one), writing what the sink shows of each attempt once the attempt
+/// is finished (see `correlate::retire`), in the order one correlator finishes them: by the
+/// record that finished them; for one record, those whose time was up first, by start, then those
+/// the record itself finished. The order, the words and the report do not depend on `readers`.
+/// `progress` hears how far the reading has come now and then; `bpf` keeps only the records it
+/// passes, as tcpdump would. When a pipe waits for its writer, everything finished so far is
+/// written out.
 pub fn replay_file<S: Sink>(
     path: &Path,
     timing: SynTiming,
@@ -133,7 +135,8 @@ pub fn replay_file<S: Sink>(
     progress: &mut dyn FnMut(Progress),
     output: Output<'_, S>,
 ) -> anyhow::Result<FileReport> {
-    let readers = readers.max(1);
+    // Standard input can be read only once: one reader.
+    let readers = if capture::is_stdin(path) { 1 } else { readers.max(1) };
     let Output { sink, count, out } = output;
     let attempts_found = AtomicU64::new(0);
     let expression = bpf.as_ref().map(|filter| filter.expression().to_string());
@@ -268,11 +271,25 @@ impl Place {
     }
 }
 
+/// How much of what is finished [`ReaderEnds::hand_over`] hands over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandOver {
+    /// Whole batches; the rest waits for more.
+    WholeBatches,
+    /// Everything.
+    All,
+    /// Everything, and the wording thread writes it out at once (the input waits).
+    AllNow,
+}
+
 /// Finished attempts a reader hands to its wording thread, each with its place.
 struct Handed {
     attempts: Vec<(Place, Finished)>,
     /// The reader finishes nothing more at or before this record.
     done_through: u64,
+    /// The reader waits for its input: what is worded goes out now (one reader only: a merge
+    /// writes as soon as every reader's word allows).
+    flush: bool,
 }
 
 /// Attempts one wording thread shows, worded, in its reader's order.
@@ -295,10 +312,11 @@ struct ReaderEnds<'a> {
 }
 
 impl ReaderEnds<'_> {
-    /// Hands the attempts in `pending` over in whole batches, or all of them when `all`, saying
-    /// that nothing more will finish at or before `done_through` (before the last batch of `all`,
-    /// attempts of that record may still follow).
-    fn hand_over(&self, pending: &mut Vec<(Place, Finished)>, done_through: u64, all: bool) -> anyhow::Result<()> {
+    /// Hands the attempts in `pending` over in whole batches, or all of them, saying that nothing
+    /// more will finish at or before `done_through` (before the last batch of all, attempts of
+    /// that record may still follow).
+    fn hand_over(&self, pending: &mut Vec<(Place, Finished)>, done_through: u64, how: HandOver) -> anyhow::Result<()> {
+        let all = how != HandOver::WholeBatches;
         if pending.len() < BATCH && !all {
             return Ok(());
         }
@@ -308,14 +326,28 @@ impl ReaderEnds<'_> {
         while attempts.len() > BATCH || (attempts.len() == BATCH && !all) {
             let batch = attempts.by_ref().take(BATCH).collect();
             let done_through = if all { done_through.saturating_sub(1) } else { done_through };
-            self.send(Handed { attempts: batch, done_through })?;
+            self.send(Handed { attempts: batch, done_through, flush: false })?;
         }
         if all {
-            self.send(Handed { attempts: attempts.collect(), done_through })?;
+            self.send(Handed { attempts: attempts.collect(), done_through, flush: how == HandOver::AllNow })?;
         } else {
             pending.extend(attempts);
         }
         Ok(())
+    }
+
+    /// Hands over everything finished through record `done_through` to be written out now: the
+    /// input waits. Out of line: the record loop stays as small as the compiler inlines whole.
+    #[cold]
+    #[inline(never)]
+    fn hand_over_now(
+        &self,
+        correlator: &mut Correlator,
+        pending: &mut Vec<(Place, Finished)>,
+        done_through: u64,
+    ) -> anyhow::Result<()> {
+        correlator.take_spares(self.spares.try_iter().flatten());
+        self.hand_over(pending, done_through, HandOver::AllNow)
     }
 
     fn send(&self, handed: Handed) -> anyhow::Result<()> {
@@ -342,7 +374,25 @@ fn read_shard(
     // The capture's first and last times so far, as plain times while the records stream by (the
     // report's are options, and a replay updates them at every record).
     let (mut first_ts, mut last_ts) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
-    let streamed = capture::stream_file(path, |record, bytes| {
+    // The record after which everything finished was last written out because a pipe waited.
+    let mut written_out_at = 0;
+    let streamed = capture::stream_source(path, |streamed| {
+        let (record, bytes) = match streamed {
+            capture::Streamed::Record(record, bytes) => (record, bytes),
+            // A live capture piped in has nothing more for now: what is finished goes out, to
+            // the terminal, not when a batch fills.
+            capture::Streamed::Waiting(read_through) => {
+                if crate::interrupt::requested() {
+                    return Err(Stopped(read_through).into());
+                }
+                if written_out_at == report.packets {
+                    return Ok(());
+                }
+                written_out_at = report.packets;
+                since_hand_over = 0;
+                return ends.hand_over_now(&mut correlator, &mut pending, report.packets);
+            }
+        };
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
             return Err(Stopped(bytes).into());
         }
@@ -371,14 +421,14 @@ fn read_shard(
             if pending.len() >= BATCH {
                 // (Attempts of this record may stay behind for the next batch.)
                 correlator.take_spares(ends.spares.try_iter().flatten());
-                ends.hand_over(&mut pending, number - 1, false)?;
+                ends.hand_over(&mut pending, number - 1, HandOver::WholeBatches)?;
                 since_hand_over = 0;
             }
         }
         // (One reader's words go straight out: only a merge waits for word of how far a reader is.)
         if shard.of > 1 && since_hand_over >= FLUSH_EVERY {
             correlator.take_spares(ends.spares.try_iter().flatten());
-            ends.hand_over(&mut pending, number, true)?;
+            ends.hand_over(&mut pending, number, HandOver::All)?;
             since_hand_over = 0;
         }
         Ok(())
@@ -402,7 +452,7 @@ fn read_shard(
     ends.attempts_found.fetch_add(rest.len() as u64, AtomicOrdering::Relaxed);
     let mut in_turn = 0;
     pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
-    ends.hand_over(&mut pending, u64::MAX, true)?;
+    ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
     let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
     progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
     Ok(report)
@@ -431,7 +481,7 @@ impl<S: Sink> Words<'_, S> {
         // The attempt worded last, whose memory the next is worded in.
         let mut worded: Option<Attempt> = None;
         let mut scratch = String::new();
-        for Handed { attempts, done_through } in self.handed {
+        for Handed { attempts, done_through, flush } in self.handed {
             let mut bytes = match &self.to {
                 WordsTo::Output { .. } => std::mem::take(&mut written),
                 WordsTo::Merge { bytes, .. } => bytes.try_recv().unwrap_or_default(),
@@ -465,6 +515,9 @@ impl<S: Sink> Words<'_, S> {
             match &mut self.to {
                 WordsTo::Output { count, out } => {
                     out.write_all(&bytes)?;
+                    if flush {
+                        out.flush()?;
+                    }
                     shown.into_iter().for_each(|(_, _, seen)| count(seen));
                     written = bytes;
                 }

@@ -10,5 +10,6 @@ mod help;
 mod live;
 mod props;
 mod purity;
+mod stdin;
 mod synth;
 mod util;

@@ -149,6 +149,19 @@ fn test_progress_bar_on_a_terminal_only() {
     assert_eq!(tty.status.code(), Some(0), "{shown}");
     assert!(shown.contains("packets,") && shown.contains("attempts"), "no progress bar: {shown:?}");
     assert!(shown.contains("synth.pcap"), "{shown:?}");
+    // Standard input: a file redirected has a size, and the bar a total and the time left; a
+    // pipe has none, and the bar says how far it has come.
+    for (input, sized) in [(format!("< {}", pcap.display()), true), (format!("cat {} |", pcap.display()), false)] {
+        let command = match sized {
+            true => format!("{bin} replay --format json - {input} > /dev/null"),
+            false => format!("{input} {bin} replay --format json - > /dev/null"),
+        };
+        let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
+        let shown = String::from_utf8_lossy(&tty.stdout);
+        assert_eq!(tty.status.code(), Some(0), "{shown}");
+        assert!(shown.contains("standard input") && shown.contains("packets,"), "{command}: {shown:?}");
+        assert_eq!(shown.contains(" left)"), sized, "{command}: {shown:?}");
+    }
 }
 
 #[test]
