@@ -390,6 +390,8 @@ fn read_shard(
                 }
                 written_out_at = report.packets;
                 since_hand_over = 0;
+                let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
+                progress(Progress { bytes: read_through, packets: report.packets, attempts });
                 return ends.hand_over_now(&mut correlator, &mut pending, report.packets);
             }
         };
