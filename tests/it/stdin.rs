@@ -54,7 +54,8 @@ fn test_standard_input_reads_as_the_file_redirected_or_piped() {
         let redirected =
             replay_with_stdin(&["--format", "json", "-"], std::fs::File::open(&path).expect("open").into());
         assert_eq!(redirected, want, "redirected, pcapng {pcapng}");
-        // Piped, in pieces of every size the pipe makes of them; two readers asked for, one used.
+        // Piped in writes of 4,099 bytes, which split records across reads; two readers asked for,
+        // one used.
         let mut child = spawn_replay(&["--format", "json", "--threads", "2", "-"]);
         let mut stdin = child.stdin.take().expect("stdin");
         let bytes = std::fs::read(&path).expect("read");
