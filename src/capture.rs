@@ -227,34 +227,40 @@ pub fn stream_source(
     let (mut stream, _) =
         CaptureStream::new(window.from(0)).with_context(|| format!("cannot replay {}", source_name(path)))?;
     // Whether the consumer heard that the input waits (then it hears again only after a while).
-    // It is called from one place only, so that the compiler inlines it, a replay's record loop,
-    // whole.
     let mut told_waiting = false;
     let damage = loop {
         let at = stream.position();
-        let streamed = match stream.next(window.from(at), window.eof) {
-            Next::Record(record, _) => Streamed::Record(record, stream.position() as u64),
-            Next::NeedMore(_)
-                if window.drained
-                    && !window.readable_within(match told_waiting {
-                        false => nix::poll::PollTimeout::ZERO,
-                        true => nix::poll::PollTimeout::from(WAITING_AGAIN_MS),
-                    }) =>
-            {
-                told_waiting = true;
-                Streamed::Waiting(at as u64)
-            }
+        match stream.next(window.from(at), window.eof) {
+            Next::Record(record, _) => on_streamed(Streamed::Record(record, stream.position() as u64))?,
             Next::NeedMore(needed) => {
-                told_waiting = false;
-                window.refill(at, needed).with_context(cannot_read)?;
-                continue;
+                let wait = if told_waiting {
+                    nix::poll::PollTimeout::from(WAITING_AGAIN_MS)
+                } else {
+                    nix::poll::PollTimeout::ZERO
+                };
+                told_waiting = window.drained && !window.readable_within(wait);
+                if told_waiting {
+                    tell_waiting(&mut on_streamed, at as u64)?;
+                } else {
+                    window.refill(at, needed).with_context(cannot_read)?;
+                }
             }
             Next::End => break None,
             Next::Damage(damage) => break Some(damage),
-        };
-        on_streamed(streamed)?;
+        }
     };
     Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
+}
+
+/// Tells `on_streamed` that the input waits. Out of line and cold, so that the compiler still
+/// inlines the consumer where records are handed to it, a replay's record loop, whole.
+#[cold]
+#[inline(never)]
+fn tell_waiting(
+    on_streamed: &mut impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
+    read_through: u64,
+) -> anyhow::Result<()> {
+    on_streamed(Streamed::Waiting(read_through))
 }
 
 /// Reads and decodes `path` whole, keeping every event (for small files: tests, lab captures).
