@@ -29,18 +29,6 @@ fn replay_file(args: &[&str], file: &Path) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-/// `synscope replay ARGS...`, started with its standard input, output and error piped to the test.
-fn spawn_replay(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_synscope"))
-        .arg("replay")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn")
-}
-
 #[test]
 fn test_standard_input_reads_as_the_file_redirected_or_piped() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -56,7 +44,7 @@ fn test_standard_input_reads_as_the_file_redirected_or_piped() {
         assert_eq!(redirected, want, "redirected, pcapng {pcapng}");
         // Piped in writes of 4,099 bytes, which split records across reads; two readers asked for,
         // one used.
-        let mut child = spawn_replay(&["--format", "json", "--threads", "2", "-"]);
+        let mut child = crate::util::spawn_replay(&["--format", "json", "--threads", "2", "-"]);
         let mut stdin = child.stdin.take().expect("stdin");
         let bytes = std::fs::read(&path).expect("read");
         let writer = std::thread::spawn(move || {
@@ -141,7 +129,7 @@ fn test_a_live_capture_piped_in_shows_each_attempt_while_the_pipe_is_open() {
     // as `tcpdump -U -w -` writes them, then nothing more for as long as the capture runs.
     let (header, records) = header_and_records("refused-v4.pcap");
     let (_, other) = header_and_records("success-v4.pcap");
-    let mut child = spawn_replay(&["--format", "json", "-"]);
+    let mut child = crate::util::spawn_replay(&["--format", "json", "-"]);
     let mut stdin = child.stdin.take().expect("stdin");
     let clock = at_second(first_syn(&other), second_of(&records[0]) + 10);
     // Record by record, as they are captured: each read finds one.
@@ -180,7 +168,7 @@ fn test_a_replay_waiting_on_a_quiet_pipe_stops_at_once_when_told() {
 
     let (header, records) = header_and_records("refused-v4.pcap");
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        let mut child = spawn_replay(&["--format", "json", "-"]);
+        let mut child = crate::util::spawn_replay(&["--format", "json", "-"]);
         // The pipe stays open and quiet: the replay waits in its read.
         let mut stdin = child.stdin.take().expect("stdin");
         stdin.write_all(&header).expect("write");

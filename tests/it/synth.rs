@@ -173,7 +173,7 @@ fn test_replay_interrupted_shows_what_was_read_and_the_summary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 100_000, ..SynthConfig::default() });
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        let mut child = spawn_json_replay(&pcap);
+        let mut child = crate::util::spawn_replay(&["--format", "json", pcap.to_str().expect("a UTF-8 path")]);
         let mut stdout = child.stdout.take().expect("stdout");
         let (started, first_output) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -214,7 +214,7 @@ fn test_replay_into_a_closed_pipe_stops_quietly() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 50_000, ..SynthConfig::default() });
-    let mut child = spawn_json_replay(&pcap);
+    let mut child = crate::util::spawn_replay(&["--format", "json", pcap.to_str().expect("a UTF-8 path")]);
     // Like `| head -1`: read one line, then close the pipe.
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
@@ -222,15 +222,4 @@ fn test_replay_into_a_closed_pipe_stops_quietly() {
     let out = child.wait_with_output().expect("replay ends");
     assert_eq!(out.status.code(), Some(0), "a closed pipe is not an error: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// `synscope replay --format json FILE`, started with its stdout and stderr piped to the test.
-fn spawn_json_replay(pcap: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_synscope"))
-        .args(["replay", "--format", "json"])
-        .arg(pcap)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn")
 }

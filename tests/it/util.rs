@@ -12,6 +12,18 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `synscope replay ARGS...`, started with its standard input, output and error piped to the test.
+pub fn spawn_replay<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_synscope"))
+        .arg("replay")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
 /// Whether this run is CI's, where nothing may be skipped.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
