@@ -204,7 +204,7 @@ pub fn stream_file(
     path: &Path,
     mut on_record: impl FnMut(Record<'_>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
-    stream_source(path, |streamed| match streamed {
+    stream::<false>(path, |streamed| match streamed {
         Streamed::Record(record, end) => on_record(record, end),
         Streamed::Waiting(_) => Ok(()),
     })
@@ -213,6 +213,19 @@ pub fn stream_file(
 /// [`stream_file`], also saying when the input is a pipe whose writer has nothing more for now
 /// ([`Streamed::Waiting`]), before the read that waits for it.
 pub fn stream_source(
+    path: &Path,
+    on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<StreamEnd> {
+    stream::<true>(path, on_streamed)
+}
+
+/// [`stream_source`] when `TELL_WAITING`, else [`stream_file`]: a file's readers (the reading
+/// floor, [`read_file`]) are compiled without the test for a waiting pipe.
+///
+/// `on_streamed` is called from one place only, so that the compiler inlines it, a replay's record
+/// loop, whole: called from a second place as well (a cold call for [`Streamed::Waiting`]), it was
+/// kept out of line, and the replay's reading thread ran 10% more instructions.
+fn stream<const TELL_WAITING: bool>(
     path: &Path,
     mut on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
@@ -230,37 +243,30 @@ pub fn stream_source(
     let mut told_waiting = false;
     let damage = loop {
         let at = stream.position();
-        match stream.next(window.from(at), window.eof) {
-            Next::Record(record, _) => on_streamed(Streamed::Record(record, stream.position() as u64))?,
+        let streamed = match stream.next(window.from(at), window.eof) {
+            Next::Record(record, _) => Streamed::Record(record, stream.position() as u64),
+            Next::NeedMore(_)
+                if TELL_WAITING
+                    && window.drained
+                    && !window.readable_within(match told_waiting {
+                        false => nix::poll::PollTimeout::ZERO,
+                        true => nix::poll::PollTimeout::from(WAITING_AGAIN_MS),
+                    }) =>
+            {
+                told_waiting = true;
+                Streamed::Waiting(at as u64)
+            }
             Next::NeedMore(needed) => {
-                let wait = if told_waiting {
-                    nix::poll::PollTimeout::from(WAITING_AGAIN_MS)
-                } else {
-                    nix::poll::PollTimeout::ZERO
-                };
-                told_waiting = window.drained && !window.readable_within(wait);
-                if told_waiting {
-                    tell_waiting(&mut on_streamed, at as u64)?;
-                } else {
-                    window.refill(at, needed).with_context(cannot_read)?;
-                }
+                told_waiting = false;
+                window.refill(at, needed).with_context(cannot_read)?;
+                continue;
             }
             Next::End => break None,
             Next::Damage(damage) => break Some(damage),
-        }
+        };
+        on_streamed(streamed)?;
     };
     Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
-}
-
-/// Tells `on_streamed` that the input waits. Out of line and cold, so that the compiler still
-/// inlines the consumer where records are handed to it, a replay's record loop, whole.
-#[cold]
-#[inline(never)]
-fn tell_waiting(
-    on_streamed: &mut impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
-    read_through: u64,
-) -> anyhow::Result<()> {
-    on_streamed(Streamed::Waiting(read_through))
 }
 
 /// Reads and decodes `path` whole, keeping every event (for small files: tests, lab captures).

@@ -356,6 +356,7 @@ fn plain_tcp(ip: &[u8]) -> Option<(bool, &[u8])> {
 /// Reads a TCP segment's endpoints and flags with as little work as it takes, so that a reader can
 /// skip the full decode of the data segments no attempt needs. `None` for anything else and for
 /// anything unusual (IPv4 fragments, IPv6 extension headers, a header cut short): [`decode`] those.
+#[inline]
 pub fn peek_tcp(link_type: LinkType, frame: &[u8]) -> Option<TcpPeek<'_>> {
     let (link_direction, on_loopback, ip) = ip_of(link_type, frame)?;
     let (v6, tcp) = plain_tcp(ip)?;
