@@ -311,7 +311,15 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             bar.set_position(p.bytes);
             bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
         };
-        let output = replay::Output { sink: &sink, count: &mut |seen| summary.count(seen), out: &mut *out };
+        // Output to the terminal the bar is drawn on goes around it, or lines start after its text.
+        let mut beside_bar;
+        let out: &mut (dyn Write + Send) = if !bar.is_hidden() && std::io::stdout().is_terminal() {
+            beside_bar = BesideBar { bar: &bar, out: &mut *out };
+            &mut beside_bar
+        } else {
+            &mut *out
+        };
+        let output = replay::Output { sink: &sink, count: &mut |seen| summary.count(seen), out };
         let result = replay::replay_file(path, SynTiming::default(), threads, bpf.as_mut(), &mut progress, output);
         bar.finish_and_clear();
         let report = match result {
@@ -411,6 +419,24 @@ impl replay::Sink for ReplaySink<'_> {
                 .map(|()| SummaryEntry::established(handshake.rtt_ms(), handshake.server()))
                 .map_err(Into::into),
         )
+    }
+}
+
+/// Writes to the terminal a progress bar is drawn on: the bar is cleared before each write and
+/// drawn again after it (`ProgressBar::suspend`), so that no line of output starts after the
+/// bar's text, which a write between two of its draws would leave in front of it.
+struct BesideBar<'a> {
+    bar: &'a indicatif::ProgressBar,
+    out: &'a mut (dyn Write + Send),
+}
+
+impl Write for BesideBar<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bar.suspend(|| self.out.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.bar.suspend(|| self.out.flush())
     }
 }
 

@@ -149,6 +149,25 @@ fn test_progress_bar_on_a_terminal_only() {
     assert_eq!(tty.status.code(), Some(0), "{shown}");
     assert!(shown.contains("packets,") && shown.contains("attempts"), "no progress bar: {shown:?}");
     assert!(shown.contains("synth.pcap"), "{shown:?}");
+    // Output on the same terminal as the bar: every line starts at the left edge, none after the
+    // bar's text (a write between two of its draws, unless the bar is cleared first).
+    let command = format!("{bin} replay --format json {}", pcap.display());
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
+    let shown = String::from_utf8_lossy(&tty.stdout).replace("\r\n", "\n");
+    assert_eq!(tty.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("packets,"), "no progress bar: {shown:?}");
+    let attempts = shown.lines().filter(|line| line.contains(r#"{"kind":"attempt""#));
+    let (mut lines, mut after_the_bar) = (0, Vec::new());
+    for line in attempts {
+        lines += 1;
+        // What stays on screen: the text after the line's last carriage return, escapes removed.
+        let visible = without_escapes(line.rsplit('\r').next().unwrap_or(line));
+        if !visible.starts_with(r#"{"kind":"attempt""#) {
+            after_the_bar.push(visible);
+        }
+    }
+    assert_eq!(lines, 20_000, "one line per attempt: {shown:?}");
+    assert!(after_the_bar.is_empty(), "lines drawn after the bar: {after_the_bar:#?}");
     // Standard input: a file redirected has a size, and the bar a total and the time left; a
     // pipe has none, and the bar says how far it has come.
     for (input, sized) in [(format!("< {}", pcap.display()), true), (format!("cat {} |", pcap.display()), false)] {
@@ -162,6 +181,20 @@ fn test_progress_bar_on_a_terminal_only() {
         assert!(shown.contains("standard input") && shown.contains("packets,"), "{command}: {shown:?}");
         assert_eq!(shown.contains(" left)"), sized, "{command}: {shown:?}");
     }
+}
+
+/// `text` without its terminal escape sequences (CSI: ESC, `[`, parameters, a final letter).
+fn without_escapes(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 #[test]
