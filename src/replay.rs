@@ -570,19 +570,22 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
     // A plain TCP segment is read straight from its bytes; anything else goes the general way.
     let plain = peeked.and_then(|peek| peek.decode());
     match plain.map_or_else(|| decode::decode(record.link_type, record.data), Ok) {
-        Ok(packet) if matches!(packet.body, PacketBody::Other(_)) => {}
-        Ok(packet) if peeked.is_some() || shard.takes(&packet) => {
+        Ok(packet) if !matches!(packet.body, PacketBody::Other(_)) && (peeked.is_some() || shard.takes(&packet)) => {
             correlator.push(&Event { ts: record.ts, kind: EventKind::Packet { frame: number, packet } });
         }
-        Ok(_) => correlator.tick(record.ts),
-        // Every thread reads every record: the first one counts what it could not decode.
-        Err(err) if shard.index == 0 => {
-            report.undecodable += 1;
-            if let decode::DecodeError::Link(decode::link::LinkError::UnsupportedLinkType(link)) = err {
-                *report.unsupported_link_types.entry(link).or_default() += 1;
+        // Nothing for this reader's attempts (UDP and other protocols, another reader's flows, a
+        // record it cannot decode), but capture time passes: a live feed that is mostly such
+        // records must still see its attempts finish.
+        decoded => {
+            correlator.tick(record.ts);
+            // Every thread reads every record: the first one counts what it could not decode.
+            if let (Err(err), 0) = (decoded, shard.index) {
+                report.undecodable += 1;
+                if let decode::DecodeError::Link(decode::link::LinkError::UnsupportedLinkType(link)) = err {
+                    *report.unsupported_link_types.entry(link).or_default() += 1;
+                }
             }
         }
-        Err(_) => {}
     }
 }
 

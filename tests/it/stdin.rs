@@ -122,16 +122,47 @@ fn second_of(record: &[u8]) -> u32 {
     u32::from_le_bytes(record[..4].try_into().expect("4 bytes"))
 }
 
+/// `record`, an IPv4 TCP segment in an Ethernet frame, made a UDP datagram: the protocol changed
+/// and the IP header's checksum computed again (RFC 791, RFC 1071).
+fn as_udp(record: &[u8]) -> Vec<u8> {
+    let mut udp = record.to_vec();
+    let ip_at = 16 + 14;
+    let header_len = usize::from(udp[ip_at] & 0x0f) * 4;
+    let ip = &mut udp[ip_at..ip_at + header_len];
+    ip[9] = 17;
+    ip[10..12].fill(0);
+    let mut sum: u32 = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    udp
+}
+
 #[test]
 fn test_a_live_capture_piped_in_shows_each_attempt_while_the_pipe_is_open() {
     // A refused attempt, then, 10 s later, another attempt's SYN: the capture's clock passes the
-    // first attempt's time (1.5 s after its last packet), which finishes it. A few hundred bytes,
-    // as `tcpdump -U -w -` writes them, then nothing more for as long as the capture runs.
-    let (header, records) = header_and_records("refused-v4.pcap");
+    // first attempt's time (1.5 s after its last packet), which finishes it.
     let (_, other) = header_and_records("success-v4.pcap");
+    shows_the_first_attempt_while_open(first_syn(&other), 2);
+}
+
+#[test]
+fn test_a_live_capture_piped_in_moves_its_clock_with_records_no_attempt_needs() {
+    // The same with a UDP datagram 10 s later: no attempt takes it, but capture time passes.
+    let (_, other) = header_and_records("success-v4.pcap");
+    shows_the_first_attempt_while_open(&as_udp(first_syn(&other)), 1);
+}
+
+/// Pipes a refused attempt into a replay, then `later` 10 s of capture time after it, a few
+/// hundred bytes as `tcpdump -U -w -` writes them, and then nothing more for as long as the
+/// capture runs: the refused attempt must come out while the pipe is open. Once it closes, the
+/// replay shows `attempts` in all.
+fn shows_the_first_attempt_while_open(later: &[u8], attempts: u64) {
+    let (header, records) = header_and_records("refused-v4.pcap");
     let mut child = crate::util::spawn_replay(&["--format", "json", "-"]);
     let mut stdin = child.stdin.take().expect("stdin");
-    let clock = at_second(first_syn(&other), second_of(&records[0]) + 10);
+    let clock = at_second(later, second_of(&records[0]) + 10);
     // Record by record, as they are captured: each read finds one.
     for piece in std::iter::once(&header).chain(&records).chain([&clock]) {
         stdin.write_all(piece).expect("write");
@@ -156,8 +187,9 @@ fn test_a_live_capture_piped_in_shows_each_attempt_while_the_pipe_is_open() {
     assert_eq!(first["kind"], "attempt");
     assert_eq!(first["errno"], "ECONNREFUSED");
     let rest: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(&l).expect("JSON")).collect();
-    assert_eq!(rest.len(), 2, "the other attempt and the summary, once the pipe closed: {rest:?}");
-    assert_eq!(rest[1]["attempts"], 2);
+    let (summary, others) = rest.split_last().expect("a summary once the pipe closed");
+    assert_eq!(others.len() as u64, attempts - 1, "the other attempts, once the pipe closed: {rest:?}");
+    assert_eq!(summary["attempts"], attempts);
     assert!(status.success(), "{stderr}");
 }
 
