@@ -295,7 +295,12 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let (mut first, mut last) = (None::<crate::event::Timestamp>, None::<crate::event::Timestamp>);
     let sink = ReplaySink { args, style };
     let mut summary = ReplaySummary::default();
-    let threads = args.threads.map_or(replay::DEFAULT_READERS, usize::from);
+    let replaying = replay::Replaying {
+        timing: SynTiming::default(),
+        readers: args.threads.map_or(replay::DEFAULT_READERS, usize::from),
+        max_open: args.max_open.map_or(replay::DEFAULT_MAX_OPEN, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    let mut finished_early = 0;
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;
@@ -320,7 +325,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             &mut *out
         };
         let output = replay::Output { sink: &sink, count: &mut |seen| summary.count(seen), out };
-        let result = replay::replay_file(path, SynTiming::default(), threads, bpf.as_mut(), &mut progress, output);
+        let result = replay::replay_file(path, replaying, bpf.as_mut(), &mut progress, output);
         bar.finish_and_clear();
         let report = match result {
             Ok(report) => report,
@@ -333,6 +338,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             Err(err) => return Err(err),
         };
         packets += report.packets;
+        finished_early += report.finished_early;
         undecodable += report.undecodable;
         first = match (first, report.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -359,7 +365,14 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         }
     }
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
-    let summary = summary.finish(packets, undecodable, damaged, first, last);
+    let mut summary = summary.finish(packets, undecodable, damaged, first, last);
+    summary.finished_early = finished_early;
+    if finished_early > 0 {
+        eprintln!(
+            "synscope: {finished_early} attempt(s) were finished before their time, on the evidence seen so far: more than {} were open at once (a SYN flood?); those whose outcome could still change have the finding decided_early; --max-open raises the bound, at about 0.8 KiB an attempt",
+            replaying.max_open
+        );
+    }
     match args.format {
         Format::Json => json::summary(out, &summary)?,
         Format::Text => {

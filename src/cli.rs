@@ -206,6 +206,12 @@ pub struct ReplayArgs {
     /// cores; standard input is read by one). The output is the same whatever the number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+    /// The most connection attempts held open at once, about 0.8 KiB each (default 25000). A SYN
+    /// flood opens one per SYN, and each stays open for seconds; beyond the bound those whose time
+    /// is nearest up are finished now, on the evidence so far (with the finding `decided_early`
+    /// where the outcome could still change).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(64..))]
+    pub max_open: Option<u64>,
 }
 
 /// Output formats.

@@ -42,6 +42,9 @@ pub struct FileReport {
     pub damage: Option<FileError>,
     /// Attempts found.
     pub attempts: u64,
+    /// Attempts finished before their time: more were open at once than [`Replaying::max_open`]
+    /// allows.
+    pub finished_early: u64,
     /// Records of link types synscope does not decode, by link type (they count as undecodable).
     pub unsupported_link_types: std::collections::BTreeMap<u32, u64>,
     /// Reading stopped at this byte of the file because of Ctrl-C or SIGTERM.
@@ -119,6 +122,33 @@ pub struct Output<'a, S: Sink> {
 /// benchmark's capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
 pub const DEFAULT_READERS: usize = 1;
 
+/// How a replay correlates: the SYN timing its deadlines follow, how many readers share the flows,
+/// and how many attempts they hold open at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Replaying {
+    /// The SYN schedule deadlines are predicted with.
+    pub timing: SynTiming,
+    /// Readers (at least one; standard input has one): see [`DEFAULT_READERS`].
+    pub readers: usize,
+    /// The most attempts open at once, shared out among the readers; beyond it the oldest are
+    /// finished before their time (see [`Correlator::with_max_open`]). See [`DEFAULT_MAX_OPEN`].
+    pub max_open: usize,
+}
+
+impl Default for Replaying {
+    fn default() -> Replaying {
+        Replaying { timing: SynTiming::default(), readers: DEFAULT_READERS, max_open: DEFAULT_MAX_OPEN }
+    }
+}
+
+/// The attempts a replay holds open at once unless told: about 0.8 KiB each, so that a replay
+/// stays under 32 MiB whatever the capture holds (27 MiB on a SYN flood, with one reader). An
+/// ordinary capture stays below it (the benchmark's, 10,000 attempts a second, has at most 23,000
+/// open: a settled attempt stays 1.5 s, an unanswered one until its next retransmit is overdue);
+/// a SYN flood reaches it in moments. Beyond it, settled attempts go first, and lose only late
+/// evidence (a duplicate SYN-ACK or RST).
+pub const DEFAULT_MAX_OPEN: usize = 25_000;
+
 /// Replays `path` (or standard input, see [`capture::STDIN`], which one reader reads) with
 /// `readers` readers (at least one), writing what the sink shows of each attempt once the attempt
 /// is finished (see `correlate::retire`), in the order one correlator finishes them: by the
@@ -129,14 +159,15 @@ pub const DEFAULT_READERS: usize = 1;
 /// written out.
 pub fn replay_file<S: Sink>(
     path: &Path,
-    timing: SynTiming,
-    readers: usize,
+    replaying: Replaying,
     bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
     output: Output<'_, S>,
 ) -> anyhow::Result<FileReport> {
     // Standard input can be read only once: one reader.
-    let readers = if capture::is_stdin(path) { 1 } else { readers.max(1) };
+    let readers = if capture::is_stdin(path) { 1 } else { replaying.readers.max(1) };
+    // Each reader holds its share of the flows, and of the attempts open at once.
+    let each = Replaying { readers, max_open: replaying.max_open.div_ceil(readers), ..replaying };
     let Output { sink, count, out } = output;
     let attempts_found = AtomicU64::new(0);
     let expression = bpf.as_ref().map(|filter| filter.expression().to_string());
@@ -185,13 +216,13 @@ pub fn replay_file<S: Sink>(
                 scope,
                 move || -> anyhow::Result<FileReport> {
                     let mut bpf = expression.as_deref().map(BpfFilter::new).transpose()?;
-                    read_shard(path, timing, shard, bpf.as_mut(), &mut |_| {}, ends)
+                    read_shard(path, each, shard, bpf.as_mut(), &mut |_| {}, ends)
                 },
             )?;
             others.push(reader);
         }
         let first = match first_ends {
-            Some(ends) => read_shard(path, timing, Shard { index: 0, of: readers }, bpf, progress, ends),
+            Some(ends) => read_shard(path, each, Shard { index: 0, of: readers }, bpf, progress, ends),
             None => Err(anyhow::anyhow!("no reader")),
         };
         let mut reports = vec![first];
@@ -209,7 +240,9 @@ pub fn replay_file<S: Sink>(
         let mut reports = reports.into_iter();
         let mut report = reports.next().unwrap_or_else(|| Err(anyhow::anyhow!("no reader")))?;
         for other in reports {
-            report.attempts += other?.attempts;
+            let other = other?;
+            report.attempts += other.attempts;
+            report.finished_early += other.finished_early;
         }
         Ok(report)
     })
@@ -361,13 +394,13 @@ impl ReaderEnds<'_> {
 /// hands their finished attempts, in order, to its wording thread.
 fn read_shard(
     path: &Path,
-    timing: SynTiming,
+    replaying: Replaying,
     shard: Shard,
     mut bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
     ends: ReaderEnds<'_>,
 ) -> anyhow::Result<FileReport> {
-    let mut correlator = Correlator::streaming(timing);
+    let mut correlator = Correlator::streaming(replaying.timing).with_max_open(replaying.max_open);
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
@@ -449,6 +482,7 @@ fn read_shard(
         Ok(end) => end,
     };
     report.damage = end.damage;
+    report.finished_early = correlator.finished_early();
     let rest = correlator.close(report.last_ts.unwrap_or_default());
     report.attempts += rest.len() as u64;
     ends.attempts_found.fetch_add(rest.len() as u64, AtomicOrdering::Relaxed);

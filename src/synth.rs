@@ -25,11 +25,14 @@ pub struct SynthConfig {
     pub start_interval_us: u64,
     /// Write pcapng (one Ethernet interface, enhanced packet blocks) instead of classic pcap.
     pub pcapng: bool,
+    /// A SYN flood instead of the mix: every attempt one SYN, never answered nor retransmitted
+    /// (as from spoofed sources), each keeping the correlator busy until its retransmit is overdue.
+    pub syn_flood: bool,
 }
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig { flows: 1000, seed: 1, start_interval_us: 100, pcapng: false }
+        SynthConfig { flows: 1000, seed: 1, start_interval_us: 100, pcapng: false, syn_flood: false }
     }
 }
 
@@ -110,6 +113,8 @@ enum Kind {
     IcmpHostUnreachable,
     Icmp6PortUnreachable,
     Icmp6NoRoute,
+    /// One SYN of a flood.
+    Flood,
 }
 
 impl Kind {
@@ -129,7 +134,7 @@ impl Kind {
         match self {
             Kind::Established => ("established", "-"),
             Kind::Refused => ("refused", "ECONNREFUSED"),
-            Kind::Unanswered => ("timed_out", "ETIMEDOUT"),
+            Kind::Unanswered | Kind::Flood => ("timed_out", "ETIMEDOUT"),
             Kind::IcmpHostUnreachable => ("unreachable", "EHOSTUNREACH"),
             Kind::Icmp6PortUnreachable => ("unreachable", "ECONNREFUSED"),
             Kind::Icmp6NoRoute => ("unreachable", "ENETUNREACH"),
@@ -280,6 +285,7 @@ fn flow_packets(i: u64, kind: Kind, rng: &mut Rng) -> Vec<(u64, Vec<u8>)> {
         Kind::IcmpHostUnreachable => packets.push((rtt / 2, icmp_unreachable(&e, false, &syn, 1))),
         Kind::Icmp6PortUnreachable => packets.push((rtt / 2, icmp_unreachable(&e, true, &syn, 4))),
         Kind::Icmp6NoRoute => packets.push((rtt / 2, icmp_unreachable(&e, true, &syn, 0))),
+        Kind::Flood => {}
     }
     packets
 }
@@ -304,7 +310,7 @@ pub fn generate(config: SynthConfig, pcap: &mut dyn Write, truth: &mut dyn Write
     for i in 0..config.flows {
         let start = i * config.start_interval_us;
         flush_until(&mut pending, start, &mut stats)?;
-        let kind = Kind::pick(&mut rng);
+        let kind = if config.syn_flood { Kind::Flood } else { Kind::pick(&mut rng) };
         let e = endpoints(i);
         let (client, server) = if is_v6(i, kind) {
             (format!("[{}]:{}", e.v6.0, e.client_port), format!("[{}]:{}", e.v6.1, e.server_port))

@@ -382,6 +382,15 @@ pub struct Summary {
     /// Why the input ended early, when it did (results are then partial).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damaged: Option<String>,
+    /// Replay: attempts finished before their time, on the evidence seen so far, because more
+    /// were open at once than the replay keeps (`--max-open`); those whose outcome could still
+    /// change have the finding `decided_early`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub finished_early: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -409,6 +418,7 @@ impl Summary {
             top_failing_servers_approximate: false,
             dropped: None,
             damaged,
+            finished_early: 0,
         }
     }
 
@@ -610,6 +620,7 @@ impl ReplaySummary {
             top_failing_servers_approximate: self.servers_pruned,
             dropped: None,
             damaged,
+            finished_early: 0,
         }
     }
 }

@@ -33,9 +33,13 @@ pub struct HandshakeStep<'a> {
 }
 
 impl Finished {
-    /// The attempt as a clean three-way handshake, if it is one (see [`Handshake`]).
+    /// The attempt as a clean three-way handshake, if it is one (see [`Handshake`]). Not one
+    /// finished early to make room: that carries a finding.
     pub fn handshake(&self) -> Option<Handshake<'_>> {
-        Handshake::of(&self.state)
+        match self.horizon.cut {
+            verdict::Cut::Crowded => None,
+            _ => Handshake::of(&self.state),
+        }
     }
 }
 

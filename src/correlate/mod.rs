@@ -294,6 +294,11 @@ pub struct Correlator {
     jump_candidate: Option<Timestamp>,
     /// When the open attempts are next checked for retirement.
     next_sweep: Timestamp,
+    /// The most attempts open at once (streaming only): beyond it, a sweep finishes the oldest
+    /// before their time (see [`Correlator::with_max_open`]).
+    max_open: Option<usize>,
+    /// Attempts finished before their time because more than `max_open` were open.
+    finished_early: u64,
     /// Attempts finished and not yet taken.
     finished: Vec<Finished>,
     /// The attempts a sweep found expired, as start, opening frame and slot (kept for its capacity).
@@ -491,6 +496,15 @@ impl Correlator {
         Correlator { streaming: true, slot_ends: Vec::with_capacity(1 << 16), ..Correlator::new(timing) }
     }
 
+    /// Keeps at most `max_open` attempts open at once (at least 8). Memory then stays bounded
+    /// whatever the capture holds: a SYN flood opens an attempt per SYN, and each stays open for
+    /// seconds of capture time, until its next retransmit is overdue. When one more would open,
+    /// the eighth whose time would be up soonest is finished now, on the evidence seen so far;
+    /// those whose outcome could still change get the finding `decided_early`.
+    pub fn with_max_open(self, max_open: usize) -> Correlator {
+        Correlator { max_open: Some(max_open.max(8)), ..self }
+    }
+
     /// Takes back the memory of worded attempts, to build new ones in (up to a bound; the rest is freed).
     pub fn take_spares(&mut self, spares: impl IntoIterator<Item = Spare>) {
         for spare in spares {
@@ -517,6 +531,13 @@ impl Correlator {
     /// clock with every record, so each finishes its attempts at the same record as one correlator would.
     pub fn tick(&mut self, ts: Timestamp) {
         self.advance_clock(ts);
+    }
+
+    /// Attempts finished before their time so far, because more were open at once than
+    /// [`Correlator::with_max_open`] allows (those whose outcome could still change have the
+    /// finding `decided_early`).
+    pub fn finished_early(&self) -> u64 {
+        self.finished_early
     }
 
     /// Attempts open now.
@@ -578,6 +599,10 @@ impl Correlator {
             if self.streaming && self.now >= self.next_sweep {
                 self.sweep();
             }
+        }
+        // (A sweep makes room too: then this is false.)
+        if self.max_open.is_some_and(|most| self.current.len() >= most) {
+            self.sweep();
         }
     }
 
@@ -670,7 +695,7 @@ impl Correlator {
         let expires = self.slot_ends[i].expires;
         debug_assert_eq!(expires, self.slot_times[i].expires, "a slot's two copies of its expiry agree");
         if self.streaming && expires < self.clock {
-            self.retire(i, expires, false);
+            self.retire(i, expires, verdict::Cut::CaptureGoesOn);
             return false;
         }
         self.touched = Some(i);
@@ -719,7 +744,7 @@ impl Correlator {
                             a.superseded_at.get_or_insert(ts);
                         }
                         if self.streaming {
-                            self.retire(i, ts, false);
+                            self.retire(i, ts, verdict::Cut::CaptureGoesOn);
                         }
                     }
                     self.open_attempt(key, ts, frame, link, seg);
@@ -871,13 +896,13 @@ impl Correlator {
     /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it. An attempt
     /// whose time is up is finished with its expiry as horizon, not the time the clock passed it:
     /// that depends on which records moved the clock, and a replay skips most without looking.
-    fn retire(&mut self, i: usize, horizon: Timestamp, capture_ended: bool) {
+    fn retire(&mut self, i: usize, horizon: Timestamp, cut: verdict::Cut) {
         let Some(mut a) = self.attempts.get_mut(i).and_then(Option::take) else { return };
         self.slot_times[i] = FREE_SLOT;
         self.free_slots.push(i);
         self.current.remove(self.slot_ends[i].hash(), i);
         a.attach_neighbors(&self.neighbors);
-        let horizon = verdict::Horizon { at: horizon, capture_ended };
+        let horizon = verdict::Horizon { at: horizon, cut };
         self.finished.push(Finished { state: a, horizon, timing: self.timing, by_sweep: false });
     }
 
@@ -899,6 +924,10 @@ impl Correlator {
             } else if seek_oldest {
                 oldest_open = oldest_open.min(times.opened);
             }
+        }
+        let still_open = self.current.len() - expired.len();
+        if let Some(most) = self.max_open.filter(|&most| still_open >= most) {
+            self.crowd_out(still_open - (most - most / 8), &mut expired);
         }
         // Most expired attempts were last touched seconds of capture ago and sit in no cache. A
         // pass of independent reads brings in what `retire` reads of each, the misses overlapping;
@@ -922,7 +951,17 @@ impl Correlator {
         for &at in &order {
             let i = expired[at as usize].2;
             let expires = self.slot_times[i].expires;
-            self.retire(i, expires, false);
+            if expires < now {
+                self.retire(i, expires, verdict::Cut::CaptureGoesOn);
+                continue;
+            }
+            self.finished_early += 1;
+            if self.attempts[i].as_deref().is_some_and(retire::settled) {
+                // Its outcome stands: only late evidence (a duplicate SYN-ACK or RST) is not shown.
+                self.retire(i, now, verdict::Cut::CaptureGoesOn);
+            } else {
+                self.retire(i, now, verdict::Cut::Crowded);
+            }
         }
         self.expired = expired;
         self.retiring_order = order;
@@ -934,6 +973,25 @@ impl Correlator {
             finished.by_sweep = true;
         }
         self.next_sweep = now.plus(retire::SWEEP_INTERVAL);
+    }
+
+    /// Adds to `expired` the `count` attempts not in it yet whose time would be up soonest, to
+    /// finish early: more are open than [`Correlator::with_max_open`] allows. Settled attempts
+    /// waiting out their late window go first (only late evidence is lost), then the oldest
+    /// undecided ones, such as the SYNs of a flood. (The neighbour observations they could use are
+    /// kept a sweep longer: the oldest open attempt was taken before.)
+    #[cold]
+    fn crowd_out(&self, count: usize, expired: &mut Vec<(Timestamp, u64, usize)>) {
+        let now = self.now;
+        let mut open: Vec<(Timestamp, usize)> = (self.slot_times.iter().enumerate())
+            .filter(|(_, times)| times.expires >= now && times.expires != FREE_SLOT.expires)
+            .map(|(i, times)| (times.expires, i))
+            .collect();
+        if count < open.len() {
+            open.select_nth_unstable(count);
+            open.truncate(count);
+        }
+        expired.extend(open.into_iter().map(|(_, i)| (self.slot_times[i].opened, 0, i)));
     }
 
     /// Ends correlation at `capture_end` and returns every attempt not taken yet, in order of start.
@@ -950,7 +1008,7 @@ impl Correlator {
     /// (a replay words them on another thread). Live evidence is not merged: see [`Correlator::finish`].
     pub fn close(mut self, capture_end: Timestamp) -> Vec<Finished> {
         for i in 0..self.attempts.len() {
-            self.retire(i, capture_end, true);
+            self.retire(i, capture_end, verdict::Cut::CaptureEnded);
         }
         let mut out = std::mem::take(&mut self.finished);
         out.sort_by_key(|f| (f.start(), f.opened_frame()));

@@ -38,18 +38,22 @@ fn next_syn_overdue(syn_times: &[Timestamp]) -> Option<Timestamp> {
     Some(last.plus(Span(allowed)))
 }
 
-/// When `a` may be finished: after this time no packet can change its report.
-pub(super) fn expires_at(a: &AttemptState) -> Timestamp {
-    let quiet = a.last_seen.plus(LATE_WINDOW);
-    // A verdict that one more retransmit of the SYN would overturn (the SYN-ACK or the ICMP error
-    // never reached the client's TCP) stays open, like an undecided attempt, until that retransmit
-    // is overdue.
-    let settled = match a.verdict.as_ref().map(|v| &v.decision) {
+/// Whether nothing that can still arrive would change `a`'s outcome: only late evidence worth
+/// showing would. A verdict that one more retransmit of the SYN would overturn (the SYN-ACK or the
+/// ICMP error never reached the client's TCP) is not settled, like no verdict at all.
+pub(super) fn settled(a: &AttemptState) -> bool {
+    match a.verdict.as_ref().map(|v| &v.decision) {
         None | Some(Decision::Icmp { .. }) => false,
         Some(Decision::Established { .. }) => a.handshake_acked,
         Some(Decision::Refused { .. }) => true,
-    };
-    if settled {
+    }
+}
+
+/// When `a` may be finished: after this time no packet can change its report. One that is not
+/// [`settled`] stays open until the SYN retransmit that would settle it is overdue.
+pub(super) fn expires_at(a: &AttemptState) -> Timestamp {
+    let quiet = a.last_seen.plus(LATE_WINDOW);
+    if settled(a) {
         return quiet;
     }
     next_syn_overdue(&a.syn_times).map_or(quiet, |overdue| quiet.max(overdue))

@@ -871,3 +871,46 @@ fn test_what_is_not_a_clean_handshake() {
         assert!(finished[0].handshake().is_none(), "{:?}", finished[0].clone().report().cause);
     }
 }
+
+#[test]
+fn test_streaming_beyond_the_most_open_finishes_those_whose_time_is_nearest() {
+    // At most 8 open: six unanswered SYNs, 100 ms apart, an attempt refused at once, a SYN.
+    let mut correlator = super::Correlator::streaming(SynTiming::default()).with_max_open(8);
+    let client = |n: u64| format!("192.0.2.{n}:40000");
+    let syn_from = |n: u64, ms: i64| packet(ms, n, segment(&client(n), SERVER, TcpFlags::SYN, 7, 0));
+    let mut finished = Vec::new();
+    let push = |correlator: &mut super::Correlator, event: Event, finished: &mut Vec<Attempt>| {
+        correlator.push(&event);
+        finished.extend(correlator.drain_finished().map(super::Finished::report));
+        assert!(correlator.open_attempts() <= 8, "{} open", correlator.open_attempts());
+    };
+    for n in 1..=7 {
+        push(&mut correlator, syn_from(n, 100 * n as i64), &mut finished);
+    }
+    let rst = segment(SERVER, &client(7), TcpFlags::RST | TcpFlags::ACK, 0, 8);
+    push(&mut correlator, packet(701, 20, rst), &mut finished);
+    push(&mut correlator, syn_from(8, 800), &mut finished);
+    assert!(finished.is_empty(), "nothing is finished while 8 are open: {finished:?}");
+    // With 8 open, the next event makes room first: the refused attempt's time is nearest up (1.5 s after its RST; an
+    // unanswered SYN waits about 5 s for its retransmit). Its outcome stands: no finding.
+    push(&mut correlator, syn_from(10, 900), &mut finished);
+    assert_eq!(correlator.finished_early(), 1);
+    let [refused] = finished.as_slice() else { panic!("one finished: {finished:?}") };
+    assert_eq!(verdict(refused), (Outcome::Refused, Some(Errno::Econnrefused), 1));
+    assert!(refused.findings.is_empty(), "{:?}", refused.findings);
+    // The next to make room is the oldest SYN: decided on what was seen, and it says so.
+    push(&mut correlator, syn_from(11, 1000), &mut finished);
+    let [_, early] = finished.as_slice() else { panic!("two finished: {finished:?}") };
+    assert_eq!(early.client, addr(&client(1)));
+    assert_eq!(verdict(early), (Outcome::TimedOut, Some(Errno::Etimedout), 1));
+    assert_eq!(early.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["decided_early"]);
+    assert!(early.findings[0].summary.contains("900.0 ms after it opened"), "{:?}", early.findings);
+    assert!(early.cause.contains("synscope stopped following it 900.0 ms after the first SYN"), "{}", early.cause);
+    assert_eq!(correlator.finished_early(), 2);
+    // Without a bound, the same events finish nothing before the end.
+    let mut unbounded = super::Correlator::streaming(SynTiming::default());
+    for n in 1..=11 {
+        unbounded.push(&syn_from(n, 100 * n as i64));
+    }
+    assert_eq!((unbounded.open_attempts(), unbounded.drain_finished().count()), (11, 0));
+}

@@ -15,8 +15,20 @@ use crate::timeline::{Attempt, Entry, ErrnoSource, Finding, Outcome, What};
 pub(super) struct Horizon {
     /// The capture's end, or the time an attempt was finished while the capture went on.
     pub(super) at: Timestamp,
-    /// Whether the capture ended there; if not, nothing after it could have changed the attempt.
-    pub(super) capture_ended: bool,
+    /// Why the evidence stops there.
+    pub(super) cut: Cut,
+}
+
+/// Why an attempt's evidence stops at its [`Horizon`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cut {
+    /// The capture goes on, but nothing after the horizon could change the attempt.
+    CaptureGoesOn,
+    /// The capture ends there.
+    CaptureEnded,
+    /// The capture goes on, but more attempts were open at once than the correlator keeps
+    /// (`Correlator::with_max_open`): it was finished early, and later evidence is not seen.
+    Crowded,
 }
 
 /// Builds the reported attempt from the evidence up to `horizon`. The timeline's entries are moved
@@ -61,7 +73,16 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
     };
     cause_tail(a, &mut cause);
 
-    let findings = findings(a);
+    let mut findings = findings(a);
+    if horizon.cut == Cut::Crowded {
+        findings.push(Finding {
+            code: "decided_early",
+            summary: format!(
+                "More attempts were open at once than synscope keeps (replay --max-open), so it finished this one {} after it opened, on the evidence up to then: a later answer on its 4-tuple is not part of it.",
+                horizon.at.since(start)
+            ),
+        });
+    }
     // The previous attempt's entries keep their buffers (`Step::into_entry`).
     entries.truncate(a.entries.len());
     for (i, step) in a.entries.drain(..).enumerate() {
@@ -527,7 +548,7 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) 
         return s;
     }
     let sent = a.syn_times.len();
-    if !horizon.capture_ended {
+    if horizon.cut == Cut::CaptureGoesOn {
         // Finished while the capture went on: the next retransmit is overdue under any backoff.
         let last = a.syn_times.last().map_or(first, |&t| t);
         return match schedule.retransmits.get(sent - 1).filter(|_| fitted.follows_linux) {
@@ -543,14 +564,18 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) 
         };
     }
     let mut s = format!(
-        " The capture ends {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",
+        " {} {seen} after the first SYN, before Linux's deadline of {} ({sysctls}): ETIMEDOUT is what a Linux client sees if nothing arrived later.",
+        match horizon.cut {
+            Cut::Crowded => "synscope stopped following it",
+            _ => "The capture ends",
+        },
         schedule.deadline
     );
     if !fitted.follows_linux {
         s.push_str(" The gaps between the SYNs do not follow Linux's backoff (the client is not Linux, or SYNs were lost before the capture point), so that deadline is only indicative.");
         return s;
     }
-    // The kernel's next retransmit was due before the capture ended but never came: the client stopped early.
+    // The kernel's next retransmit was due before the evidence ends but never came: the client stopped early.
     if let Some(&due) = schedule.retransmits.get(sent - 1) {
         if due.0 + Span::from_millis(500).0 < seen.0 {
             s.push_str(&format!(

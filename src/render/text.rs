@@ -305,6 +305,14 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
             writeln!(w, "    {:<28} {:>6}  {}", server.server, server.failures, errnos.join(", "))?;
         }
     }
+    if s.finished_early > 0 {
+        writeln!(
+            w,
+            "  {} {} attempt(s), on the evidence seen so far: more were open at once than replay --max-open keeps",
+            style.paint("finished early:", Color::Yellow),
+            s.finished_early
+        )?;
+    }
     if let Some(damage) = &s.damaged {
         writeln!(w, "  {} {damage}; results are partial", style.paint("damaged:", Color::Red))?;
     }

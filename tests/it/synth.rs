@@ -101,6 +101,38 @@ fn test_replay_memory_does_not_grow_with_the_capture() {
 }
 
 #[test]
+fn test_replay_memory_is_bounded_on_a_syn_flood() {
+    // 100,000 lone SYNs in one second: each stays open until its retransmit is overdue (about
+    // 5 s), so all of them would be open at the end, some 80 MiB of attempts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SynthConfig { flows: 100_000, start_interval_us: 10, syn_flood: true, ..SynthConfig::default() };
+    let (pcap, _, _) = generated(dir.path(), config);
+    let pcap = pcap.display().to_string();
+    let Some(bounded) = peak_kib(&["replay", "--format", "json", &pcap]) else { return };
+    let Some(unbounded) = peak_kib(&["replay", "--format", "json", "--max-open", "200000", &pcap]) else { return };
+    eprintln!("SYN flood: peak {bounded} KiB within --max-open's default, {unbounded} KiB beyond it");
+    assert!(bounded < 32 * 1024, "a replay must stay under 32 MiB: {bounded} KiB");
+    assert!(unbounded > 2 * bounded, "the bound is what keeps it small: {bounded} KiB, then {unbounded} KiB");
+    // Every SYN is still an attempt; those finished to make room say so, and the summary counts them.
+    let out = Command::new(env!("CARGO_BIN_EXE_synscope")).args(["replay", "--format", "json", &pcap]).output();
+    let out = out.expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).expect("JSON"))
+        .collect();
+    let (summary, attempts) = lines.split_last().expect("a summary");
+    assert_eq!(attempts.len(), 100_000);
+    assert!(attempts.iter().all(|a| a["errno"] == "ETIMEDOUT"), "lone SYNs time out");
+    let early = attempts.iter().filter(|a| a["findings"][0]["code"] == "decided_early").count();
+    assert!(early > 50_000, "{early} decided early");
+    assert_eq!(summary["finished_early"], early, "{summary}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-open raises the bound"));
+}
+
+#[test]
 fn test_replay_output_does_not_depend_on_the_readers() {
     // Flows split between readers, merged back: the same bytes, attempts and summary, as one
     // reader writes them; in JSON and in text, whole and filtered (each reader compiles --bpf anew).

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use synscope::correlate::Finished;
-use synscope::linux::SynTiming;
 use synscope::replay;
 use synscope::timeline::Attempt;
 
@@ -47,7 +46,8 @@ pub fn replay(path: &Path) -> (Vec<Attempt>, replay::FileReport) {
 pub fn replay_on(path: &Path, threads: usize) -> (Vec<Attempt>, replay::FileReport) {
     let mut kept = Vec::new();
     let output = replay::Output { sink: &Keep, count: &mut |attempt| kept.push(attempt), out: &mut std::io::sink() };
-    let report = replay::replay_file(path, SynTiming::default(), threads, None, &mut |_| {}, output)
+    let replaying = replay::Replaying { readers: threads, ..replay::Replaying::default() };
+    let report = replay::replay_file(path, replaying, None, &mut |_| {}, output)
         .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     (kept, report)
 }
