@@ -130,8 +130,8 @@ pub struct Replaying {
     pub timing: SynTiming,
     /// Readers (at least one; standard input has one): see [`DEFAULT_READERS`].
     pub readers: usize,
-    /// The most attempts open at once, shared out among the readers; beyond it the oldest are
-    /// finished before their time (see [`Correlator::with_max_open`]). See [`DEFAULT_MAX_OPEN`].
+    /// The most attempts open at once, shared out among the readers; at it, some are finished
+    /// before their time (see [`Correlator::with_max_open`]). See [`DEFAULT_MAX_OPEN`].
     pub max_open: usize,
 }
 
@@ -150,10 +150,11 @@ impl Default for Replaying {
 pub const DEFAULT_MAX_OPEN: usize = 25_000;
 
 /// Replays `path` (or standard input, see [`capture::STDIN`], which one reader reads) with
-/// `readers` readers (at least one), writing what the sink shows of each attempt once the attempt
-/// is finished (see `correlate::retire`), in the order one correlator finishes them: by the
-/// record that finished them; for one record, those whose time was up first, by start, then those
-/// the record itself finished. The order, the words and the report do not depend on `readers`.
+/// `replaying.readers` readers (at least one), writing what the sink shows of each attempt once
+/// the attempt is finished (see `correlate::retire`), in the order one correlator finishes them:
+/// by the record that finished them; for one record, those whose time was up first, by start,
+/// then those the record itself finished. The order, the words and the report do not depend on
+/// the readers, unless `replaying.max_open` is reached (each reader holds its share of it).
 /// `progress` hears how far the reading has come now and then; `bpf` keeps only the records it
 /// passes, as tcpdump would. When a pipe waits for its writer, everything finished so far is
 /// written out.

@@ -294,8 +294,8 @@ pub struct Correlator {
     jump_candidate: Option<Timestamp>,
     /// When the open attempts are next checked for retirement.
     next_sweep: Timestamp,
-    /// The most attempts open at once (streaming only): beyond it, a sweep finishes the oldest
-    /// before their time (see [`Correlator::with_max_open`]).
+    /// The most attempts open at once: at it, a sweep finishes some before their time (see
+    /// [`Correlator::with_max_open`]).
     max_open: Option<usize>,
     /// Attempts finished before their time because more than `max_open` were open.
     finished_early: u64,
@@ -498,9 +498,9 @@ impl Correlator {
 
     /// Keeps at most `max_open` attempts open at once (at least 8). Memory then stays bounded
     /// whatever the capture holds: a SYN flood opens an attempt per SYN, and each stays open for
-    /// seconds of capture time, until its next retransmit is overdue. When one more would open,
-    /// the eighth whose time would be up soonest is finished now, on the evidence seen so far;
-    /// those whose outcome could still change get the finding `decided_early`.
+    /// seconds of capture time, until its next retransmit is overdue. When that many are open,
+    /// the next event first finishes the eighth whose time would be up soonest, on the evidence
+    /// seen so far; those whose outcome could still change get the finding `decided_early`.
     pub fn with_max_open(self, max_open: usize) -> Correlator {
         Correlator { max_open: Some(max_open.max(8)), ..self }
     }
@@ -893,7 +893,7 @@ impl Correlator {
     }
 
     /// Finishes attempt `i`: attaches its neighbour observations, decides its verdict with the
-    /// evidence up to `horizon` (the capture's end when `capture_ended`), and queues it. An attempt
+    /// evidence up to `horizon` (the capture's end, or earlier: see `cut`), and queues it. An attempt
     /// whose time is up is finished with its expiry as horizon, not the time the clock passed it:
     /// that depends on which records moved the clock, and a replay skips most without looking.
     fn retire(&mut self, i: usize, horizon: Timestamp, cut: verdict::Cut) {

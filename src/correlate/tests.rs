@@ -891,8 +891,9 @@ fn test_streaming_beyond_the_most_open_finishes_those_whose_time_is_nearest() {
     push(&mut correlator, packet(701, 20, rst), &mut finished);
     push(&mut correlator, syn_from(8, 800), &mut finished);
     assert!(finished.is_empty(), "nothing is finished while 8 are open: {finished:?}");
-    // With 8 open, the next event makes room first: the refused attempt's time is nearest up (1.5 s after its RST; an
-    // unanswered SYN waits about 5 s for its retransmit). Its outcome stands: no finding.
+    // With 8 open, the next event makes room first: the refused attempt's time is nearest up
+    // (1.5 s after its RST; an unanswered SYN waits about 5 s for its retransmit). Its outcome
+    // stands: no finding.
     push(&mut correlator, syn_from(10, 900), &mut finished);
     assert_eq!(correlator.finished_early(), 1);
     let [refused] = finished.as_slice() else { panic!("one finished: {finished:?}") };
