@@ -68,11 +68,6 @@ fn slot_of(entry: Entry) -> usize {
 }
 
 impl EndsIndex {
-    /// Slots indexed.
-    pub(super) fn len(&self) -> usize {
-        self.len
-    }
-
     fn mask(&self) -> usize {
         self.entries.len() - 1
     }
@@ -251,7 +246,7 @@ mod tests {
                     }
                     _ => {}
                 }
-                prop_assert_eq!(index.len(), model.0.len());
+                prop_assert_eq!(index.len, model.0.len());
                 for h in 0..24 {
                     let hash = hash_of(h);
                     let kept_hash = kept(hash);
@@ -304,7 +299,7 @@ mod tests {
         for slot in 0..10_000 {
             index.insert(hash(slot), slot, slot % 2 == 0, |_| false);
         }
-        assert_eq!(index.len(), 10_000);
+        assert_eq!(index.len, 10_000);
         assert!(index.entries.len() >= 20_000, "at most half full");
         for slot in (0..10_000).step_by(3) {
             index.remove(hash(slot), slot);

@@ -540,9 +540,11 @@ impl Correlator {
         self.finished_early
     }
 
-    /// Attempts open now.
+    /// Attempts open now: the slots in use. (Not the index's entries: an attempt whose 4-tuple
+    /// a newer one took over in the index stays open until its time is up.)
+    #[inline]
     pub fn open_attempts(&self) -> usize {
-        self.current.len()
+        self.attempts.len() - self.free_slots.len()
     }
 
     /// The open attempt from `src` to `dst` or back, and whether `src` is its client.
@@ -601,7 +603,7 @@ impl Correlator {
             }
         }
         // (A sweep makes room too: then this is false.)
-        if self.max_open.is_some_and(|most| self.current.len() >= most) {
+        if self.max_open.is_some_and(|most| self.open_attempts() >= most) {
             self.sweep();
         }
     }
@@ -925,7 +927,7 @@ impl Correlator {
                 oldest_open = oldest_open.min(times.opened);
             }
         }
-        let still_open = self.current.len() - expired.len();
+        let still_open = self.open_attempts() - expired.len();
         if let Some(most) = self.max_open.filter(|&most| still_open >= most) {
             self.crowd_out(still_open - (most - most / 8), &mut expired);
         }
