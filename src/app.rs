@@ -298,7 +298,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let replaying = replay::Replaying {
         timing: SynTiming::default(),
         readers: args.threads.map_or(replay::DEFAULT_READERS, usize::from),
-        max_open: args.max_open.map_or(replay::DEFAULT_MAX_OPEN, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_open: args.max_open.unwrap_or(replay::DEFAULT_MAX_OPEN),
     };
     let mut finished_early = 0;
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.

@@ -179,6 +179,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{s}`: {e}"))
 }
 
+/// `--max-open`: a whole number of attempts, at least 64.
+fn parse_max_open(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("`{s}` is not a whole number of attempts"))?;
+    if n < 64 {
+        return Err(format!("{n} is too few: at least 64 attempts must be held open"));
+    }
+    Ok(n)
+}
+
 /// Arguments of `synscope replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -210,8 +219,8 @@ pub struct ReplayArgs {
     /// flood opens one per SYN, and each stays open for seconds; beyond the bound those whose time
     /// is nearest up are finished now, on the evidence so far (with the finding `decided_early`
     /// where the outcome could still change).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(64..))]
-    pub max_open: Option<u64>,
+    #[arg(long, value_name = "N", value_parser = parse_max_open)]
+    pub max_open: Option<usize>,
 }
 
 /// Output formats.

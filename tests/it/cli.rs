@@ -162,4 +162,7 @@ fn test_bpf_filter_and_replay_overview() {
     let bad = synscope(&["replay", "--bpf", "port eighty", "fixtures/refused-v4.pcap"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad --bpf expression `port eighty`"));
+    let too_few = synscope(&["replay", "--max-open", "10", "fixtures/refused-v4.pcap"]);
+    assert_eq!(too_few.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&too_few.stderr).contains("10 is too few: at least 64"));
 }
