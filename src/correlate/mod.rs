@@ -230,6 +230,10 @@ struct AttemptState {
     superseded_at: Option<Timestamp>,
     /// Packets after the verdict left out of the timeline (beyond [`MAX_LATE_ENTRIES`]).
     late_not_shown: u32,
+    /// Packets left out of the timeline once it held [`MAX_ENTRIES`], and SYNs among them (whose
+    /// times are not kept either: see [`MAX_SYNS_KEPT`]).
+    entries_not_kept: u32,
+    syns_not_kept: u32,
     /// Where the capture was taken, if the link layer says (Linux cooked captures).
     capture_side: Option<&'static str>,
     /// Addresses whose ARP/ND resolution belongs to this attempt.
@@ -460,6 +464,16 @@ pub struct Spare(Box<AttemptState>);
 /// longer (21 paired runs). At most about 2 MiB of states; the replay's peak hardly moved (26.5 MiB,
 /// 31.8 with two readers, against 26.4 and 31.5).
 const MAX_SPARES: usize = 4096;
+
+/// SYNs whose times and timeline entries an attempt keeps: the first and Linux's most retransmits
+/// (`MAX_TCP_SYNCNT`, 127, the ceiling of `tcp_syn_retries` and `TCP_SYNCNT`). More is no stack's
+/// schedule but a flood on one 4-tuple, or a capture looping over the same packets: those are
+/// counted, and the last one's time kept, so that one attempt cannot grow without bound.
+const MAX_SYNS_KEPT: usize = 128;
+
+/// Entries a timeline keeps before more are only counted (the packets a verdict rests on are always
+/// kept): room for [`MAX_SYNS_KEPT`] SYNs and as many other packets (answers Linux ignores, say).
+const MAX_ENTRIES: usize = 2 * MAX_SYNS_KEPT;
 
 /// Entries shown per attempt after it was decided (retransmitted SYN-ACKs, late RSTs ...), so that a
 /// long capture of a misbehaving flow cannot grow one timeline without bound.
@@ -803,8 +817,7 @@ impl Correlator {
         let i = self.insert(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts, frame);
         if let Some(a) = self.attempt(i) {
             a.capture_side = capture_side;
-            a.syn_times.push(ts);
-            a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
+            a.push_syn(ts, frame, Wire::tcp(seg), note);
         }
     }
 
@@ -871,8 +884,7 @@ impl Correlator {
             Some(Decision::Established { .. }) => note.push_str("; a duplicate of the SYN after the handshake"),
             Some(Decision::Icmp { .. }) => a.demote_icmp_to_soft_error(),
         }
-        a.syn_times.push(ts);
-        a.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
+        a.push_syn(ts, frame, Wire::tcp(seg), note);
     }
 
     fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError) {
@@ -1046,6 +1058,8 @@ impl AttemptState {
             handshake_acked: false,
             superseded_at: None,
             late_not_shown: 0,
+            entries_not_kept: 0,
+            syns_not_kept: 0,
             capture_side: None,
             resolving: Vec::new(),
             synack_unseen_by_client: false,
@@ -1067,8 +1081,50 @@ impl AttemptState {
         self.opened_at
     }
 
+    /// SYNs sent: those whose times are kept, and those beyond [`MAX_SYNS_KEPT`].
+    fn syn_count(&self) -> usize {
+        self.syn_times.len() + self.syns_not_kept as usize
+    }
+
+    /// Records a SYN sent at `ts`, a retransmit unless it is the first, with its timeline entry.
+    /// Past [`MAX_SYNS_KEPT`] only the count and the last SYN's time move.
+    #[inline(always)]
+    fn push_syn(&mut self, ts: Timestamp, frame: u64, wire: Wire, note: Note) {
+        if self.syn_times.len() < MAX_SYNS_KEPT {
+            self.syn_times.push(ts);
+            self.push(ts, frame, Dir::Out, What::Syn, wire, Some(note), false);
+            return;
+        }
+        if let Some(last) = self.syn_times.last_mut() {
+            *last = ts;
+        }
+        self.syns_not_kept = self.syns_not_kept.saturating_add(1);
+        self.not_kept(ts);
+    }
+
+    /// Records a packet that decides nothing, unless the timeline holds [`MAX_ENTRIES`] already:
+    /// then it is only counted.
     #[allow(clippy::too_many_arguments)]
-    fn push(
+    #[inline(always)]
+    fn push(&mut self, ts: Timestamp, frame: u64, dir: Dir, what: What, wire: Wire, note: Option<Note>, ignored: bool) {
+        if self.entries.len() < MAX_ENTRIES {
+            self.push_deciding(ts, frame, dir, what, wire, note, ignored);
+        } else {
+            self.not_kept(ts);
+        }
+    }
+
+    /// Counts a packet the timeline has no room for.
+    #[cold]
+    fn not_kept(&mut self, ts: Timestamp) {
+        self.entries_not_kept = self.entries_not_kept.saturating_add(1);
+        self.last_seen = self.last_seen.max(ts);
+    }
+
+    /// Records the packet a verdict rests on, whatever the timeline holds, and returns its entry.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn push_deciding(
         &mut self,
         ts: Timestamp,
         frame: u64,
@@ -1116,7 +1172,7 @@ impl AttemptState {
                     let note = "acknowledges our SYN (ack = ISN+1): connection refused";
                     let loopback = on_loopback && !self.key.server.ip().is_loopback();
                     let dir = if loopback { Dir::Local } else { Dir::In };
-                    let entry = self.push(ts, frame, dir, What::Rst, summary, Some(note.into()), false);
+                    let entry = self.push_deciding(ts, frame, dir, What::Rst, summary, Some(note.into()), false);
                     self.decide(ts, Decision::Refused { loopback }, entry);
                 }
             }
@@ -1151,7 +1207,7 @@ impl AttemptState {
             None if acks_syn(seg.ack, self.isn, self.snd_nxt) => {
                 self.server_isn = Some(seg.seq);
                 let note = "acknowledges our SYN (ack = ISN+1): connect() returns 0";
-                let entry = self.push(ts, frame, Dir::In, What::SynAck, summary, Some(note.into()), false);
+                let entry = self.push_deciding(ts, frame, Dir::In, What::SynAck, summary, Some(note.into()), false);
                 self.decide(ts, Decision::Established { via_ack: false }, entry);
             }
             None => {
@@ -1192,7 +1248,8 @@ impl AttemptState {
                     "acknowledges a SYN-ACK (server ISN {}) that the capture does not hold",
                     seg.ack.wrapping_sub(1)
                 );
-                let entry = self.push(ts, frame, Dir::Out, What::Ack, Wire::tcp(seg), Some(note.into()), false);
+                let entry =
+                    self.push_deciding(ts, frame, Dir::Out, What::Ack, Wire::tcp(seg), Some(note.into()), false);
                 self.decide(ts, Decision::Established { via_ack: true }, entry);
             }
             (None, _) if seg.flags.has(TcpFlags::FIN) => {
@@ -1241,7 +1298,7 @@ impl AttemptState {
         match effect {
             IcmpEffect::Fatal(errno) => {
                 let note = format!("quotes our SYN: a hard error, {errno}");
-                let entry = self.push(ts, frame, dir, what, summary, Some(note.into()), false);
+                let entry = self.push_deciding(ts, frame, dir, what, summary, Some(note.into()), false);
                 let error = match &self.entries[entry].wire {
                     Wire::Icmp(error) => error.clone(),
                     _ => Box::new(icmp.clone()),

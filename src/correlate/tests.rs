@@ -915,3 +915,20 @@ fn test_streaming_beyond_the_most_open_finishes_those_whose_time_is_nearest() {
     }
     assert_eq!((unbounded.open_attempts(), unbounded.drain_finished().count()), (11, 0));
 }
+
+#[test]
+fn test_a_syn_repeated_past_any_schedule_keeps_its_count_not_its_entries() {
+    // 1,000 copies of one SYN, 10 ms apart (a flood on one 4-tuple), 300 RSTs without ACK that
+    // Linux ignores, then the RST that refuses it: the timeline keeps 128 SYNs and stops at 256
+    // entries (872 SYNs and 172 RSTs are only counted), but the count, the span and the verdict
+    // are exact.
+    let mut events: Vec<Event> = (0..1000).map(|n| syn(10 * n, n as u64 + 1)).collect();
+    events.extend((0..300).map(|n| from_server(10_000 + n, 2000 + n as u64, TcpFlags::RST, 0, 0)));
+    events.push(from_server(10_400, 3000, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1));
+    let a = only(events);
+    assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 1000));
+    assert_eq!(a.events.iter().filter(|e| e.what == What::Syn).count(), 128);
+    assert_eq!(a.events.len(), 257, "256 entries, and the deciding RST");
+    assert_eq!(a.events.last().map(|e| e.frame), Some(Some(3000)));
+    assert!(a.cause.contains("1044 more packets are not shown (872 SYNs past the 128"), "{}", a.cause);
+}

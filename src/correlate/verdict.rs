@@ -41,7 +41,7 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
     let fitted = annotate_retransmits(a, timing);
     let start = a.entries.first().map_or(capture_end, |e| e.ts);
     let first_syn = a.syn_times.first().copied();
-    let syn_count = u32::try_from(a.syn_times.len()).unwrap_or(u32::MAX);
+    let syn_count = u32::try_from(a.syn_count()).unwrap_or(u32::MAX);
 
     let (mut cause, mut entries) = previous.map_or_else(Default::default, |p| (p.cause, p.events));
     cause.clear();
@@ -121,6 +121,20 @@ pub(super) fn cause_tail(a: &AttemptState, cause: &mut String) {
     if let Some(side) = a.capture_side {
         cause.push(' ');
         cause.push_str(side);
+    }
+    if a.entries_not_kept > 0 {
+        cause.push(' ');
+        cause.push_str(itoa::Buffer::new().format(a.entries_not_kept));
+        cause.push_str(match a.entries_not_kept {
+            1 => " more packet is not shown",
+            _ => " more packets are not shown",
+        });
+        if a.syns_not_kept > 0 {
+            cause.push_str(" (");
+            cause.push_str(itoa::Buffer::new().format(a.syns_not_kept));
+            cause.push_str(" SYNs past the 128 that no stack's schedule exceeds: a flood on this 4-tuple, or a capture looping over the same packets)");
+        }
+        cause.push('.');
     }
     if a.late_not_shown > 0 {
         cause.push(' ');
@@ -316,7 +330,7 @@ fn answer_rtt(a: &AttemptState, answer: Timestamp) -> Option<Span> {
 }
 
 fn lost_syns(a: &AttemptState) -> String {
-    match a.syn_times.len() {
+    match a.syn_count() {
         0 | 1 => String::new(),
         2 => " It took 2 SYNs: the first got no answer in time.".to_string(),
         n => format!(" It took {n} SYNs: the first {} got no answer in time.", n - 1),
@@ -497,7 +511,7 @@ fn soft_error_cause(a: &AttemptState, soft: &SoftError, timing: &FittedTiming, h
 }
 
 fn timed_out_cause(a: &AttemptState, timing: &FittedTiming, horizon: Horizon) -> String {
-    let n = a.syn_times.len();
+    let n = a.syn_count();
     let span = match (a.syn_times.first(), a.syn_times.last()) {
         (Some(f), Some(l)) if n > 1 => format!(" over {}", l.since(*f)),
         _ => String::new(),
@@ -536,7 +550,7 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) 
         );
         // Every retransmit the schedule sends before the deadline should be on the wire by now.
         let (expected, sent) =
-            (schedule.retransmits.len(), a.syn_times.len().saturating_sub(1 + a.quick_retransmits as usize));
+            (schedule.retransmits.len(), a.syn_count().saturating_sub(1 + a.quick_retransmits as usize));
         if sent < expected {
             s.push_str(&format!(
                 " Only {sent} of the {expected} retransmits Linux schedules are in the capture: {} missing (lost before the capture point, or the capture dropped them).",
@@ -547,7 +561,7 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) 
         }
         return s;
     }
-    let sent = a.syn_times.len();
+    let sent = a.syn_count();
     if horizon.cut == Cut::CaptureGoesOn {
         // Finished while the capture went on: the next retransmit is overdue under any backoff.
         let last = a.syn_times.last().map_or(first, |&t| t);
