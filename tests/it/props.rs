@@ -106,7 +106,12 @@ fn event(ms: i64, frame: u64, body: PacketBody) -> Event {
 
 /// Events with non-decreasing times (gaps of 0 to 5 s, so attempts expire on the way).
 fn arb_events() -> impl Strategy<Value = Vec<Event>> {
-    proptest::collection::vec((0..5_000_i64, arb_body()), 0..80).prop_map(|steps| {
+    arb_events_apart(5_000)
+}
+
+/// Events with non-decreasing times, gaps of 0 to `max_gap_ms`.
+fn arb_events_apart(max_gap_ms: i64) -> impl Strategy<Value = Vec<Event>> {
+    proptest::collection::vec((0..max_gap_ms, arb_body()), 0..80).prop_map(|steps| {
         let mut ms = 0;
         steps
             .into_iter()
@@ -148,6 +153,34 @@ proptest! {
         prop_assert_eq!(correlator.open_attempts(), 0);
         let all = correlate(events, SynTiming::default(), None);
         prop_assert_eq!(reported, all.len());
+    }
+
+    /// With at most 8 attempts open (events close together, so that about two cases in three
+    /// reach it): never more, no panic, every attempt worded, those finished early to make room
+    /// counted, and a settled one never marked as decided early.
+    #[test]
+    fn prop_correlator_holds_at_most_max_open(events in arb_events_apart(300)) {
+        let mut correlator = Correlator::streaming(SynTiming::default()).with_max_open(8);
+        let (mut reported, mut decided_early) = (0, 0);
+        for e in &events {
+            correlator.push(e);
+            prop_assert!(correlator.open_attempts() <= 8, "{} open", correlator.open_attempts());
+            for finished in correlator.drain_finished() {
+                let attempt = finished.report();
+                let early = attempt.findings.iter().any(|f| f.code == "decided_early");
+                // A refusal is settled: finished early or not, nothing can change it.
+                prop_assert!(!early || attempt.outcome != synscope::timeline::Outcome::Refused, "{}", attempt.cause);
+                decided_early += usize::from(early);
+                reported += 1;
+            }
+        }
+        prop_assert!(decided_early as u64 <= correlator.finished_early());
+        let end = events.last().map_or(Timestamp(0), |e| e.ts);
+        reported += correlator.close(end).len();
+        // No attempt is lost: at least as many as without the bound (a retransmit that comes
+        // after its attempt was finished early opens one of its own).
+        let all = correlate(events, SynTiming::default(), None);
+        prop_assert!(reported >= all.len(), "{reported} reported, {} without the bound", all.len());
     }
 
     /// The replay's shortcuts change nothing: offering segments without SYN or RST by their ends
