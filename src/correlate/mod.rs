@@ -234,6 +234,8 @@ struct AttemptState {
     /// times are not kept either: see [`MAX_SYNS_KEPT`]).
     entries_not_kept: u32,
     syns_not_kept: u32,
+    /// Answers Linux ignores among the packets left out.
+    ignored_not_kept: u32,
     /// Where the capture was taken, if the link layer says (Linux cooked captures).
     capture_side: Option<&'static str>,
     /// Addresses whose ARP/ND resolution belongs to this attempt.
@@ -1060,6 +1062,7 @@ impl AttemptState {
             late_not_shown: 0,
             entries_not_kept: 0,
             syns_not_kept: 0,
+            ignored_not_kept: 0,
             capture_side: None,
             resolving: Vec::new(),
             synack_unseen_by_client: false,
@@ -1099,7 +1102,7 @@ impl AttemptState {
             *last = ts;
         }
         self.syns_not_kept = self.syns_not_kept.saturating_add(1);
-        self.not_kept(ts);
+        self.not_kept(ts, false);
     }
 
     /// Records a packet that decides nothing, unless the timeline holds [`MAX_ENTRIES`] already:
@@ -1110,14 +1113,15 @@ impl AttemptState {
         if self.entries.len() < MAX_ENTRIES {
             self.push_deciding(ts, frame, dir, what, wire, note, ignored);
         } else {
-            self.not_kept(ts);
+            self.not_kept(ts, ignored);
         }
     }
 
-    /// Counts a packet the timeline has no room for.
+    /// Counts a packet the timeline has no room for, and whether Linux ignores it.
     #[cold]
-    fn not_kept(&mut self, ts: Timestamp) {
+    fn not_kept(&mut self, ts: Timestamp, ignored: bool) {
         self.entries_not_kept = self.entries_not_kept.saturating_add(1);
+        self.ignored_not_kept = self.ignored_not_kept.saturating_add(u32::from(ignored));
         self.last_seen = self.last_seen.max(ts);
     }
 

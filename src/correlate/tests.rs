@@ -931,4 +931,9 @@ fn test_a_syn_repeated_past_any_schedule_keeps_its_count_not_its_entries() {
     assert_eq!(a.events.len(), 257, "256 entries, and the deciding RST");
     assert_eq!(a.events.last().map(|e| e.frame), Some(Some(3000)));
     assert!(a.cause.contains("1044 more packets are not shown (872 SYNs past the 128"), "{}", a.cause);
+    assert!(
+        a.cause.contains("300 answers arrived that Linux ignores (the first 128 are in the timeline)"),
+        "{}",
+        a.cause
+    );
 }

@@ -601,9 +601,13 @@ fn deadline_sentence(a: &AttemptState, fitted: &FittedTiming, horizon: Horizon) 
 }
 
 fn ignored_answers(a: &AttemptState) -> String {
-    match a.entries.iter().filter(|e| e.ignored).count() {
-        0 => String::new(),
-        1 => " One answer arrived that Linux ignores (see the timeline).".to_string(),
-        n => format!(" {n} answers arrived that Linux ignores (see the timeline)."),
+    let shown = a.entries.iter().filter(|e| e.ignored).count();
+    match (shown, a.ignored_not_kept) {
+        (0, 0) => String::new(),
+        (1, 0) => " One answer arrived that Linux ignores (see the timeline).".to_string(),
+        (n, 0) => format!(" {n} answers arrived that Linux ignores (see the timeline)."),
+        (n, more) => {
+            format!(" {} answers arrived that Linux ignores (the first {n} are in the timeline).", n + more as usize)
+        }
     }
 }
