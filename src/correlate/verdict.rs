@@ -115,20 +115,15 @@ pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon,
     }
 }
 
-/// Appends what every cause ends with: where the capture was taken, and how many late packets
-/// the timeline leaves out.
+/// Appends what every cause ends with: where the capture was taken, and how many packets the
+/// timeline leaves out (past its bound, or late).
 pub(super) fn cause_tail(a: &AttemptState, cause: &mut String) {
     if let Some(side) = a.capture_side {
         cause.push(' ');
         cause.push_str(side);
     }
     if a.entries_not_kept > 0 {
-        cause.push(' ');
-        cause.push_str(itoa::Buffer::new().format(a.entries_not_kept));
-        cause.push_str(match a.entries_not_kept {
-            1 => " more packet is not shown",
-            _ => " more packets are not shown",
-        });
+        push_count(cause, a.entries_not_kept, " more packet is not shown", " more packets are not shown");
         if a.syns_not_kept > 0 {
             cause.push_str(" (");
             cause.push_str(itoa::Buffer::new().format(a.syns_not_kept));
@@ -137,13 +132,17 @@ pub(super) fn cause_tail(a: &AttemptState, cause: &mut String) {
         cause.push('.');
     }
     if a.late_not_shown > 0 {
-        cause.push(' ');
-        cause.push_str(itoa::Buffer::new().format(a.late_not_shown));
-        cause.push_str(match a.late_not_shown {
-            1 => " more packet after the verdict is not shown.",
-            _ => " more packets after the verdict are not shown.",
-        });
+        let (one, many) =
+            (" more packet after the verdict is not shown.", " more packets after the verdict are not shown.");
+        push_count(cause, a.late_not_shown, one, many);
     }
+}
+
+/// Appends a space, `n`, and `one` or `many` after it.
+fn push_count(cause: &mut String, n: u32, one: &str, many: &str) {
+    cause.push(' ');
+    cause.push_str(itoa::Buffer::new().format(n));
+    cause.push_str(if n == 1 { one } else { many });
 }
 
 /// A round-trip time as reported: milliseconds, to the microsecond.
