@@ -230,9 +230,9 @@ struct AttemptState {
     superseded_at: Option<Timestamp>,
     /// Packets after the verdict left out of the timeline (beyond [`MAX_LATE_ENTRIES`]).
     late_not_shown: u32,
-    /// Packets left out of the timeline once it held [`MAX_ENTRIES`], and SYNs among them (whose
-    /// times are not kept either: see [`MAX_SYNS_KEPT`]).
+    /// Packets left out of the timeline once it held [`MAX_ENTRIES`].
     entries_not_kept: u32,
+    /// SYNs among them, past [`MAX_SYNS_KEPT`]: counted in the attempt's SYNs, their times not kept.
     syns_not_kept: u32,
     /// Answers Linux ignores among the packets left out.
     ignored_not_kept: u32,
