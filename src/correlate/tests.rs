@@ -936,4 +936,9 @@ fn test_a_syn_repeated_past_any_schedule_keeps_its_count_not_its_entries() {
         "{}",
         a.cause
     );
+    let finding = a.findings.iter().find(|f| f.code == "answer_ignored").map(|f| f.summary.as_str());
+    assert!(
+        finding.is_some_and(|f| f.contains("128 × RST") && f.ends_with("; 172 more past the timeline's bound.")),
+        "{finding:?}"
+    );
 }

@@ -205,8 +205,11 @@ pub(super) fn findings(a: &AttemptState) -> Vec<Finding> {
         }
     }
     if !ignored.is_empty() {
-        let listed: Vec<String> =
+        let mut listed: Vec<String> =
             ignored.iter().map(|(r, n)| if *n == 1 { r.clone() } else { format!("{n} × {r}") }).collect();
+        if a.ignored_not_kept > 0 {
+            listed.push(format!("{} more past the timeline's bound", a.ignored_not_kept));
+        }
         found.push(Finding { code: "answer_ignored", summary: format!("Linux ignored: {}.", listed.join("; ")) });
     }
     if let Some(verdict) = a.verdict.as_ref().filter(|v| matches!(v.decision, Decision::Established { via_ack: false }))
