@@ -123,19 +123,14 @@ fn second_of(record: &[u8]) -> u32 {
 }
 
 /// `record`, an IPv4 TCP segment in an Ethernet frame, made a UDP datagram: the protocol changed
-/// and the IP header's checksum computed again (RFC 791, RFC 1071).
+/// and the IP header's checksum computed again.
 fn as_udp(record: &[u8]) -> Vec<u8> {
-    let mut udp = record.to_vec();
     let ip_at = 16 + 14;
-    let header_len = usize::from(udp[ip_at] & 0x0f) * 4;
-    let ip = &mut udp[ip_at..ip_at + header_len];
-    ip[9] = 17;
-    ip[10..12].fill(0);
-    let mut sum: u32 = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let (mut header, _) = etherparse::Ipv4Header::from_slice(&record[ip_at..]).expect("an IPv4 header");
+    header.protocol = etherparse::IpNumber::UDP;
+    header.header_checksum = header.calc_header_checksum();
+    let mut udp = record.to_vec();
+    udp[ip_at..ip_at + header.header_len()].copy_from_slice(&header.to_bytes());
     udp
 }
 
