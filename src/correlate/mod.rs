@@ -300,8 +300,8 @@ pub struct Correlator {
     jump_candidate: Option<Timestamp>,
     /// When the open attempts are next checked for retirement.
     next_sweep: Timestamp,
-    /// The most attempts open at once: at it, a sweep finishes some before their time (see
-    /// [`Correlator::with_max_open`]).
+    /// The most attempts open at once: once an attempt opens to reach it, the next event sweeps
+    /// first and finishes some before their time (see [`Correlator::with_max_open`]).
     max_open: Option<usize>,
     /// Attempts finished before their time because more than `max_open` were open.
     finished_early: u64,
@@ -612,14 +612,10 @@ impl Correlator {
     #[inline]
     fn advance_clock(&mut self, ts: Timestamp) {
         self.clock = if self.jump_candidate.is_none() && !self.is_jump(ts) { ts } else { self.clock_for(ts) };
-        if self.clock > self.now {
-            self.now = self.clock;
-            if self.streaming && self.now >= self.next_sweep {
-                self.sweep();
-            }
-        }
-        // (A sweep makes room too: then this is false.)
-        if self.max_open.is_some_and(|most| self.open_attempts() >= most) {
+        self.now = self.now.max(self.clock);
+        // Due every `SWEEP_INTERVAL` of capture time, and at once when `insert` reached the most
+        // attempts open at once.
+        if self.streaming && self.now >= self.next_sweep {
             self.sweep();
         }
     }
@@ -855,6 +851,10 @@ impl Correlator {
         let (client, server, awaits) = (ends.client, ends.server, ends.awaits_client_segments);
         self.current
             .insert(ends_hash(client, server), index, awaits, |i| i != index && slot_ends[i].joins(client, server));
+        // The next event sweeps first, and makes room (see `crowd_out`).
+        if self.max_open.is_some_and(|most| self.open_attempts() >= most) {
+            self.next_sweep = Timestamp(i64::MIN);
+        }
         index
     }
 
