@@ -370,18 +370,19 @@ impl ReaderEnds<'_> {
         Ok(())
     }
 
-    /// Hands over everything finished through record `done_through` to be written out now: the
-    /// input waits. Out of line: the record loop stays as small as the compiler inlines whole.
-    #[cold]
+    /// Gives `correlator` the memory of the attempts worded since, then hands over `pending` as
+    /// [`ReaderEnds::hand_over`] does. Out of line: the record loop stays as small as the compiler
+    /// inlines whole.
     #[inline(never)]
-    fn hand_over_now(
+    fn take_spares_and_hand_over(
         &self,
         correlator: &mut Correlator,
         pending: &mut Vec<(Place, Finished)>,
         done_through: u64,
+        how: HandOver,
     ) -> anyhow::Result<()> {
         correlator.take_spares(self.spares.try_iter().flatten());
-        self.hand_over(pending, done_through, HandOver::AllNow)
+        self.hand_over(pending, done_through, how)
     }
 
     fn send(&self, handed: Handed) -> anyhow::Result<()> {
@@ -426,7 +427,7 @@ fn read_shard(
                 since_hand_over = 0;
                 let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
                 progress(Progress { bytes: read_through, packets: report.packets, attempts });
-                return ends.hand_over_now(&mut correlator, &mut pending, report.packets);
+                return ends.take_spares_and_hand_over(&mut correlator, &mut pending, report.packets, HandOver::AllNow);
             }
         };
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
@@ -456,15 +457,13 @@ fn read_shard(
             ends.attempts_found.fetch_add(found, AtomicOrdering::Relaxed);
             if pending.len() >= BATCH {
                 // (Attempts of this record may stay behind for the next batch.)
-                correlator.take_spares(ends.spares.try_iter().flatten());
-                ends.hand_over(&mut pending, number - 1, HandOver::WholeBatches)?;
+                ends.take_spares_and_hand_over(&mut correlator, &mut pending, number - 1, HandOver::WholeBatches)?;
                 since_hand_over = 0;
             }
         }
         // (One reader's words go straight out: only a merge waits for word of how far a reader is.)
         if shard.of > 1 && since_hand_over >= FLUSH_EVERY {
-            correlator.take_spares(ends.spares.try_iter().flatten());
-            ends.hand_over(&mut pending, number, HandOver::All)?;
+            ends.take_spares_and_hand_over(&mut correlator, &mut pending, number, HandOver::All)?;
             since_hand_over = 0;
         }
         Ok(())
