@@ -193,7 +193,7 @@ fn test_progress_bar_on_a_terminal_only() {
     for line in attempts {
         lines += 1;
         // What stays on screen: the text after the line's last carriage return, escapes removed.
-        let visible = without_escapes(line.rsplit('\r').next().unwrap_or(line));
+        let visible = console::strip_ansi_codes(line.rsplit('\r').next().unwrap_or(line));
         if !visible.starts_with(r#"{"kind":"attempt""#) {
             after_the_bar.push(visible);
         }
@@ -213,20 +213,6 @@ fn test_progress_bar_on_a_terminal_only() {
         assert!(shown.contains("standard input") && shown.contains("packets,"), "{command}: {shown:?}");
         assert_eq!(shown.contains(" left)"), sized, "{command}: {shown:?}");
     }
-}
-
-/// `text` without its terminal escape sequences (CSI: ESC, `[`, parameters, a final letter).
-fn without_escapes(text: &str) -> String {
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 #[test]
