@@ -1,12 +1,14 @@
 //! Wiring: runs a parsed command line against the real system and says how it ended.
 
 use std::io::{IsTerminal as _, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
 use crate::capture;
 use crate::cli::{Cli, Command, FamilyChoice, Format, LabArgs, ReplayArgs, TraceArgs};
 use crate::correlate::Finished;
+use crate::event::Timestamp;
 use crate::flow::Family;
 use crate::interrupt;
 use crate::lab::{self, LabConfig};
@@ -14,7 +16,7 @@ use crate::linux::SynTiming;
 use crate::privilege;
 use crate::render::{json, text};
 use crate::replay;
-use crate::timeline::{Attempt, Outcome, ReplaySummary, Summary, SummaryEntry};
+use crate::timeline::{Attempt, FileRead, Outcome, ReplaySummary, Summary, SummaryEntry};
 use crate::trace::{self, TraceConfig};
 
 /// How a run ended, mapped to the exit code by `main`.
@@ -307,10 +309,22 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let (mut packets, mut undecodable) = (0, 0);
     let mut damages = Vec::new();
     let mut unreadable = None;
-    for path in &args.files {
+    let files = match args.apart {
+        true => args.files.iter().map(|path| (path.as_path(), None)).collect(),
+        false => in_time_order(&args.files),
+    };
+    // The capture the last file left open, when the next continues it, and its records so far.
+    let mut goes_on = None;
+    let mut frames = 0;
+    let mut files_read = Vec::new();
+    for (i, &(path, _)) in files.iter().enumerate() {
+        // (A capture goes on only from the file before.)
+        let continues = goes_on.is_some().then(|| capture::source_name(files[i - 1].0));
         if several && args.format == Format::Text {
-            text::file_heading(out, &capture::source_name(path), style)?;
+            text::file_heading(out, &capture::source_name(path), continues.as_deref(), style)?;
         }
+        let piece =
+            replay::Piece { continues: goes_on.take(), next_begins: files.get(i + 1).and_then(|&(_, first)| first) };
         let bar = progress_bar(path);
         let mut progress = |p: replay::Progress| {
             bar.set_position(p.bytes);
@@ -325,10 +339,13 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             &mut *out
         };
         let output = replay::Output { sink: &sink, count: &mut |seen| summary.count(seen), out };
-        let result = replay::replay_file(path, replaying, bpf.as_mut(), &mut progress, output);
+        let result = replay::replay_file(path, replaying, piece, bpf.as_mut(), &mut progress, output);
         bar.finish_and_clear();
         let report = match result {
-            Ok(report) => report,
+            Ok((report, going_on)) => {
+                goes_on = going_on;
+                report
+            }
             // One unreadable file must not hide what the others hold: report it and go on.
             Err(err) if several => {
                 eprintln!("synscope: error: {err:#}");
@@ -337,6 +354,16 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             }
             Err(err) => return Err(err),
         };
+        if continues.is_none() {
+            frames = 0;
+        }
+        files_read.push(FileRead {
+            file: capture::source_name(path),
+            packets: report.packets,
+            first_frame: frames + 1,
+            continues,
+        });
+        frames += report.packets;
         packets += report.packets;
         finished_early += report.finished_early;
         undecodable += report.undecodable;
@@ -367,6 +394,9 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
     let mut summary = summary.finish(packets, undecodable, damaged, first, last);
     summary.finished_early = finished_early;
+    if several {
+        summary.files = files_read;
+    }
     if finished_early > 0 {
         eprintln!(
             "synscope: {finished_early} attempt(s) were finished before their time, on the evidence seen so far: more than {} were open at once (a SYN flood?); those whose outcome could still change have the finding decided_early; --max-open raises the bound, at about 0.8 KiB an attempt",
@@ -391,6 +421,24 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         return Err(err.context("some files could not be replayed"));
     }
     Ok(if damages.is_empty() { Status::Clean } else { Status::Failed })
+}
+
+/// The files of a replay in the order their first records' times give (standard input last, and
+/// files that cannot be read or hold no record first, as given), each with that time: pieces of a
+/// rotated capture come in the order they were written whatever their names sort as (`trace`,
+/// `trace1`, `trace10`, `trace2` ...), and each may continue the one before (see
+/// [`replay::continues`]). Only the first window of each file is read here.
+fn in_time_order(files: &[PathBuf]) -> Vec<(&Path, Option<Timestamp>)> {
+    // (Standard input is read as it comes: it has no first time to go by, and never continues.)
+    let mut files: Vec<(&Path, Option<Timestamp>)> = files
+        .iter()
+        .map(|path| {
+            let first = (!capture::is_stdin(path)).then(|| capture::first_record_time(path).ok().flatten()).flatten();
+            (path.as_path(), first)
+        })
+        .collect();
+    files.sort_by_key(|&(path, first)| (capture::is_stdin(path), first));
+    files
 }
 
 /// What `replay` shows of each attempt (on the thread that words them), and its summary.

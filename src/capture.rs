@@ -269,6 +269,22 @@ fn stream<const TELL_WAITING: bool>(
     Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
 }
 
+/// The time of the first record of the capture file at `path`, read from its first window only;
+/// `None` when it holds no record. Fails as [`stream_file`] does.
+pub fn first_record_time(path: &Path) -> anyhow::Result<Option<Timestamp>> {
+    /// Stops the stream at its first record.
+    #[derive(Debug, thiserror::Error)]
+    #[error("first record found")]
+    struct Found(Timestamp);
+    match stream_file(path, |record, _| Err(Found(record.ts).into())) {
+        Ok(_) => Ok(None),
+        Err(err) => match err.downcast::<Found>() {
+            Ok(Found(ts)) => Ok(Some(ts)),
+            Err(err) => Err(err),
+        },
+    }
+}
+
 /// Reads and decodes `path` whole, keeping every event (for small files: tests, lab captures).
 /// Fails only when the file cannot be read or is not a capture at all; damage part-way through is
 /// reported in [`FileCapture::damage`] with everything before it kept.

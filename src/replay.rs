@@ -149,6 +149,37 @@ impl Default for Replaying {
 /// evidence (a duplicate SYN-ACK or RST).
 pub const DEFAULT_MAX_OPEN: usize = 25_000;
 
+/// A capture that goes on in the next file (see [`continues`]): the attempts its readers hold
+/// open, in reader order, the records read so far (frames number on across its files, as in the
+/// files joined by `mergecap -a`), and its latest time.
+#[derive(Debug)]
+pub struct GoesOn {
+    correlators: Vec<Correlator>,
+    frames: u64,
+    last_ts: Timestamp,
+}
+
+/// Where a file stands among the files a replay reads: the capture a file before it left open, and
+/// when the file after it begins, if that file may continue it.
+#[derive(Debug, Default)]
+pub struct Piece {
+    /// The capture this file continues.
+    pub continues: Option<GoesOn>,
+    /// The time of the next file's first record.
+    pub next_begins: Option<Timestamp>,
+}
+
+/// Whether a file whose first record is at `next_begins` continues a capture whose latest record
+/// is at `last`: pieces of one capture that `tcpdump -C`, `-G` or `-W` rotated (or `editcap -c`
+/// cut), where an attempt that starts in one piece finishes in the next. It must begin no earlier
+/// than `last` (two captures of the same moment, from two hosts say, are two captures), and within
+/// the deadline `timing` gives a SYN: past it, nothing the next file holds can change an attempt
+/// the capture left open, and a file that far later says nothing of the time between.
+pub fn continues(last: Timestamp, next_begins: Timestamp, timing: &SynTiming) -> bool {
+    let gap = next_begins.since(last);
+    gap.0 >= 0 && gap <= timing.schedule().deadline
+}
+
 /// Replays `path` (or standard input, see [`capture::STDIN`], which one reader reads) with
 /// `replaying.readers` readers (at least one), writing what the sink shows of each attempt once
 /// the attempt is finished (see `correlate::retire`), in the order one correlator finishes them:
@@ -158,15 +189,34 @@ pub const DEFAULT_MAX_OPEN: usize = 25_000;
 /// `progress` hears how far the reading has come now and then; `bpf` keeps only the records it
 /// passes, as tcpdump would. When a pipe waits for its writer, everything finished so far is
 /// written out.
+///
+/// `piece` joins files into one capture: the file takes on the attempts the capture it continues
+/// left open (with as many readers as that capture had), numbering its records on from there; and
+/// when the next file [`continues`] this one, the attempts still open are not finished at the end
+/// of this file but returned, to go on in the next.
 pub fn replay_file<S: Sink>(
     path: &Path,
     replaying: Replaying,
+    piece: Piece,
     bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
     output: Output<'_, S>,
-) -> anyhow::Result<FileReport> {
-    // Standard input can be read only once: one reader.
-    let readers = if capture::is_stdin(path) { 1 } else { replaying.readers.max(1) };
+) -> anyhow::Result<(FileReport, Option<GoesOn>)> {
+    let Piece { continues: before, next_begins } = piece;
+    // Standard input can be read only once: one reader. A capture goes on with the readers it had.
+    let readers = match &before {
+        Some(before) => before.correlators.len(),
+        None if capture::is_stdin(path) => 1,
+        None => replaying.readers.max(1),
+    };
+    let (frames_before, last_before) = before.as_ref().map_or((0, None), |b| (b.frames, Some(b.last_ts)));
+    let mut correlators = before.map(|b| b.correlators).unwrap_or_default().into_iter();
+    let mut start = move || Start {
+        correlator: correlators.next(),
+        frames_before,
+        last_before,
+        next_begins: if capture::is_stdin(path) { None } else { next_begins },
+    };
     // Each reader holds its share of the flows, and of the attempts open at once.
     let each = Replaying { readers, max_open: replaying.max_open.div_ceil(readers), ..replaying };
     let Output { sink, count, out } = output;
@@ -209,21 +259,23 @@ pub fn replay_file<S: Sink>(
         };
         let mut reader_ends = reader_ends.into_iter();
         let first_ends = reader_ends.next();
+        let first_start = start();
         let mut others = Vec::new();
         for (i, ends) in reader_ends.enumerate() {
             let shard = Shard { index: i + 1, of: readers };
             let expression = expression.clone();
+            let start = start();
             let reader = std::thread::Builder::new().name(format!("synscope-read-{}", shard.index)).spawn_scoped(
                 scope,
-                move || -> anyhow::Result<FileReport> {
+                move || -> anyhow::Result<(FileReport, Option<Correlator>)> {
                     let mut bpf = expression.as_deref().map(BpfFilter::new).transpose()?;
-                    read_shard(path, each, shard, bpf.as_mut(), &mut |_| {}, ends)
+                    read_shard(path, each, start, shard, bpf.as_mut(), &mut |_| {}, ends)
                 },
             )?;
             others.push(reader);
         }
         let first = match first_ends {
-            Some(ends) => read_shard(path, each, Shard { index: 0, of: readers }, bpf, progress, ends),
+            Some(ends) => read_shard(path, each, first_start, Shard { index: 0, of: readers }, bpf, progress, ends),
             None => Err(anyhow::anyhow!("no reader")),
         };
         let mut reports = vec![first];
@@ -239,14 +291,31 @@ pub fn replay_file<S: Sink>(
             worder.join().map_err(|_| anyhow::anyhow!("a thread wording attempts panicked"))??;
         }
         let mut reports = reports.into_iter();
-        let mut report = reports.next().unwrap_or_else(|| Err(anyhow::anyhow!("no reader")))?;
+        let (mut report, going_on) = reports.next().unwrap_or_else(|| Err(anyhow::anyhow!("no reader")))?;
+        let mut correlators: Vec<Correlator> = going_on.into_iter().collect();
         for other in reports {
-            let other = other?;
+            let (other, going_on) = other?;
             report.attempts += other.attempts;
             report.finished_early += other.finished_early;
+            correlators.extend(going_on);
         }
-        Ok(report)
+        // Every reader decides alike, on the same records: all go on, or none.
+        let goes_on = (correlators.len() == readers).then(|| GoesOn {
+            correlators,
+            frames: frames_before + report.packets,
+            last_ts: report.last_ts.max(last_before).unwrap_or_default(),
+        });
+        Ok((report, goes_on))
     })
+}
+
+/// How a reader of [`replay_file`] starts: with the correlator of the capture its file continues,
+/// if any, whose records came before; and when the next file begins, if it may continue this one.
+struct Start {
+    correlator: Option<Correlator>,
+    frames_before: u64,
+    last_before: Option<Timestamp>,
+    next_begins: Option<Timestamp>,
 }
 
 /// Which part of the flows a reading thread holds.
@@ -397,12 +466,17 @@ impl ReaderEnds<'_> {
 fn read_shard(
     path: &Path,
     replaying: Replaying,
+    start: Start,
     shard: Shard,
     mut bpf: Option<&mut BpfFilter>,
     progress: &mut dyn FnMut(Progress),
     ends: ReaderEnds<'_>,
-) -> anyhow::Result<FileReport> {
-    let mut correlator = Correlator::streaming(replaying.timing).with_max_open(replaying.max_open);
+) -> anyhow::Result<(FileReport, Option<Correlator>)> {
+    let Start { correlator, frames_before, last_before, next_begins } = start;
+    let continuing = correlator.is_some();
+    let mut correlator =
+        correlator.unwrap_or_else(|| Correlator::streaming(replaying.timing).with_max_open(replaying.max_open));
+    let early_before = correlator.finished_early();
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
@@ -427,7 +501,8 @@ fn read_shard(
                 since_hand_over = 0;
                 let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
                 progress(Progress { bytes: read_through, packets: report.packets, attempts });
-                return ends.take_spares_and_hand_over(&mut correlator, &mut pending, report.packets, HandOver::AllNow);
+                let done_through = frames_before + report.packets;
+                return ends.take_spares_and_hand_over(&mut correlator, &mut pending, done_through, HandOver::AllNow);
             }
         };
         if report.packets % INTERRUPT_EVERY == 0 && crate::interrupt::requested() {
@@ -445,7 +520,7 @@ fn read_shard(
                 return Ok(());
             }
         }
-        let number = report.packets;
+        let number = frames_before + report.packets;
         take_record(&mut correlator, shard, &record, number, &mut report);
         since_hand_over += 1;
         if correlator.has_finished() {
@@ -471,19 +546,41 @@ fn read_shard(
     if report.packets > 0 {
         (report.first_ts, report.last_ts) = (Some(first_ts), Some(last_ts));
     }
+    // The capture's latest time, in this file or in those it continues.
+    let capture_last = report.last_ts.max(last_before);
     let end = match streamed {
         Err(err) => match err.downcast::<Stopped>() {
             Ok(Stopped(at)) => {
                 report.interrupted_at = Some(at);
                 capture::StreamEnd { damage: None, bytes: at }
             }
+            // The attempts the files before left open are not lost with this one (it could not be
+            // read after all): they end where the capture's evidence does. (An error handing them
+            // over is the output's, which the join reports.)
+            Err(err) if continuing => {
+                let mut in_turn = 0;
+                let rest = correlator.close(capture_last.unwrap_or_default());
+                pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
+                let _ = ends.hand_over(&mut pending, u64::MAX, HandOver::All);
+                return Err(err);
+            }
             Err(err) => return Err(err),
         },
         Ok(end) => end,
     };
     report.damage = end.damage;
-    report.finished_early = correlator.finished_early();
-    let rest = correlator.close(report.last_ts.unwrap_or_default());
+    report.finished_early = correlator.finished_early() - early_before;
+    // The next file continues this capture: what is still open goes on there.
+    let goes_on = report.damage.is_none()
+        && report.interrupted_at.is_none()
+        && capture_last.zip(next_begins).is_some_and(|(last, next)| continues(last, next, &replaying.timing));
+    if goes_on {
+        ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
+        let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
+        progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
+        return Ok((report, Some(correlator)));
+    }
+    let rest = correlator.close(capture_last.unwrap_or_default());
     report.attempts += rest.len() as u64;
     ends.attempts_found.fetch_add(rest.len() as u64, AtomicOrdering::Relaxed);
     let mut in_turn = 0;
@@ -491,7 +588,7 @@ fn read_shard(
     ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
     let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
     progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
-    Ok(report)
+    Ok((report, None))
 }
 
 /// A wording thread of [`replay_file`]: words the attempts its reader hands over and passes them,
@@ -699,6 +796,21 @@ fn merge<Seen>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Span;
+
+    #[test]
+    fn test_a_file_continues_a_capture_from_its_end_to_the_syn_deadline() {
+        let last = Timestamp::from_parts(1_000, 0);
+        let default = SynTiming::default();
+        assert!(continues(last, last, &default), "at once: the next record of the same capture");
+        assert!(!continues(last, Timestamp(last.0 - 1), &default), "overlapping: another capture");
+        assert!(continues(last, last.plus(Span::from_secs(131)), &default), "up to Linux 6.5's 131 s deadline");
+        assert!(!continues(last, Timestamp(last.0 + 131_000_000_001), &default), "past it");
+        // With tcp_syn_retries=2 a SYN waits 7 s at most.
+        let short = SynTiming { syn_retries: 2, ..default };
+        assert!(continues(last, last.plus(Span::from_secs(7)), &short));
+        assert!(!continues(last, last.plus(Span::from_secs(8)), &short));
+    }
 
     fn swept(record: u64, start: i64, frame: u64) -> Place {
         Place { record, by_event: false, first: start, second: frame }

@@ -387,6 +387,26 @@ pub struct Summary {
     /// change have the finding `decided_early`.
     #[serde(skip_serializing_if = "is_zero")]
     pub finished_early: u64,
+    /// Replay of several files: each, in the order read (of their first records' times), with
+    /// where its records start in the frame numbers of its capture.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRead>,
+}
+
+/// One of the files a replay read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileRead {
+    /// The file's path as given.
+    pub file: String,
+    /// Records read.
+    pub packets: u64,
+    /// The frame number of its first record: 1, unless it continues the capture of the file
+    /// before it, whose frames it numbers on from.
+    pub first_frame: u64,
+    /// The file whose capture it continues (see `replay::continues`): attempts may start there
+    /// and finish here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continues: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -419,6 +439,7 @@ impl Summary {
             dropped: None,
             damaged,
             finished_early: 0,
+            files: Vec::new(),
         }
     }
 
@@ -621,6 +642,7 @@ impl ReplaySummary {
             dropped: None,
             damaged,
             finished_early: 0,
+            files: Vec::new(),
         }
     }
 }

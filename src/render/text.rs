@@ -262,8 +262,11 @@ pub fn lab_table(w: &mut dyn Write, rows: &[[String; 5]], style: Style) -> io::R
 }
 
 /// Writes the heading that separates files when several are replayed.
-pub fn file_heading(w: &mut dyn Write, file: &str, style: Style) -> io::Result<()> {
-    writeln!(w, "{}", style.bold(&format!("══ {file}")))
+pub fn file_heading(w: &mut dyn Write, file: &str, continues: Option<&str>, style: Style) -> io::Result<()> {
+    match continues {
+        Some(before) => writeln!(w, "{}", style.bold(&format!("══ {file} (continues the capture of {before})"))),
+        None => writeln!(w, "{}", style.bold(&format!("══ {file}"))),
+    }
 }
 
 /// Writes the summary table: attempts per outcome and per errno.

@@ -10,6 +10,7 @@ mod help;
 mod live;
 mod props;
 mod purity;
+mod rotated;
 mod stdin;
 mod synth;
 mod util;

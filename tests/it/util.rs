@@ -44,12 +44,23 @@ pub fn replay(path: &Path) -> (Vec<Attempt>, replay::FileReport) {
 
 /// Replays a capture file on `threads` reading threads.
 pub fn replay_on(path: &Path, threads: usize) -> (Vec<Attempt>, replay::FileReport) {
+    let replaying = replay::Replaying { readers: threads, ..replay::Replaying::default() };
+    let (kept, replayed) = replay_piece(path, replaying, replay::Piece::default());
+    let (report, _) = replayed.unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    (kept, report)
+}
+
+/// Replays one file of a capture that may go on over several (see [`replay::Piece`]): the attempts
+/// it shows, and what [`replay::replay_file`] returns.
+pub fn replay_piece(
+    path: &Path,
+    replaying: replay::Replaying,
+    piece: replay::Piece,
+) -> (Vec<Attempt>, anyhow::Result<(replay::FileReport, Option<replay::GoesOn>)>) {
     let mut kept = Vec::new();
     let output = replay::Output { sink: &Keep, count: &mut |attempt| kept.push(attempt), out: &mut std::io::sink() };
-    let replaying = replay::Replaying { readers: threads, ..replay::Replaying::default() };
-    let report = replay::replay_file(path, replaying, None, &mut |_| {}, output)
-        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    (kept, report)
+    let replayed = replay::replay_file(path, replaying, piece, None, &mut |_| {}, output);
+    (kept, replayed)
 }
 
 /// Keeps every attempt a replay shows, and checks on the way that the hand-written JSON writer gives
