@@ -309,7 +309,8 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let (mut packets, mut undecodable) = (0, 0);
     let mut damages = Vec::new();
     let mut unreadable = None;
-    let files = match args.apart {
+    // (One file needs no order, nor a look at its first record.)
+    let files = match args.apart || !several {
         true => args.files.iter().map(|path| (path.as_path(), None)).collect(),
         false => in_time_order(&args.files),
     };
