@@ -160,7 +160,8 @@ pub struct GoesOn {
 }
 
 /// Where a file stands among the files a replay reads: the capture a file before it left open, and
-/// when the file after it begins, if that file may continue it.
+/// when the file after it begins, if that file may continue it. (Standard input, read as it comes
+/// and by one reader, neither continues a capture nor goes on.)
 #[derive(Debug, Default)]
 pub struct Piece {
     /// The capture this file continues.
@@ -203,6 +204,7 @@ pub fn replay_file<S: Sink>(
     output: Output<'_, S>,
 ) -> anyhow::Result<(FileReport, Option<GoesOn>)> {
     let Piece { continues: before, next_begins } = piece;
+    debug_assert!(before.is_none() || !capture::is_stdin(path), "standard input continues no capture");
     // Standard input can be read only once: one reader. A capture goes on with the readers it had.
     let readers = match &before {
         Some(before) => before.correlators.len(),
