@@ -1,8 +1,8 @@
 //! Capture input: reads a capture file, or captures live with libpcap, into time-stamped packet
 //! events for the correlator.
 
-use std::io::Read as _;
-use std::os::fd::AsFd;
+use std::io::{Read, Seek as _};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -81,10 +81,78 @@ pub struct StreamEnd {
     pub bytes: u64,
 }
 
+/// What a capture is read from: a file or standard input as it is, or a gzip-compressed file
+/// (`tcpdump -z gzip` compresses each piece it rotates out), decompressed as it is read.
+enum Input {
+    Plain(std::fs::File),
+    Gzip {
+        /// (All the members of the file, as `zcat` reads them: RFC 1952 allows several.)
+        /// (Boxed: its state is hundreds of bytes, a file four.)
+        decoder: Box<flate2::read::MultiGzDecoder<std::fs::File>>,
+        /// Why decompression stopped: the compressed file is truncated or corrupt. Reading then
+        /// ends there, as at the end of a file, and this is the capture's damage.
+        broken: Option<std::io::Error>,
+    },
+}
+
+/// The first two bytes of a gzip file (RFC 1952 2.3.1: ID1, ID2).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl Input {
+    /// Opens the capture at `path` (see [`open_source`]), decompressing a file that starts with
+    /// gzip's magic. Standard input is read as it is: a pipe cannot be looked at and read again.
+    fn open(path: &Path) -> std::io::Result<Input> {
+        let mut file = open_source(path)?;
+        if is_stdin(path) || !is_gzip(&mut file)? {
+            return Ok(Input::Plain(file));
+        }
+        Ok(Input::Gzip { decoder: Box::new(flate2::read::MultiGzDecoder::new(file)), broken: None })
+    }
+
+    /// The descriptor a wait for more input polls.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Input::Plain(file) => file.as_fd(),
+            Input::Gzip { decoder, .. } => decoder.get_ref().as_fd(),
+        }
+    }
+}
+
+impl Read for Input {
+    /// A file's read; a compressed file's fills `buf` as a file's does, but at its end, so that a
+    /// short read still means a pipe emptied (see [`Window::refill`]), and ends early where the
+    /// decompression breaks.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Input::Plain(file) => file.read(buf),
+            Input::Gzip { decoder, broken } => {
+                let mut filled = 0;
+                while filled < buf.len() && broken.is_none() {
+                    match decoder.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => *broken = Some(e),
+                    }
+                }
+                Ok(filled)
+            }
+        }
+    }
+}
+
+/// Whether `file` starts with gzip's magic; it is left at its start either way.
+fn is_gzip(file: &mut std::fs::File) -> std::io::Result<bool> {
+    let mut magic = Vec::with_capacity(2);
+    file.by_ref().take(2).read_to_end(&mut magic)?;
+    file.rewind()?;
+    Ok(magic == GZIP_MAGIC)
+}
+
 /// A window on a file: the bytes from file offset `base` to `base + end` sit in `buf[..end]`.
 struct Window {
-    /// A file, or standard input, which may be a pipe.
-    input: std::fs::File,
+    /// A file, a compressed file, or standard input, which may be a pipe.
+    input: Input,
     buf: Vec<u8>,
     base: usize,
     end: usize,
@@ -178,10 +246,14 @@ pub fn open_source(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// The size of the capture at `path` when it is known before reading: a file's, or standard
-/// input's when it is a file (`< capture.pcap`); `None` for a pipe.
+/// input's when it is a file (`< capture.pcap`); `None` for a pipe, and for a compressed file,
+/// whose capture is larger than the file by a ratio only reading finds.
 pub fn source_size(path: &Path) -> Option<u64> {
-    let metadata = if is_stdin(path) { open_source(path).and_then(|f| f.metadata()) } else { std::fs::metadata(path) };
-    metadata.ok().filter(|m| m.is_file()).map(|m| m.len())
+    let mut file = open_source(path).ok()?;
+    if !is_stdin(path) && is_gzip(&mut file).ok()? {
+        return None;
+    }
+    file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len())
 }
 
 /// What [`stream_source`] hands its consumer.
@@ -230,15 +302,26 @@ fn stream<const TELL_WAITING: bool>(
     mut on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
     let cannot_read = || format!("cannot read {}", source_name(path));
-    let input = open_source(path).with_context(cannot_read)?;
+    let input = Input::open(path).with_context(cannot_read)?;
     let mut window = Window { input, buf: vec![0; READ_SIZE], base: 0, end: 0, eof: false, drained: false };
     // The first bytes, enough for a pcap file header (a pcapng section header block longer than
     // what has come is asked for again below, like any block).
     while window.end < 24 && !window.eof {
         window.refill(0, 24).with_context(cannot_read)?;
     }
-    let (mut stream, _) =
-        CaptureStream::new(window.from(0)).with_context(|| format!("cannot replay {}", source_name(path)))?;
+    if let (Input::Gzip { broken: Some(err), .. }, true) = (&window.input, window.end < 24) {
+        anyhow::bail!(
+            "cannot replay {}: its gzip compression breaks off before the capture begins ({err})",
+            source_name(path)
+        );
+    }
+    let (mut stream, _) = CaptureStream::new(window.from(0)).with_context(|| match window.from(0) {
+        [0x1f, 0x8b, ..] => format!(
+            "cannot replay {}: it is compressed with gzip; give the file's name, or pipe it through zcat",
+            source_name(path)
+        ),
+        _ => format!("cannot replay {}", source_name(path)),
+    })?;
     // Whether the consumer heard that the input waits (then it hears again only after a while).
     let mut told_waiting = false;
     let damage = loop {
@@ -266,7 +349,16 @@ fn stream<const TELL_WAITING: bool>(
         };
         on_streamed(streamed)?;
     };
-    Ok(StreamEnd { damage, bytes: (window.base + window.end) as u64 })
+    let bytes = window.base + window.end;
+    // A compressed file that breaks off ends its capture there, whole record or not: that is the damage.
+    let damage = match &window.input {
+        Input::Gzip { broken: Some(err), .. } => Some(FileError::Corrupt {
+            offset: bytes,
+            what: format!("the gzip compression breaks off here ({err}); the capture is read up to this byte"),
+        }),
+        _ => damage,
+    };
+    Ok(StreamEnd { damage, bytes: bytes as u64 })
 }
 
 /// The time of the first record of the capture file at `path`, read from its first window only;

@@ -191,8 +191,8 @@ fn parse_max_open(s: &str) -> Result<usize, String> {
 /// Arguments of `synscope replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The capture files (pcap or pcapng); `-` reads one from standard input, e.g.
-    /// `zcat big.pcap.gz | synscope replay -`. Several are read in the order of their first
+    /// The capture files (pcap or pcapng, gzip-compressed or not); `-` reads one from standard
+    /// input, e.g. `ssh host tcpdump -w - | synscope replay -`. Several are read in the order of their first
     /// packets, and a file that begins where the one before ends (within the 131 s a SYN can wait)
     /// continues its capture: the pieces of a rotated capture (`tcpdump -C`/`-G`) replay as one.
     #[arg(required = true, value_name = "FILE")]

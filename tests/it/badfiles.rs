@@ -59,6 +59,14 @@ fn two_link_types() -> Vec<u8> {
     f
 }
 
+/// `bytes` compressed with gzip at `level`, as one member.
+fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    encoder.write_all(bytes).expect("compress");
+    encoder.finish().expect("compress")
+}
+
 struct Case {
     name: &'static str,
     bytes: Vec<u8>,
@@ -126,6 +134,40 @@ fn cases() -> Vec<Case> {
             outcomes: &[],
         },
         Case {
+            name: "compressed with gzip",
+            bytes: gzip(&refused, flate2::Compression::default()),
+            exit: 0,
+            says: "",
+            outcomes: &["refused"],
+        },
+        Case {
+            // As `cat a.gz b.gz` makes, or a compressor writing in pieces: zcat reads both.
+            name: "gzip in two members",
+            bytes: whole(
+                gzip(&refused[..50], flate2::Compression::fast()),
+                &gzip(&refused[50..], flate2::Compression::best()),
+            ),
+            exit: 0,
+            says: "",
+            outcomes: &["refused"],
+        },
+        Case {
+            // Stored blocks (no compression) put the capture's bytes at known places: cut 20 bytes
+            // before its end, the RST is lost, as in "truncated in a packet".
+            name: "gzip cut short",
+            bytes: gzip(&refused, flate2::Compression::none())[..10 + 5 + refused.len() - 20].to_vec(),
+            exit: 1,
+            says: "the gzip compression breaks off here",
+            outcomes: &["timed_out"],
+        },
+        Case {
+            name: "gzip's magic, then no gzip",
+            bytes: whole(vec![0x1f, 0x8b, 0, 0], b"GET / HTTP/1.1\r\n"),
+            exit: 2,
+            says: "its gzip compression breaks off before the capture begins",
+            outcomes: &[],
+        },
+        Case {
             name: "pcapng, two interfaces of different link types",
             bytes: two_link_types(),
             exit: 0,
@@ -163,4 +205,20 @@ fn test_bad_files_give_one_clear_line_and_keep_what_was_read() {
             assert_eq!(summary.get("damaged").is_some(), case.exit == 1, "{name}: {summary}");
         }
     }
+}
+
+#[test]
+fn test_a_compressed_capture_on_standard_input_says_to_decompress_it() {
+    let refused = std::fs::read(crate::util::root().join("fixtures/refused-v4.pcap")).expect("fixture");
+    let mut child = crate::util::spawn_replay(&["-"]);
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, &gzip(&refused, flate2::Compression::default())).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("standard input: it is compressed with gzip; give the file's name, or pipe it through zcat"),
+        "{stderr}"
+    );
 }

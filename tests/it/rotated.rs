@@ -116,6 +116,23 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
         }
     }
 
+    // Pieces that `tcpdump -z gzip` compressed as it rotated them out: the same.
+    let compressed = dir.path().join("gz");
+    std::fs::create_dir(&compressed).expect("mkdir");
+    let gzipped: Vec<PathBuf> = pieces
+        .iter()
+        .map(|piece| {
+            use std::io::Write as _;
+            let path = compressed.join(format!("{}.gz", piece.file_name().expect("a name").to_string_lossy()));
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&std::fs::read(piece).expect("read piece")).expect("compress");
+            std::fs::write(&path, encoder.finish().expect("compress")).expect("write");
+            path
+        })
+        .collect();
+    let gzipped: Vec<&Path> = gzipped.iter().map(PathBuf::as_path).collect();
+    assert!(replayed(&gzipped, &[]).0 == whole, "compressed pieces read as one capture show the whole's attempts");
+
     // The text output says where a file takes the capture on.
     let text = Command::new(env!("CARGO_BIN_EXE_synscope"))
         .args(["replay", "--color", "never"])
