@@ -326,7 +326,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         }
         let piece =
             replay::Piece { continues: goes_on.take(), next_begins: files.get(i + 1).and_then(|&(_, first)| first) };
-        let bar = progress_bar(path);
+        let bar = progress_bar(path, several.then_some((i + 1, files.len())));
         let mut progress = |p: replay::Progress| {
             bar.set_position(p.bytes);
             bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
@@ -503,8 +503,8 @@ impl Write for BesideBar<'_> {
 }
 
 /// A progress bar on stderr (bytes read, packets, attempts so far) when stderr is a terminal;
-/// hidden otherwise, so logs and pipes stay clean.
-fn progress_bar(path: &std::path::Path) -> indicatif::ProgressBar {
+/// hidden otherwise, so logs and pipes stay clean. `of_files`: which file it is of how many.
+fn progress_bar(path: &std::path::Path, of_files: Option<(usize, usize)>) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
@@ -524,6 +524,10 @@ fn progress_bar(path: &std::path::Path) -> indicatif::ProgressBar {
         Some(name) if !capture::is_stdin(path) => name.to_string_lossy().into_owned(),
         _ => capture::source_name(path),
     };
-    bar.set_prefix(name);
+    match of_files {
+        // (Which of the files: a rotated capture may come in hundreds of pieces.)
+        Some((nth, of)) => bar.set_prefix(format!("{name} ({nth}/{of})")),
+        None => bar.set_prefix(name),
+    }
     bar
 }

@@ -213,6 +213,16 @@ fn test_progress_bar_on_a_terminal_only() {
         assert!(shown.contains("standard input") && shown.contains("packets,"), "{command}: {shown:?}");
         assert_eq!(shown.contains(" left)"), sized, "{command}: {shown:?}");
     }
+    // Several files: each bar says which file of how many (the second, compressed, is a copy).
+    let gz = dir.path().join("synth.pcap.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &std::fs::read(&pcap).expect("read")).expect("compress");
+    std::fs::write(&gz, encoder.finish().expect("compress")).expect("write");
+    let command = format!("{bin} replay --format json {} {} > /dev/null", pcap.display(), gz.display());
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(tty.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("synth.pcap (1/2)") && shown.contains("synth.pcap.gz (2/2)"), "{shown:?}");
 }
 
 #[test]
