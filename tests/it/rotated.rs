@@ -132,6 +132,13 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
         .collect();
     let gzipped: Vec<&Path> = gzipped.iter().map(PathBuf::as_path).collect();
     assert!(replayed(&gzipped, &[]).0 == whole, "compressed pieces read as one capture show the whole's attempts");
+    // The whole compressed, decompressed in many chunks whose ends fall inside records.
+    let whole_gz = compressed.join("whole.pcap.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &pcap).expect("compress");
+    std::fs::write(&whole_gz, encoder.finish().expect("compress")).expect("write");
+    assert!(pcap.len() > 8 << 18, "more than eight chunks of 256 KiB: {}", pcap.len());
+    assert!(replayed(&[&whole_gz], &[]).0 == whole, "the whole compressed shows the whole's attempts");
 
     // The text output says where a file takes the capture on.
     let text = Command::new(env!("CARGO_BIN_EXE_synscope"))
