@@ -129,7 +129,7 @@ impl Read for Input {
                     let ahead = &inflating.chunk[inflating.at..];
                     if ahead.is_empty() {
                         match inflating.next_chunk() {
-                            Some(Ok(())) => continue,
+                            Some(Ok(())) => {}
                             Some(Err(err)) => *broken = Some(err),
                             None => break,
                         }

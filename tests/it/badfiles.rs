@@ -59,14 +59,6 @@ fn two_link_types() -> Vec<u8> {
     f
 }
 
-/// `bytes` compressed with gzip at `level`, as one member.
-fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
-    encoder.write_all(bytes).expect("compress");
-    encoder.finish().expect("compress")
-}
-
 struct Case {
     name: &'static str,
     bytes: Vec<u8>,
@@ -135,7 +127,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "compressed with gzip",
-            bytes: gzip(&refused, flate2::Compression::default()),
+            bytes: crate::util::gzip(&refused, flate2::Compression::default()),
             exit: 0,
             says: "",
             outcomes: &["refused"],
@@ -144,8 +136,8 @@ fn cases() -> Vec<Case> {
             // As `cat a.gz b.gz` makes, or a compressor writing in pieces: zcat reads both.
             name: "gzip in two members",
             bytes: whole(
-                gzip(&refused[..50], flate2::Compression::fast()),
-                &gzip(&refused[50..], flate2::Compression::best()),
+                crate::util::gzip(&refused[..50], flate2::Compression::fast()),
+                &crate::util::gzip(&refused[50..], flate2::Compression::best()),
             ),
             exit: 0,
             says: "",
@@ -155,7 +147,7 @@ fn cases() -> Vec<Case> {
             // Stored blocks (no compression) put the capture's bytes at known places: cut 20 bytes
             // before its end, the RST is lost, as in "truncated in a packet".
             name: "gzip cut short",
-            bytes: gzip(&refused, flate2::Compression::none())[..10 + 5 + refused.len() - 20].to_vec(),
+            bytes: crate::util::gzip(&refused, flate2::Compression::none())[..10 + 5 + refused.len() - 20].to_vec(),
             exit: 1,
             says: "the gzip compression breaks off here",
             outcomes: &["timed_out"],
@@ -212,7 +204,7 @@ fn test_a_compressed_capture_on_standard_input_says_to_decompress_it() {
     let refused = std::fs::read(crate::util::root().join("fixtures/refused-v4.pcap")).expect("fixture");
     let mut child = crate::util::spawn_replay(&["-"]);
     let mut stdin = child.stdin.take().expect("stdin");
-    std::io::Write::write_all(&mut stdin, &gzip(&refused, flate2::Compression::default())).expect("write");
+    std::io::Write::write_all(&mut stdin, &crate::util::gzip(&refused, flate2::Compression::default())).expect("write");
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);

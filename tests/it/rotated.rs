@@ -122,11 +122,9 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
     let gzipped: Vec<PathBuf> = pieces
         .iter()
         .map(|piece| {
-            use std::io::Write as _;
             let path = compressed.join(format!("{}.gz", piece.file_name().expect("a name").to_string_lossy()));
-            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            encoder.write_all(&std::fs::read(piece).expect("read piece")).expect("compress");
-            std::fs::write(&path, encoder.finish().expect("compress")).expect("write");
+            let piece = std::fs::read(piece).expect("read piece");
+            std::fs::write(&path, crate::util::gzip(&piece, flate2::Compression::fast())).expect("write");
             path
         })
         .collect();
@@ -134,9 +132,7 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
     assert!(replayed(&gzipped, &[]).0 == whole, "compressed pieces read as one capture show the whole's attempts");
     // The whole compressed, decompressed in many chunks whose ends fall inside records.
     let whole_gz = compressed.join("whole.pcap.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut encoder, &pcap).expect("compress");
-    std::fs::write(&whole_gz, encoder.finish().expect("compress")).expect("write");
+    std::fs::write(&whole_gz, crate::util::gzip(&pcap, flate2::Compression::fast())).expect("write");
     assert!(pcap.len() > 8 << 18, "more than eight chunks of 256 KiB: {}", pcap.len());
     assert!(replayed(&[&whole_gz], &[]).0 == whole, "the whole compressed shows the whole's attempts");
 

@@ -215,9 +215,8 @@ fn test_progress_bar_on_a_terminal_only() {
     }
     // Several files: each bar says which file of how many (the second, compressed, is a copy).
     let gz = dir.path().join("synth.pcap.gz");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut encoder, &std::fs::read(&pcap).expect("read")).expect("compress");
-    std::fs::write(&gz, encoder.finish().expect("compress")).expect("write");
+    let bytes = std::fs::read(&pcap).expect("read");
+    std::fs::write(&gz, crate::util::gzip(&bytes, flate2::Compression::fast())).expect("write");
     let command = format!("{bin} replay --format json {} {} > /dev/null", pcap.display(), gz.display());
     let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
     let shown = String::from_utf8_lossy(&tty.stdout);

@@ -23,6 +23,14 @@ pub fn spawn_replay<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Chil
         .expect("spawn")
 }
 
+/// `bytes` compressed with gzip at `level`, as one member (as `gzip` and `tcpdump -z gzip` write).
+pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+    encoder.write_all(bytes).expect("compress");
+    encoder.finish().expect("compress")
+}
+
 /// Whether this run is CI's, where nothing may be skipped.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
