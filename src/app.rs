@@ -314,13 +314,13 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         true => args.files.iter().map(|path| (path.as_path(), None)).collect(),
         false => in_time_order(&args.files),
     };
-    // The capture the last file left open, when the next continues it, and its records so far.
-    let mut goes_on = None;
-    let mut frames = 0;
+    // The capture the last file left open, when the next continues it.
+    let mut goes_on: Option<replay::GoesOn> = None;
     let mut files_read = Vec::new();
     for (i, &(path, _)) in files.iter().enumerate() {
         // (A capture goes on only from the file before.)
         let continues = goes_on.is_some().then(|| capture::source_name(files[i - 1].0));
+        let first_frame = goes_on.as_ref().map_or(0, replay::GoesOn::frames) + 1;
         if several && args.format == Format::Text {
             text::file_heading(out, &capture::source_name(path), continues.as_deref(), style)?;
         }
@@ -355,16 +355,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
             }
             Err(err) => return Err(err),
         };
-        if continues.is_none() {
-            frames = 0;
-        }
-        files_read.push(FileRead {
-            file: capture::source_name(path),
-            packets: report.packets,
-            first_frame: frames + 1,
-            continues,
-        });
-        frames += report.packets;
+        files_read.push(FileRead { file: capture::source_name(path), packets: report.packets, first_frame, continues });
         packets += report.packets;
         finished_early += report.finished_early;
         undecodable += report.undecodable;

@@ -159,6 +159,13 @@ pub struct GoesOn {
     last_ts: Timestamp,
 }
 
+impl GoesOn {
+    /// Records read so far, in all the capture's files: the next file's frames number on from here.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+}
+
 /// Where a file stands among the files a replay reads: the capture a file before it left open, and
 /// when the file after it begins, if that file may continue it. (Standard input, read as it comes
 /// and by one reader, neither continues a capture nor goes on.)
@@ -560,9 +567,7 @@ fn read_shard(
             // read after all): they end where the capture's evidence does. (An error handing them
             // over is the output's, which the join reports.)
             Err(err) if continuing => {
-                let mut in_turn = 0;
-                let rest = correlator.close(capture_last.unwrap_or_default());
-                pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
+                close_into(correlator, capture_last, &mut pending);
                 let _ = ends.hand_over(&mut pending, u64::MAX, HandOver::All);
                 return Err(err);
             }
@@ -572,25 +577,34 @@ fn read_shard(
     };
     report.damage = end.damage;
     report.finished_early = correlator.finished_early() - early_before;
-    // The next file continues this capture: what is still open goes on there.
+    // When the next file continues this capture, what is still open goes on there.
     let goes_on = report.damage.is_none()
         && report.interrupted_at.is_none()
         && capture_last.zip(next_begins).is_some_and(|(last, next)| continues(last, next, &replaying.timing));
-    if goes_on {
-        ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
-        let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-        progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
-        return Ok((report, Some(correlator)));
-    }
-    let rest = correlator.close(capture_last.unwrap_or_default());
-    report.attempts += rest.len() as u64;
-    ends.attempts_found.fetch_add(rest.len() as u64, AtomicOrdering::Relaxed);
-    let mut in_turn = 0;
-    pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
+    let going_on = match goes_on {
+        true => Some(correlator),
+        false => {
+            let closed = close_into(correlator, capture_last, &mut pending);
+            report.attempts += closed;
+            ends.attempts_found.fetch_add(closed, AtomicOrdering::Relaxed);
+            None
+        }
+    };
     ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
     let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
     progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
-    Ok((report, None))
+    Ok((report, going_on))
+}
+
+/// Finishes every attempt `correlator` holds open where the capture ends, `capture_end`, and
+/// queues them in `pending` after what is there, in the order one correlator closes them; returns
+/// how many.
+fn close_into(correlator: Correlator, capture_end: Option<Timestamp>, pending: &mut Vec<(Place, Finished)>) -> u64 {
+    let rest = correlator.close(capture_end.unwrap_or_default());
+    let closed = rest.len() as u64;
+    let mut in_turn = 0;
+    pending.extend(rest.into_iter().map(|f| (Place::of(&f, u64::MAX, &mut in_turn), f)));
+    closed
 }
 
 /// A wording thread of [`replay_file`]: words the attempts its reader hands over and passes them,
