@@ -8,14 +8,7 @@ type RawRecord = (Vec<u8>, Vec<u8>);
 /// The records of a little-endian classic pcap fixture, after its 24-byte file header.
 fn records(fixture: &str) -> Vec<RawRecord> {
     let bytes = std::fs::read(crate::util::root().join(fixture)).expect("fixture");
-    let mut rest = &bytes[24..];
-    let mut out = Vec::new();
-    while rest.len() >= 16 {
-        let caplen = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
-        out.push((rest[..16].to_vec(), rest[16..16 + caplen].to_vec()));
-        rest = &rest[16 + caplen..];
-    }
-    out
+    crate::util::pcap_records(&bytes).into_iter().map(|r| (r[..16].to_vec(), r[16..].to_vec())).collect()
 }
 
 /// A pcapng block of `kind` with `body`, padded, little-endian.

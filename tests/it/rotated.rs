@@ -10,9 +10,8 @@ use serde_json::Value;
 use synscope::replay;
 use synscope::synth::{generate, SynthConfig};
 
-/// Classic pcap's file header and record header lengths.
+/// Classic pcap's file header length.
 const FILE_HEADER: usize = 24;
-const RECORD_HEADER: usize = 16;
 
 /// A generated capture of `flows` attempts (classic pcap, little-endian, microseconds).
 fn generated(dir: &Path, flows: u64) -> Vec<u8> {
@@ -27,22 +26,17 @@ fn generated(dir: &Path, flows: u64) -> Vec<u8> {
 /// file header; the records of pieces from `shifted_from` on are moved `shift_secs` later.
 fn cut(pcap: &[u8], records: usize, shifted_from: usize, shift_secs: u32) -> Vec<Vec<u8>> {
     let header = &pcap[..FILE_HEADER];
-    let mut pieces = vec![header.to_vec()];
-    let (mut at, mut in_piece) = (FILE_HEADER, 0);
-    while at < pcap.len() {
-        if in_piece == records {
+    let mut pieces: Vec<Vec<u8>> = Vec::new();
+    for (n, record) in crate::util::pcap_records(pcap).into_iter().enumerate() {
+        if n % records == 0 {
             pieces.push(header.to_vec());
-            in_piece = 0;
         }
-        let len = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        let mut record = pcap[at..at + RECORD_HEADER + len].to_vec();
+        let mut record = record.to_vec();
         if pieces.len() > shifted_from {
             let secs = u32::from_le_bytes(record[..4].try_into().expect("4 bytes")) + shift_secs;
             record[..4].copy_from_slice(&secs.to_le_bytes());
         }
         pieces.last_mut().expect("a piece").extend_from_slice(&record);
-        at += RECORD_HEADER + len;
-        in_piece += 1;
     }
     pieces
 }
@@ -160,7 +154,7 @@ fn test_files_that_overlap_or_lie_far_apart_are_captures_of_their_own() {
     assert!(summary["files"][1].get("continues").is_none(), "{summary}");
 
     // The second half begins 200 s after the first ends, past the 131 s a SYN can wait for.
-    let count = count_records(&pcap);
+    let count = crate::util::pcap_records(&pcap).len();
     let far = written(dir.path(), &cut(&pcap, count / 2 + 1, 1, 200));
     assert_eq!(far.len(), 2);
     let (apart, summary) = replayed(&[&far[0], &far[1]], &[]);
@@ -187,7 +181,7 @@ fn test_files_that_overlap_or_lie_far_apart_are_captures_of_their_own() {
 fn test_a_capture_whose_next_file_cannot_be_read_loses_no_attempt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pcap = generated(dir.path(), 1000);
-    let pieces = written(dir.path(), &cut(&pcap, count_records(&pcap) / 2, usize::MAX, 0));
+    let pieces = written(dir.path(), &cut(&pcap, crate::util::pcap_records(&pcap).len() / 2, usize::MAX, 0));
     let words = |attempts: &[synscope::timeline::Attempt]| -> Vec<String> {
         attempts.iter().map(|a| serde_json::to_string(a).expect("an attempt serializes")).collect()
     };
@@ -211,14 +205,4 @@ fn test_a_capture_whose_next_file_cannot_be_read_loses_no_attempt() {
             "{readers} reader(s): the attempts left open end with the first piece, as if it were alone"
         );
     }
-}
-
-/// How many records a classic pcap holds.
-fn count_records(pcap: &[u8]) -> usize {
-    let (mut at, mut n) = (FILE_HEADER, 0);
-    while at < pcap.len() {
-        at += RECORD_HEADER + u32::from_le_bytes(pcap[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-        n += 1;
-    }
-    n
 }

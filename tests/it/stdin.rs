@@ -86,13 +86,7 @@ fn test_standard_input_given_twice_or_empty_is_a_clear_error() {
 /// A little-endian classic pcap fixture's file header and its records (each header and data).
 fn header_and_records(fixture: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
     let bytes = std::fs::read(crate::util::root().join("fixtures").join(fixture)).expect("fixture");
-    let mut rest = &bytes[24..];
-    let mut records = Vec::new();
-    while rest.len() >= 16 {
-        let caplen = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
-        records.push(rest[..16 + caplen].to_vec());
-        rest = &rest[16 + caplen..];
-    }
+    let records = crate::util::pcap_records(&bytes).into_iter().map(<[u8]>::to_vec).collect();
     (bytes[..24].to_vec(), records)
 }
 

@@ -23,6 +23,20 @@ pub fn spawn_replay<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Chil
         .expect("spawn")
 }
 
+/// The records of a little-endian classic pcap, after its 24-byte file header: each its 16-byte
+/// record header and its data.
+pub fn pcap_records(pcap: &[u8]) -> Vec<&[u8]> {
+    let mut rest = &pcap[24..];
+    let mut records = Vec::new();
+    while rest.len() >= 16 {
+        let caplen = u32::from_le_bytes(rest[8..12].try_into().expect("4 bytes")) as usize;
+        let (record, after) = rest.split_at(16 + caplen);
+        records.push(record);
+        rest = after;
+    }
+    records
+}
+
 /// `bytes` compressed with gzip at `level`, as one member (as `gzip` and `tcpdump -z gzip` write).
 pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
     use std::io::Write as _;
