@@ -85,12 +85,7 @@ pub struct StreamEnd {
 /// (`tcpdump -z gzip` compresses each piece it rotates out), decompressed as it is read.
 enum Input {
     Plain(std::fs::File),
-    Gzip {
-        inflating: Inflating,
-        /// Why decompression stopped: the compressed file is truncated or corrupt. Reading then
-        /// ends there, as at the end of a file, and this is the capture's damage.
-        broken: Option<std::io::Error>,
-    },
+    Gzip(Inflating),
 }
 
 /// The first two bytes of a gzip file (RFC 1952 2.3.1: ID1, ID2).
@@ -104,44 +99,31 @@ impl Input {
         if is_stdin(path) || !is_gzip(&mut file)? {
             return Ok(Input::Plain(file));
         }
-        Ok(Input::Gzip { inflating: Inflating::start(file)?, broken: None })
+        Ok(Input::Gzip(Inflating::start(file)?))
+    }
+
+    /// Why decompression stopped short, if it did: the compressed file is truncated or corrupt.
+    fn broken(&self) -> Option<&std::io::Error> {
+        match self {
+            Input::Plain(_) => None,
+            Input::Gzip(inflating) => inflating.broken.as_ref(),
+        }
     }
 
     /// The descriptor a wait for more input polls.
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             Input::Plain(file) => file.as_fd(),
-            Input::Gzip { inflating, .. } => inflating.file.as_fd(),
+            Input::Gzip(inflating) => inflating.file.as_fd(),
         }
     }
 }
 
 impl Read for Input {
-    /// A file's read; a compressed file's fills `buf` as a file's does, but at its end, so that a
-    /// short read still means a pipe emptied (see [`Window::refill`]), and ends early where the
-    /// decompression breaks.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Input::Plain(file) => file.read(buf),
-            Input::Gzip { inflating, broken } => {
-                let mut filled = 0;
-                while filled < buf.len() && broken.is_none() {
-                    let ahead = &inflating.chunk[inflating.at..];
-                    if ahead.is_empty() {
-                        match inflating.next_chunk() {
-                            Some(Ok(())) => {}
-                            Some(Err(err)) => *broken = Some(err),
-                            None => break,
-                        }
-                        continue;
-                    }
-                    let n = ahead.len().min(buf.len() - filled);
-                    buf[filled..filled + n].copy_from_slice(&ahead[..n]);
-                    inflating.at += n;
-                    filled += n;
-                }
-                Ok(filled)
-            }
+            Input::Gzip(inflating) => inflating.read(buf),
         }
     }
 }
@@ -163,6 +145,9 @@ struct Inflating {
     /// The chunk being read, and how far.
     chunk: Vec<u8>,
     at: usize,
+    /// Why decompression stopped: the compressed file is truncated or corrupt. Reading then ends
+    /// there, as at the end of a file, and this is the capture's damage.
+    broken: Option<std::io::Error>,
     /// The compressed file (another descriptor of it), for [`Input::as_fd`].
     file: std::fs::File,
 }
@@ -201,24 +186,44 @@ impl Inflating {
                 }
             }
         })?;
-        Ok(Inflating { chunks, spares, chunk: Vec::new(), at: 0, file: polled })
+        Ok(Inflating { chunks, spares, chunk: Vec::new(), at: 0, broken: None, file: polled })
     }
 
-    /// Gives the chunk read back and takes the next: `None` at the end of the file, an error
-    /// where decompression broke.
-    fn next_chunk(&mut self) -> Option<std::io::Result<()>> {
+    /// Gives the chunk read back and takes the next; `false` at the end of the file or where
+    /// decompression broke (then [`Inflating::broken`] says why).
+    fn next_chunk(&mut self) -> bool {
         let read = std::mem::take(&mut self.chunk);
         self.at = 0;
         // (The decompressing thread may have ended: the chunk is then simply dropped.)
         let _ = self.spares.send(read);
         match self.chunks.recv() {
-            Ok(Ok(chunk)) => {
-                self.chunk = chunk;
-                Some(Ok(()))
-            }
-            Ok(Err(err)) => Some(Err(err)),
-            Err(mpsc::RecvError) => None,
+            Ok(Ok(chunk)) => self.chunk = chunk,
+            Ok(Err(err)) => self.broken = Some(err),
+            Err(mpsc::RecvError) => return false,
         }
+        self.broken.is_none()
+    }
+}
+
+impl Read for Inflating {
+    /// Fills `buf` as a file's read does, short only at the end, so that a short read still means
+    /// a pipe emptied (see [`Window::refill`]); ends early where decompression broke.
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let ahead = &self.chunk[self.at..];
+            if ahead.is_empty() {
+                if self.broken.is_some() || !self.next_chunk() {
+                    break;
+                }
+                continue;
+            }
+            let n = ahead.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&ahead[..n]);
+            self.at += n;
+            filled += n;
+        }
+        Ok(filled)
     }
 }
 
@@ -390,14 +395,14 @@ fn stream<const TELL_WAITING: bool>(
     while window.end < 24 && !window.eof {
         window.refill(0, 24).with_context(cannot_read)?;
     }
-    if let (Input::Gzip { broken: Some(err), .. }, true) = (&window.input, window.end < 24) {
+    if let (Some(err), true) = (window.input.broken(), window.end < 24) {
         anyhow::bail!(
             "cannot replay {}: its gzip compression breaks off before the capture begins ({err})",
             source_name(path)
         );
     }
     let (mut stream, _) = CaptureStream::new(window.from(0)).with_context(|| match window.from(0) {
-        [0x1f, 0x8b, ..] => format!(
+        first if first.starts_with(&GZIP_MAGIC) => format!(
             "cannot replay {}: it is compressed with gzip; give the file's name, or pipe it through zcat",
             source_name(path)
         ),
@@ -432,12 +437,12 @@ fn stream<const TELL_WAITING: bool>(
     };
     let bytes = window.base + window.end;
     // A compressed file that breaks off ends its capture there, whole record or not: that is the damage.
-    let damage = match &window.input {
-        Input::Gzip { broken: Some(err), .. } => Some(FileError::Corrupt {
+    let damage = match window.input.broken() {
+        Some(err) => Some(FileError::Corrupt {
             offset: bytes,
             what: format!("the gzip compression breaks off here ({err}); the capture is read up to this byte"),
         }),
-        _ => damage,
+        None => damage,
     };
     Ok(StreamEnd { damage, bytes: bytes as u64 })
 }
