@@ -192,9 +192,10 @@ fn parse_max_open(s: &str) -> Result<usize, String> {
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
     /// The capture files (pcap or pcapng, gzip-compressed or not); `-` reads one from standard
-    /// input, e.g. `ssh host tcpdump -w - | synscope replay -`. Several are read in the order of their first
-    /// packets, and a file that begins where the one before ends (within the 131 s a SYN can wait)
-    /// continues its capture: the pieces of a rotated capture (`tcpdump -C`/`-G`) replay as one.
+    /// input, e.g. `ssh host tcpdump -w - | synscope replay -`. Several are read in the order of
+    /// their first packets, and a file that begins where the one before ends (within the 131 s a
+    /// SYN can wait) continues its capture: the pieces of a rotated capture (`tcpdump -C`/`-G`)
+    /// replay as one.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Read each file as a capture of its own, in the order given, even when one begins where

@@ -220,12 +220,8 @@ pub fn replay_file<S: Sink>(
     };
     let (frames_before, last_before) = before.as_ref().map_or((0, None), |b| (b.frames, Some(b.last_ts)));
     let mut correlators = before.map(|b| b.correlators).unwrap_or_default().into_iter();
-    let mut start = move || Start {
-        correlator: correlators.next(),
-        frames_before,
-        last_before,
-        next_begins: if capture::is_stdin(path) { None } else { next_begins },
-    };
+    let next_begins = next_begins.filter(|_| !capture::is_stdin(path));
+    let mut start = move || Start { correlator: correlators.next(), frames_before, last_before, next_begins };
     // Each reader holds its share of the flows, and of the attempts open at once.
     let each = Replaying { readers, max_open: replaying.max_open.div_ceil(readers), ..replaying };
     let Output { sink, count, out } = output;
