@@ -179,8 +179,7 @@ fn test_bad_files_give_one_clear_line_and_keep_what_was_read() {
             assert!(stderr.contains(case.says), "{name}: {stderr}");
             assert!(stderr.contains(&path.display().to_string()), "{name} names the file: {stderr}");
         }
-        let lines: Vec<serde_json::Value> =
-            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+        let lines = crate::util::json_lines(&out);
         let outcomes: Vec<&str> =
             lines.iter().filter(|l| l["kind"] == "attempt").map(|l| l["outcome"].as_str().expect("outcome")).collect();
         assert_eq!(outcomes, case.outcomes, "{name}");

@@ -1,13 +1,10 @@
 //! `synscope replay` as a user runs it: filters, formats, exit codes and errors.
 
 use crate::fixtures::synscope;
+use crate::util::json_lines;
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn json_lines(output: &std::process::Output) -> Vec<serde_json::Value> {
-    stdout(output).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
 }
 
 #[test]

@@ -117,12 +117,7 @@ fn test_replay_memory_is_bounded_on_a_syn_flood() {
     let out = Command::new(env!("CARGO_BIN_EXE_synscope")).args(["replay", "--format", "json", &pcap]).output();
     let out = out.expect("run");
     assert_eq!(out.status.code(), Some(0));
-    let lines: Vec<serde_json::Value> = out
-        .stdout
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).expect("JSON"))
-        .collect();
+    let lines = crate::util::json_lines(&out);
     let (summary, attempts) = lines.split_last().expect("a summary");
     assert_eq!(attempts.len(), 100_000);
     assert!(attempts.iter().all(|a| a["errno"] == "ETIMEDOUT"), "lone SYNs time out");

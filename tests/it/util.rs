@@ -23,6 +23,11 @@ pub fn spawn_replay<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Chil
         .expect("spawn")
 }
 
+/// The JSON lines a `synscope --format json` run wrote on its standard output.
+pub fn json_lines(output: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
 /// The records of a little-endian classic pcap, after its 24-byte file header: each its 16-byte
 /// record header and its data.
 pub fn pcap_records(pcap: &[u8]) -> Vec<&[u8]> {
