@@ -302,7 +302,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         readers: args.threads.map_or(replay::DEFAULT_READERS, usize::from),
         max_open: args.max_open.unwrap_or(replay::DEFAULT_MAX_OPEN),
     };
-    let mut finished_early = 0;
+    let (mut finished_early, mut icmp_quotes_cut) = (0, 0);
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;
@@ -358,6 +358,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         files_read.push(FileRead { file: capture::source_name(path), packets: report.packets, first_frame, continues });
         packets += report.packets;
         finished_early += report.finished_early;
+        icmp_quotes_cut += report.icmp_quotes_cut;
         undecodable += report.undecodable;
         first = match (first, report.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -386,6 +387,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
     let mut summary = summary.finish(packets, undecodable, damaged, first, last);
     summary.finished_early = finished_early;
+    summary.icmp_quotes_cut = icmp_quotes_cut;
     if several {
         summary.files = files_read;
     }

@@ -93,6 +93,15 @@ impl End {
         End { addr: [bits as u64, (bits >> 64) as u64], port_and_family: u32::from(port) | 1 << 16 }
     }
 
+    /// The address.
+    pub fn ip(self) -> IpAddr {
+        if self.port_and_family & 1 << 16 != 0 {
+            IpAddr::from((u128::from(self.addr[1]) << 64 | u128::from(self.addr[0])).to_be_bytes())
+        } else {
+            IpAddr::from((self.addr[0] as u32).to_be_bytes())
+        }
+    }
+
     /// A hash of the end: the 64-bit finalizer of MurmurHash3 (fmix64), so every input bit moves
     /// every output bit.
     pub fn hash(self) -> u64 {

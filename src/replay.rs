@@ -49,6 +49,8 @@ pub struct FileReport {
     pub unsupported_link_types: std::collections::BTreeMap<u32, u64>,
     /// Reading stopped at this byte of the file because of Ctrl-C or SIGTERM.
     pub interrupted_at: Option<u64>,
+    /// ICMP errors the capture cut inside their quote of a TCP segment (a short snap length).
+    pub icmp_quotes_cut: u64,
 }
 
 /// How often reading looks for Ctrl-C, in records.
@@ -712,7 +714,12 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
     }
     // A plain TCP segment is read straight from its bytes; anything else goes the general way.
     let plain = peeked.and_then(|peek| peek.decode());
-    match plain.map_or_else(|| decode::decode(record.link_type, record.data), Ok) {
+    let decoded = plain.map_or_else(|| decode::decode(record.link_type, record.data), Ok);
+    // Every thread decodes every ICMP error: the first one counts those the capture cut.
+    if let (Ok(Packet { body: PacketBody::IcmpError(icmp), .. }), 0) = (&decoded, shard.index) {
+        report.icmp_quotes_cut += u64::from(icmp.quote_cut());
+    }
+    match decoded {
         Ok(packet) if !matches!(packet.body, PacketBody::Other(_)) && (peeked.is_some() || shard.takes(&packet)) => {
             correlator.push(&Event { ts: record.ts, kind: EventKind::Packet { frame: number, packet } });
         }

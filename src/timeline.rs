@@ -387,6 +387,11 @@ pub struct Summary {
     /// change have the finding `decided_early`.
     #[serde(skip_serializing_if = "is_zero")]
     pub finished_early: u64,
+    /// Replay: ICMP errors the capture cut inside their quote of a TCP segment (a short snap
+    /// length). The attempts they decided have the finding `icmp_quote_cut`; those cut before the
+    /// ports of an attempt whose SYN never reached the capture name no attempt at all.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub icmp_quotes_cut: u64,
     /// Replay of several files: each, in the order read (of their first records' times), with
     /// where its records start in the frame numbers of its capture.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -439,6 +444,7 @@ impl Summary {
             dropped: None,
             damaged,
             finished_early: 0,
+            icmp_quotes_cut: 0,
             files: Vec::new(),
         }
     }
@@ -642,6 +648,7 @@ impl ReplaySummary {
             dropped: None,
             damaged,
             finished_early: 0,
+            icmp_quotes_cut: 0,
             files: Vec::new(),
         }
     }

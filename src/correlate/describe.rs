@@ -162,8 +162,13 @@ pub fn icmp_into(icmp: &IcmpError, s: &mut String) {
                 s.push_str(AddrText::socket(SocketAddr::new(q.src, t.src_port)).as_str());
                 s.push_str(" > ");
                 s.push_str(AddrText::socket(SocketAddr::new(q.dst, t.dst_port)).as_str());
-                s.push_str(" seq ");
-                s.push_str(number.format(t.seq));
+                match t.seq {
+                    Some(seq) => {
+                        s.push_str(" seq ");
+                        s.push_str(number.format(seq));
+                    }
+                    None => s.push_str(" [|cut by the capture]"),
+                }
                 if let Some(flags) = t.flags {
                     s.push_str(" [");
                     flags.push_tcpdump(s);
@@ -176,8 +181,13 @@ pub fn icmp_into(icmp: &IcmpError, s: &mut String) {
                 s.push_str(AddrText::ip(q.dst).as_str());
                 s.push_str(" proto ");
                 s.push_str(number.format(q.protocol));
+                if icmp.cut_quote.is_some() {
+                    s.push_str(" [|cut by the capture]");
+                }
             }
         }
+    } else if icmp.cut_quote.is_some() {
+        s.push_str(", quoting [|cut by the capture]");
     }
 }
 
@@ -219,8 +229,14 @@ mod tests {
                 src: "192.0.2.10".parse().expect("addr"),
                 dst: "198.51.100.10".parse().expect("addr"),
                 protocol: 6,
-                tcp: Some(QuotedTcp { src_port: 40000, dst_port: 80, seq: 7, flags: Some(TcpFlags(TcpFlags::SYN)) }),
+                tcp: Some(QuotedTcp {
+                    src_port: 40000,
+                    dst_port: 80,
+                    seq: Some(7),
+                    flags: Some(TcpFlags(TcpFlags::SYN)),
+                }),
             }),
+            cut_quote: None,
         };
         let words = |error: &IcmpError| {
             let mut s = String::new();

@@ -20,13 +20,13 @@ pub use handshake::{Handshake, HandshakeStep};
 pub use live::{syscall_verdict, SyscallVerdict};
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use smallvec::SmallVec;
 
 use crate::decode::{
-    ArpOp, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
+    ArpOp, CutQuote, IcmpError, IcmpErrorKind, LinkDirection, NeighborOp, Packet, PacketBody, TcpFlags, TcpSegment,
 };
 use crate::event::{Event, EventKind, KernelObservation, Span, SyscallEvent, Timestamp};
 use crate::flow::{Dir, End, Family, FlowKey};
@@ -248,6 +248,18 @@ struct AttemptState {
     unacceptable_ack_at: Option<Timestamp>,
 }
 
+/// An ICMP error cut by the capture before its quoted ports, offered to an attempt it may be for.
+#[derive(Clone, Debug)]
+struct CutIcmp {
+    ts: Timestamp,
+    frame: u64,
+    error: Box<IcmpError>,
+}
+
+/// Cut ICMP errors kept for an attempt at most: the oldest go first (only those after its last SYN
+/// can decide it).
+const MAX_CUT_ICMPS: usize = 8;
+
 /// An ARP or neighbour-discovery message, kept to be matched with attempts at the end.
 #[derive(Clone, Debug)]
 struct NeighborObservation {
@@ -319,6 +331,10 @@ pub struct Correlator {
     kernel: Vec<(Timestamp, FlowKey, KernelObservation)>,
     /// The live capture's statistics, when one ran.
     capture: Option<live::CaptureSeen>,
+    /// ICMP errors cut by the capture before their quoted ports, by the slot of each open attempt
+    /// they may be for (see `offer_cut_icmp`), oldest first, at most [`MAX_CUT_ICMPS`] a slot:
+    /// beside the attempts rather than in them, as most captures have none.
+    cut_icmps: HashMap<usize, Vec<CutIcmp>>,
 }
 
 /// When a slot's attempt expires (see `retire::expires_at`) and when it opened.
@@ -351,13 +367,16 @@ struct SlotEnds {
     awaits_client_segments: bool,
     /// The slot's `SlotTimes::expires`, again.
     expires: Timestamp,
+    /// The attempt's last SYN's IP identification or flow label (`TcpSegment::ip_ident`): what an
+    /// ICMP error that ends it quotes, as no SYN follows that error (see `offer_cut_icmp`).
+    last_syn_ident: u32,
 }
 
 impl SlotEnds {
     fn of(a: &AttemptState) -> SlotEnds {
         let (client, server) = (End::of(a.key.client), End::of(a.key.server));
         let expires = retire::expires_at(a);
-        SlotEnds { client, server, awaits_client_segments: Self::awaits_client_segments(a), expires }
+        SlotEnds { client, server, awaits_client_segments: Self::awaits_client_segments(a), expires, last_syn_ident: 0 }
     }
 
     /// Whether a segment from the client that carries neither SYN nor RST may still change `a`
@@ -813,9 +832,10 @@ impl Correlator {
             _ => None,
         };
         let i = self.insert(key, seg.seq, seg.seq.wrapping_add(1).wrapping_add(seg.payload_len), ts, frame);
+        self.slot_ends[i].last_syn_ident = seg.ip_ident;
         if let Some(a) = self.attempt(i) {
             a.capture_side = capture_side;
-            a.push_syn(ts, frame, Wire::tcp(seg), note);
+            a.push_syn(ts, frame, seg, note);
         }
     }
 
@@ -859,6 +879,7 @@ impl Correlator {
     }
 
     fn on_syn_retransmit(&mut self, i: usize, ts: Timestamp, frame: u64, seg: &TcpSegment) {
+        self.slot_ends[i].last_syn_ident = seg.ip_ident;
         let Some(a) = self.attempt(i) else { return };
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
@@ -886,25 +907,60 @@ impl Correlator {
             Some(Decision::Established { .. }) => note.push_str("; a duplicate of the SYN after the handshake"),
             Some(Decision::Icmp { .. }) => a.demote_icmp_to_soft_error(),
         }
-        a.push_syn(ts, frame, Wire::tcp(seg), note);
+        a.push_syn(ts, frame, seg, note);
     }
 
     fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError) {
+        if let Some(cut) = icmp.cut_quote {
+            self.offer_cut_icmp(ts, frame, icmp, cut);
+            return;
+        }
         let Some(quoted) = &icmp.quoted else { return };
         let Some(tcp) = quoted.tcp else { return };
         let key =
             FlowKey::from_client(SocketAddr::new(quoted.src, tcp.src_port), SocketAddr::new(quoted.dst, tcp.dst_port));
-        let i = match self.open(&key) {
-            Some(i) => i,
+        let i = match (self.open(&key), tcp.seq) {
+            (Some(i), _) => i,
             // The quoted SYN is not in the capture (ARP failed, or capture started late): the ICMP
-            // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not an attempt.
-            None if tcp.flags.is_none_or(TcpFlags::is_syn_only) => {
-                self.insert(key, tcp.seq, tcp.seq.wrapping_add(1), ts, frame)
+            // alone reveals the attempt. A quote of a non-SYN segment belongs to a connection, not
+            // an attempt. (Nor does a quote the capture cut before the ISN: it is not known.)
+            (None, Some(seq)) if tcp.flags.is_none_or(TcpFlags::is_syn_only) => {
+                self.insert(key, seq, seq.wrapping_add(1), ts, frame)
             }
-            None => return,
+            (None, _) => return,
         };
         if let Some(a) = self.attempt(i) {
             a.on_icmp(ts, frame, icmp, tcp.seq);
+        }
+    }
+
+    /// An ICMP error the capture cut before its quoted ports cannot be matched as Linux matches it,
+    /// by the quoted 4-tuple (`tcp_v4_err`/`tcp_v6_err`). It is offered to every open attempt it
+    /// may be for: from the client it was sent to (an error goes to the source of the packet it
+    /// quotes: RFC 792, RFC 4443 2.4), to a server that the captured bytes of the quoted
+    /// destination admit, with a SYN of the quoted IP identification or flow label, if that was
+    /// captured. Each keeps it until it is finished, when it decides only an attempt that nothing
+    /// else answered (`AttemptState::settle_cut_icmps`). Cut errors are rare outside captures taken
+    /// with a short snap length, so the open attempts are scanned rather than indexed by client.
+    #[cold]
+    fn offer_cut_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError, cut: CutQuote) {
+        if !cut.src.admits(icmp.dst) {
+            return;
+        }
+        for (i, (ends, attempt)) in self.slot_ends.iter().zip(&self.attempts).enumerate() {
+            let Some(a) = attempt.as_deref() else { continue };
+            let may_be_its = ends.client.ip() == icmp.dst
+                && cut.dst.admits(ends.server.ip())
+                && cut.ident.is_none_or(|ident| ident == ends.last_syn_ident);
+            // (An attempt whose time is up by this clock finishes without it, as `open` finishes it.)
+            if !may_be_its || (self.streaming && ends.expires < self.clock) || a.verdict.is_some() {
+                continue;
+            }
+            let offered = self.cut_icmps.entry(i).or_default();
+            if offered.len() == MAX_CUT_ICMPS {
+                offered.remove(0);
+            }
+            offered.push(CutIcmp { ts, frame, error: Box::new(icmp.clone()) });
         }
     }
 
@@ -917,6 +973,11 @@ impl Correlator {
         self.slot_times[i] = FREE_SLOT;
         self.free_slots.push(i);
         self.current.remove(self.slot_ends[i].hash(), i);
+        if !self.cut_icmps.is_empty() {
+            if let Some(offered) = self.cut_icmps.remove(&i) {
+                a.settle_cut_icmps(offered);
+            }
+        }
         a.attach_neighbors(&self.neighbors);
         let horizon = verdict::Horizon { at: horizon, cut };
         self.finished.push(Finished { state: a, horizon, timing: self.timing, by_sweep: false });
@@ -1032,6 +1093,25 @@ impl Correlator {
     }
 }
 
+/// How the timeline names an ICMP error.
+fn icmp_what(icmp: &IcmpError) -> What {
+    match icmp.kind {
+        IcmpErrorKind::DestinationUnreachable => What::IcmpUnreachable,
+        IcmpErrorKind::TimeExceeded => What::IcmpTimeExceeded,
+        IcmpErrorKind::ParameterProblem => What::IcmpParameterProblem,
+        IcmpErrorKind::PacketTooBig => What::IcmpPacketTooBig,
+        IcmpErrorKind::SourceQuench | IcmpErrorKind::Redirect => What::IcmpOther,
+    }
+}
+
+/// What an ICMP error quoting an attempt's SYN does to it in Linux (`icmp_err_convert`, `icmpv6_err_convert`).
+fn icmp_effect(icmp: &IcmpError) -> IcmpEffect {
+    match icmp.family {
+        Family::Ipv4 => icmpv4_effect(icmp.icmp_type, icmp.code),
+        Family::Ipv6 => icmpv6_effect(icmp.icmp_type, icmp.code),
+    }
+}
+
 /// Whether `seq` lies in `[low, high]` in sequence space (RFC 9293 3.4; the kernel's `between()`).
 fn seq_between(seq: u32, low: u32, high: u32) -> bool {
     high.wrapping_sub(low) >= seq.wrapping_sub(low)
@@ -1092,10 +1172,10 @@ impl AttemptState {
     /// Records a SYN sent at `ts`, a retransmit unless it is the first, with its timeline entry.
     /// Past [`MAX_SYNS_KEPT`] only the count and the last SYN's time move.
     #[inline(always)]
-    fn push_syn(&mut self, ts: Timestamp, frame: u64, wire: Wire, note: Note) {
+    fn push_syn(&mut self, ts: Timestamp, frame: u64, seg: &TcpSegment, note: Note) {
         if self.syn_times.len() < MAX_SYNS_KEPT {
             self.syn_times.push(ts);
-            self.push(ts, frame, Dir::Out, What::Syn, wire, Some(note), false);
+            self.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);
             return;
         }
         if let Some(last) = self.syn_times.last_mut() {
@@ -1265,15 +1345,11 @@ impl AttemptState {
         }
     }
 
-    fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError, quoted_seq: u32) {
+    /// An ICMP error that quotes the attempt's 4-tuple and, unless the capture cut it there,
+    /// `quoted_seq`.
+    fn on_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError, quoted_seq: Option<u32>) {
         let dir = if icmp.src == self.key.client.ip() { Dir::Local } else { Dir::In };
-        let what = match icmp.kind {
-            IcmpErrorKind::DestinationUnreachable => What::IcmpUnreachable,
-            IcmpErrorKind::TimeExceeded => What::IcmpTimeExceeded,
-            IcmpErrorKind::ParameterProblem => What::IcmpParameterProblem,
-            IcmpErrorKind::PacketTooBig => What::IcmpPacketTooBig,
-            IcmpErrorKind::SourceQuench | IcmpErrorKind::Redirect => What::IcmpOther,
-        };
+        let what = icmp_what(icmp);
         let summary = Wire::Icmp(Box::new(icmp.clone()));
         if let Some(v) = &self.verdict {
             let note = match v.decision {
@@ -1287,21 +1363,23 @@ impl AttemptState {
         }
         // tcp_v4_err/tcp_v6_err: an ICMP whose quoted sequence number is not in [snd_una, snd_nxt]
         // is dropped and counted in OutOfWindowIcmps.
-        if !seq_between(quoted_seq, self.isn, self.snd_nxt) {
-            let note = format!(
-                "ignored: quotes seq {quoted_seq}, not our SYN's {}; Linux drops it (tcp_v4_err, OutOfWindowIcmps)",
-                self.isn
-            );
-            self.push(ts, frame, dir, what, summary, Some(note.into()), true);
-            return;
-        }
-        let effect = match icmp.family {
-            Family::Ipv4 => icmpv4_effect(icmp.icmp_type, icmp.code),
-            Family::Ipv6 => icmpv6_effect(icmp.icmp_type, icmp.code),
+        let quotes = match quoted_seq {
+            Some(seq) if !seq_between(seq, self.isn, self.snd_nxt) => {
+                let note = format!(
+                    "ignored: quotes seq {seq}, not our SYN's {}; Linux drops it (tcp_v4_err, OutOfWindowIcmps)",
+                    self.isn
+                );
+                self.push(ts, frame, dir, what, summary, Some(note.into()), true);
+                return;
+            }
+            Some(_) => "quotes our SYN",
+            None => {
+                "quotes our 4-tuple, cut by the capture before the sequence number Linux checks, so taken as our SYN's"
+            }
         };
-        match effect {
+        match icmp_effect(icmp) {
             IcmpEffect::Fatal(errno) => {
-                let note = format!("quotes our SYN: a hard error, {errno}");
+                let note = format!("{quotes}: a hard error, {errno}");
                 let entry = self.push_deciding(ts, frame, dir, what, summary, Some(note.into()), false);
                 let error = match &self.entries[entry].wire {
                     Wire::Icmp(error) => error.clone(),
@@ -1311,8 +1389,8 @@ impl AttemptState {
             }
             IcmpEffect::PathMtu => {
                 let note = match icmp.mtu {
-                    Some(mtu) => format!("quotes our SYN: only lowers the path MTU to {mtu}; the attempt goes on"),
-                    None => "quotes our SYN: only lowers the path MTU; the attempt goes on".into(),
+                    Some(mtu) => format!("{quotes}: only lowers the path MTU to {mtu}; the attempt goes on"),
+                    None => format!("{quotes}: only lowers the path MTU; the attempt goes on"),
                 };
                 self.push(ts, frame, dir, what, summary, Some(note.into()), false);
             }
@@ -1320,6 +1398,39 @@ impl AttemptState {
                 let note = "ignored: TCP does not act on this ICMP type (tcp_v4_err)";
                 self.push(ts, frame, dir, what, summary, Some(note.into()), true);
             }
+        }
+    }
+
+    /// Takes the ICMP errors offered to the attempt by `Correlator::offer_cut_icmp` into its
+    /// timeline, as it is finished. If nothing else decided it, the first error after its last
+    /// SYN of a kind Linux aborts a connect at decides it, as an error quoting the SYN would: no
+    /// SYN followed it, and nothing else came back. That is the likeliest reading, not a match
+    /// Linux made, and the finding `icmp_quote_cut` says so. An attempt decided otherwise drops
+    /// them: they were another attempt's, or changed nothing.
+    fn settle_cut_icmps(&mut self, offered: Vec<CutIcmp>) {
+        if self.verdict.is_some() || self.soft_error.is_some() {
+            return;
+        }
+        // (Past MAX_SYNS_KEPT only the last SYN's time is kept, which is the one that counts here.)
+        let last_syn = self.syn_times.last().copied();
+        for cut in offered {
+            let dir = if cut.error.src == self.key.client.ip() { Dir::Local } else { Dir::In };
+            let what = icmp_what(&cut.error);
+            let summary = Wire::Icmp(cut.error.clone());
+            let resent_after = last_syn.is_some_and(|syn| syn > cut.ts);
+            let note: &'static str = match icmp_effect(&cut.error) {
+                _ if self.verdict.is_some() => "cut by the capture before the quoted ports; arrives after the attempt was decided",
+                _ if resent_after => "cut by the capture before the quoted ports, so it may be another attempt's; the SYN was sent again after it, so it did not end this one",
+                IcmpEffect::Fatal(errno) => {
+                    let note = format!("cut by the capture before the quoted ports; taken as quoting our SYN, the last one sent, as nothing else answered it: a hard error, {errno}");
+                    let entry = self.push_deciding(cut.ts, cut.frame, dir, what, summary, Some(note.into()), false);
+                    self.decide(cut.ts, Decision::Icmp { errno, error: cut.error }, entry);
+                    continue;
+                }
+                _ => "cut by the capture before the quoted ports; of a kind that does not end a connect",
+            };
+            // (Not `ignored`: that says Linux dropped it, and it may never have been this attempt's.)
+            self.push(cut.ts, cut.frame, dir, what, summary, Some(Note::from(note)), false);
         }
     }
 

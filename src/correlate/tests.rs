@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::correlate;
 use crate::decode::{
-    ArpMessage, ArpOp, IcmpError, IcmpErrorKind, LinkDirection, Packet, PacketBody, QuotedPacket, QuotedTcp, TcpFlags,
-    TcpOptions, TcpSegment,
+    AddrPrefix, ArpMessage, ArpOp, CutQuote, IcmpError, IcmpErrorKind, LinkDirection, Packet, PacketBody, QuotedPacket,
+    QuotedTcp, TcpFlags, TcpOptions, TcpSegment,
 };
 use crate::event::{Event, EventKind, Timestamp};
 use crate::flow::{Dir, End, Family};
@@ -48,6 +48,7 @@ fn segment(src: &str, dst: &str, flags: u8, seq: u32, ack: u32) -> PacketBody {
         options: TcpOptions::default(),
         payload_len: 0,
         ttl: 64,
+        ip_ident: 0,
     })
 }
 
@@ -77,7 +78,7 @@ fn icmp(ms: i64, frame: u64, from: &str, icmp_type: u8, code: u8, quoted_seq: u3
     packet(
         ms,
         frame,
-        PacketBody::IcmpError(IcmpError {
+        PacketBody::IcmpError(Box::new(IcmpError {
             src: from,
             dst: client.ip(),
             family,
@@ -92,12 +93,31 @@ fn icmp(ms: i64, frame: u64, from: &str, icmp_type: u8, code: u8, quoted_seq: u3
                 tcp: Some(QuotedTcp {
                     src_port: client.port(),
                     dst_port: server.port(),
-                    seq: quoted_seq,
+                    seq: Some(quoted_seq),
                     flags: Some(TcpFlags(TcpFlags::SYN)),
                 }),
             }),
-        }),
+            cut_quote: None,
+        })),
     )
+}
+
+/// An ICMP host unreachable from the router that a capture cut inside its quote: before the
+/// sequence number (`dst_kept` is `None`), or before the ports, keeping that many bytes of the
+/// quoted destination (`SERVER`'s).
+fn cut_icmp(ms: i64, frame: u64, dst_kept: Option<usize>) -> Event {
+    let mut event = icmp(ms, frame, ROUTER, 3, 1, ISN);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut event.kind {
+        match dst_kept {
+            None => e.quoted.iter_mut().filter_map(|q| q.tcp.as_mut()).for_each(|t| t.seq = None),
+            Some(kept) => {
+                e.quoted = None;
+                let src = AddrPrefix::leading(addr(CLIENT).ip(), 4);
+                e.cut_quote = Some(CutQuote { src, dst: AddrPrefix::leading(addr(SERVER).ip(), kept), ident: None });
+            }
+        }
+    }
+    event
 }
 
 fn arp_request(ms: i64, frame: u64, target: Ipv4Addr) -> Event {
@@ -282,6 +302,96 @@ fn test_client_ack_after_a_soft_error_still_proves_the_handshake() {
     let a = only(events.clone());
     assert_eq!(verdict(&a), (Outcome::Established, None, 2));
     assert_eq!(stream(&events), vec![a]);
+}
+
+#[test]
+fn test_icmp_cut_before_the_seq_decides_by_its_ports() {
+    let a = only(vec![syn(0, 1), cut_icmp(3, 2, None)]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
+    assert_eq!(a.decided_after, Some(0.003));
+    let note = a.events[1].note.as_deref().unwrap_or_default();
+    assert!(note.starts_with("quotes our 4-tuple, cut by the capture before the sequence number"), "{note}");
+    assert!(a.events[1].summary.ends_with("quoting 192.0.2.10:40000 > 198.51.100.10:8080 [|cut by the capture] [S]"));
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["icmp_quote_cut"]);
+    assert!(a.findings[0].summary.contains("after the quoted ports"), "{}", a.findings[0].summary);
+}
+
+#[test]
+fn test_icmp_cut_before_the_ports_decides_an_attempt_nothing_answered() {
+    for kept in [0, 2, 4] {
+        let a = only(vec![syn(0, 1), cut_icmp(3, 2, Some(kept))]);
+        assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1), "{kept} bytes kept");
+        assert_eq!(a.decided_after, Some(0.003));
+        assert!(a.events[1].note.as_deref().unwrap_or_default().contains("taken as quoting our SYN"));
+        assert!(!a.events[1].ignored);
+        assert!(a.events[1].summary.ends_with("quoting [|cut by the capture]"), "{}", a.events[1].summary);
+        assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["icmp_quote_cut"]);
+        assert!(a.findings[0].summary.contains("before the quoted ports"), "{}", a.findings[0].summary);
+    }
+}
+
+#[test]
+fn test_icmp_cut_before_the_ports_leaves_what_it_cannot_be_for() {
+    // Another attempt from the same client to the same server, answered after the error: the error
+    // decides only the one nothing answered.
+    let other_client = "192.0.2.10:40001";
+    let answered = [
+        packet(1, 10, segment(other_client, SERVER, TcpFlags::SYN, 7000, 0)),
+        packet(5, 11, segment(SERVER, other_client, TcpFlags::SYN | TcpFlags::ACK, 9000, 7001)),
+        packet(6, 12, segment(other_client, SERVER, TcpFlags::ACK, 7001, 9001)),
+    ];
+    let mut events = vec![syn(0, 1), cut_icmp(3, 2, Some(2))];
+    events.extend(answered);
+    let attempts = correlate(events, SynTiming::default(), None);
+    let outcomes: Vec<_> = attempts.iter().map(|a| (a.client.port(), a.outcome, a.events.len())).collect();
+    assert_eq!(outcomes, [(40000, Outcome::Unreachable, 2), (40001, Outcome::Established, 3)]);
+    // A server the kept bytes rule out, a SYN sent again after the error, an error that does not
+    // end a connect: each times out, showing the error it kept but was not ended by.
+    let elsewhere = {
+        let mut e = cut_icmp(3, 2, Some(4));
+        if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut e.kind {
+            let router: IpAddr = ROUTER.parse().expect("test address");
+            e.cut_quote = e.cut_quote.map(|c| CutQuote { dst: AddrPrefix::leading(router, 4), ..c });
+        }
+        e
+    };
+    assert_eq!(only(vec![syn(0, 1), elsewhere]).outcome, Outcome::TimedOut);
+    let a = only(vec![syn(0, 1), cut_icmp(3, 2, Some(4)), syn(1000, 3)]);
+    assert_eq!(verdict(&a), (Outcome::TimedOut, Some(Errno::Etimedout), 2));
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("the SYN was sent again after it"));
+    let mut mtu = cut_icmp(3, 2, Some(4));
+    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut mtu.kind {
+        e.code = 4;
+    }
+    let a = only(vec![syn(0, 1), mtu]);
+    assert_eq!(a.outcome, Outcome::TimedOut);
+    assert!(a.events[1].note.as_deref().unwrap_or_default().contains("does not end a connect"));
+    assert!(a.findings.is_empty(), "{:?}", a.findings);
+}
+
+#[test]
+fn test_icmp_cut_before_the_ports_goes_to_the_syn_of_its_ip_mark() {
+    // Two attempts from the client to the server, neither answered otherwise: the error's quoted
+    // IP identification names the second's SYN.
+    let marked = |mut event: Event, ident: u32| {
+        if let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &mut event.kind {
+            seg.ip_ident = ident;
+        }
+        event
+    };
+    let second = "192.0.2.10:40001";
+    let mut error = cut_icmp(3, 3, Some(4));
+    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut error.kind {
+        e.cut_quote = e.cut_quote.map(|c| CutQuote { ident: Some(0x2222), ..c });
+    }
+    let events = vec![
+        marked(syn(0, 1), 0x1111),
+        marked(packet(1, 2, segment(second, SERVER, TcpFlags::SYN, 7000, 0)), 0x2222),
+        error,
+    ];
+    let attempts = correlate(events, SynTiming::default(), None);
+    let outcomes: Vec<_> = attempts.iter().map(|a| (a.client.port(), a.outcome)).collect();
+    assert_eq!(outcomes, [(40000, Outcome::TimedOut), (40001, Outcome::Unreachable)]);
 }
 
 #[test]

@@ -230,6 +230,28 @@ pub(super) fn findings(a: &AttemptState) -> Vec<Finding> {
             summary: "SYN-ACKs acknowledging our SYN reached the wire, but the client kept retransmitting its SYN: they were dropped on input before TCP saw them (an INPUT firewall rule, reverse-path filtering).".to_string(),
         });
     }
+    // If the capture cut the quote of the ICMP error that decided it: whether before the ports.
+    let cut_before_ports = match a.verdict.as_ref().map(|v| &v.decision) {
+        Some(Decision::Icmp { error, .. }) if error.quote_cut() => Some(error.cut_quote.is_some()),
+        _ => None,
+    };
+    match cut_before_ports {
+        Some(false) => found.push(Finding {
+            code: "icmp_quote_cut",
+            summary: format!(
+                "The capture cut the ICMP error that decided this attempt after the quoted ports (its snap length is short): it names this 4-tuple, but the check {} makes of the quoted sequence number (between snd_una and snd_nxt) could not be made. Capture with tcpdump -s 0 to be sure.",
+                err_function(a.key.family())
+            ),
+        }),
+        Some(true) => found.push(Finding {
+            code: "icmp_quote_cut",
+            summary: format!(
+                "The capture cut the ICMP error that decided this attempt before the quoted ports (its snap length is short). Linux matched it to the socket by the quoted 4-tuple ({}); synscope matched it by what the capture kept: the addresses, the quoted IP identification or flow label when it was there, and the time (it came to this client after the last SYN, and nothing else answered). Capture with tcpdump -s 0 to be sure.",
+                err_function(a.key.family())
+            ),
+        }),
+        None => {}
+    }
     match a.verdict.as_ref().map(|v| &v.decision) {
         Some(Decision::Refused { loopback: true }) => found.push(Finding {
             code: "local_reject",

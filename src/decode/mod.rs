@@ -32,8 +32,9 @@ pub struct Packet {
 pub enum PacketBody {
     /// A TCP segment.
     Tcp(TcpSegment),
-    /// An ICMP or ICMPv6 error quoting an earlier packet.
-    IcmpError(IcmpError),
+    /// An ICMP or ICMPv6 error quoting an earlier packet. (Boxed: errors are few, and every
+    /// packet's summary is moved about at the size of its largest kind.)
+    IcmpError(Box<IcmpError>),
     /// An ARP request or reply (IPv4 over any hardware).
     Arp(ArpMessage),
     /// An ICMPv6 neighbour solicitation or advertisement (RFC 4861).
@@ -133,6 +134,9 @@ pub struct TcpSegment {
     pub payload_len: u32,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
+    /// The IP header's mark of this packet (the IPv4 identification, the IPv6 flow label), which
+    /// an ICMP error's quote of it shows even when a capture cut the quote before the TCP ports.
+    pub ip_ident: u32,
 }
 
 /// The kind of an ICMP/ICMPv6 error.
@@ -172,8 +176,9 @@ pub struct QuotedTcp {
     pub src_port: u16,
     /// Destination port.
     pub dst_port: u16,
-    /// Sequence number.
-    pub seq: u32,
+    /// Sequence number; `None` when the capture cut the quote between the ports and it (a short
+    /// snap length: the ICMP message was whole on the wire, see [`IcmpError::cut_quote`]).
+    pub seq: Option<u32>,
     /// Flags, if the quote reaches byte 13 of the TCP header.
     pub flags: Option<TcpFlags>,
 }
@@ -197,6 +202,77 @@ pub struct IcmpError {
     pub mtu: Option<u32>,
     /// The quoted packet, if its IP header could be read.
     pub quoted: Option<QuotedPacket>,
+    /// What is left of the quote when the capture cut the message before the quoted TCP ports (a
+    /// snap length of 96 bytes does this to every ICMPv6 error on Ethernet): which attempt it was
+    /// for can then only be told from addresses.
+    pub cut_quote: Option<CutQuote>,
+}
+
+impl IcmpError {
+    /// Whether the capture cut the message inside its quote of a TCP segment, before the quoted
+    /// ports or the sequence number after them.
+    pub fn quote_cut(&self) -> bool {
+        self.cut_quote.is_some() || self.quoted.as_ref().and_then(|q| q.tcp).is_some_and(|t| t.seq.is_none())
+    }
+}
+
+/// The quoted addresses an ICMP error keeps when the capture cut it before the quoted TCP ports:
+/// the captured leading bytes of each (all of them, some, or none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutQuote {
+    /// The quoted source (the client, when it quotes a SYN).
+    pub src: AddrPrefix,
+    /// The quoted destination (the server).
+    pub dst: AddrPrefix,
+    /// The quoted packet's identification (IPv4) or flow label (IPv6), if captured: it tells the
+    /// SYN it quotes from the client's others (and from the same client's earlier SYNs, as Linux
+    /// draws a new flow label at each retransmit).
+    pub ident: Option<u32>,
+}
+
+/// The leading bytes of an address that a capture kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddrPrefix {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl AddrPrefix {
+    /// The captured part of an address of `size` bytes (4 or 16) that starts at `at` in `quote`.
+    fn captured(quote: &[u8], at: usize, size: usize) -> AddrPrefix {
+        let kept = quote.get(at..).unwrap_or(&[]);
+        let len = kept.len().min(size);
+        let mut bytes = [0; 16];
+        bytes[..len].copy_from_slice(&kept[..len]);
+        AddrPrefix { bytes, len: len as u8 }
+    }
+
+    /// The first `len` bytes of `ip` (all of them if it has fewer).
+    pub fn leading(ip: IpAddr, len: usize) -> AddrPrefix {
+        match ip {
+            IpAddr::V4(v4) => AddrPrefix::captured(&v4.octets()[..len.min(4)], 0, 4),
+            IpAddr::V6(v6) => AddrPrefix::captured(&v6.octets()[..len.min(16)], 0, 16),
+        }
+    }
+
+    /// Whether `ip` begins with these bytes (any address does when none were captured).
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        let prefix = &self.bytes[..usize::from(self.len)];
+        match ip {
+            IpAddr::V4(v4) => v4.octets().starts_with(prefix),
+            IpAddr::V6(v6) => v6.octets().starts_with(prefix),
+        }
+    }
+
+    /// How many bytes were captured.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether none were.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// ARP request or reply.
@@ -389,6 +465,7 @@ impl TcpPeek<'_> {
         let options = tcp.get(20..data_offset)?;
         let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
         let be32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let ip_ident = ip_ident(ip)?;
         let (src, dst, ttl): (IpAddr, IpAddr, u8) = if v6 {
             let addr = |at: usize| -> Option<Ipv6Addr> {
                 Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(at..at + 16)?).ok()?))
@@ -410,6 +487,7 @@ impl TcpPeek<'_> {
             options: read_options(options),
             payload_len: u32::try_from(tcp.len() - data_offset).unwrap_or(u32::MAX),
             ttl,
+            ip_ident,
         };
         Some(Packet { link_direction, on_loopback, body: PacketBody::Tcp(segment) })
     }
@@ -429,9 +507,12 @@ fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
         LaxIpSlice::Ipv6(v6) => v6.header().hop_limit(),
     };
     match payload.ip_number {
-        IpNumber::TCP => decode_tcp(src, dst, ttl, payload.payload).map(PacketBody::Tcp),
-        IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload),
-        IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload),
+        IpNumber::TCP => {
+            let ident = ip_ident(bytes).unwrap_or_default();
+            decode_tcp(src, dst, ttl, payload.payload).map(|seg| PacketBody::Tcp(TcpSegment { ip_ident: ident, ..seg }))
+        }
+        IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload, payload.incomplete),
+        IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload, payload.incomplete),
         IpNumber::UDP => Ok(PacketBody::Other("UDP")),
         _ => Ok(PacketBody::Other("other IP protocol")),
     }
@@ -467,6 +548,7 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> Result<TcpSegm
         options: read_options(tcp.options()),
         payload_len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
         ttl,
+        ip_ident: 0,
     })
 }
 
@@ -484,6 +566,7 @@ fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> TcpS
         options: read_options(bytes.get(20..).unwrap_or(&[])),
         payload_len: 0,
         ttl,
+        ip_ident: 0,
     }
 }
 
@@ -523,7 +606,8 @@ fn icmp_header(bytes: &[u8]) -> Result<IcmpHeader<'_>, DecodeError> {
     }
 }
 
-fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, DecodeError> {
+/// An ICMP error (`cut`: the capture kept less of it than its IP header says it had).
+fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8], cut: bool) -> Result<PacketBody, DecodeError> {
     let IcmpHeader { icmp_type, code, rest, body } = icmp_header(bytes)?;
     let kind = match icmp_type {
         3 => IcmpErrorKind::DestinationUnreachable,
@@ -536,7 +620,8 @@ fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, D
     };
     // RFC 1191: the next-hop MTU sits in the low 16 bits of the second word of "fragmentation needed".
     let mtu = (icmp_type == 3 && code == 4).then(|| u32::from(u16::from_be_bytes([rest[2], rest[3]])));
-    Ok(PacketBody::IcmpError(IcmpError {
+    let (quoted, cut_quote) = decode_quoted(body, cut);
+    Ok(PacketBody::IcmpError(Box::new(IcmpError {
         src,
         dst,
         family: Family::Ipv4,
@@ -544,11 +629,13 @@ fn decode_icmpv4(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, D
         icmp_type,
         code,
         mtu,
-        quoted: decode_quoted(body),
-    }))
+        quoted,
+        cut_quote,
+    })))
 }
 
-fn decode_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, DecodeError> {
+/// An ICMPv6 error (`cut`: the capture kept less of it than its IP header says it had).
+fn decode_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8], cut: bool) -> Result<PacketBody, DecodeError> {
     let IcmpHeader { icmp_type, code, rest, body } = icmp_header(bytes)?;
     let kind = match icmp_type {
         1 => IcmpErrorKind::DestinationUnreachable,
@@ -561,7 +648,8 @@ fn decode_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, D
     };
     // RFC 4443 section 3.2: packet too big carries the MTU in the second word.
     let mtu = (icmp_type == 2).then(|| u32::from_be_bytes(rest));
-    Ok(PacketBody::IcmpError(IcmpError {
+    let (quoted, cut_quote) = decode_quoted(body, cut);
+    Ok(PacketBody::IcmpError(Box::new(IcmpError {
         src,
         dst,
         family: Family::Ipv6,
@@ -569,8 +657,9 @@ fn decode_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<PacketBody, D
         icmp_type,
         code,
         mtu,
-        quoted: decode_quoted(body),
-    }))
+        quoted,
+        cut_quote,
+    })))
 }
 
 fn decode_neighbor(src: IpAddr, icmp_type: u8, body: &[u8]) -> Result<PacketBody, DecodeError> {
@@ -588,24 +677,67 @@ fn decode_neighbor(src: IpAddr, icmp_type: u8, body: &[u8]) -> Result<PacketBody
 
 /// Reads the packet quoted in an ICMP error: its IP header, then the first 8 bytes of TCP
 /// (ports and sequence number), and the flags if 14 bytes are there.
-fn decode_quoted(bytes: &[u8]) -> Option<QuotedPacket> {
-    let (ip, _) = LaxIpSlice::from_slice(bytes).ok()?;
+///
+/// Linux drops an error that quotes fewer than 8 bytes after the IP header (`icmp_socket_deliver`),
+/// so such a quote names no TCP segment, unless the message was `cut` by the capture (its snap
+/// length) rather than by its sender: then the quoted ports, if captured, still name the 4-tuple
+/// (the sequence number is `None`), and a quote cut before them keeps its addresses (the second
+/// value).
+fn decode_quoted(bytes: &[u8], cut: bool) -> (Option<QuotedPacket>, Option<CutQuote>) {
+    let Ok((ip, _)) = LaxIpSlice::from_slice(bytes) else {
+        return (None, if cut { cut_ip_header(bytes) } else { None });
+    };
     let payload = ip.payload();
     let protocol = payload.ip_number.0;
-    let tcp = if payload.ip_number == IpNumber::TCP {
-        match payload.payload {
-            [s0, s1, d0, d1, q0, q1, q2, q3, rest @ ..] => Some(QuotedTcp {
-                src_port: u16::from_be_bytes([*s0, *s1]),
-                dst_port: u16::from_be_bytes([*d0, *d1]),
-                seq: u32::from_be_bytes([*q0, *q1, *q2, *q3]),
-                flags: rest.get(5).map(|f| TcpFlags(*f)),
-            }),
-            _ => None,
-        }
-    } else {
-        None
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    let tcp = match payload.payload {
+        _ if payload.ip_number != IpNumber::TCP => None,
+        [s0, s1, d0, d1, rest @ ..] if rest.len() >= 4 || cut => Some(QuotedTcp {
+            src_port: u16::from_be_bytes([*s0, *s1]),
+            dst_port: u16::from_be_bytes([*d0, *d1]),
+            seq: rest.get(..4).map(|q| u32::from_be_bytes([q[0], q[1], q[2], q[3]])),
+            flags: rest.get(9).map(|f| TcpFlags(*f)),
+        }),
+        _ => None,
     };
-    Some(QuotedPacket { src: ip.source_addr(), dst: ip.destination_addr(), protocol, tcp })
+    let cut_quote = (cut && tcp.is_none() && payload.ip_number == IpNumber::TCP).then(|| CutQuote {
+        src: AddrPrefix::leading(src, 16),
+        dst: AddrPrefix::leading(dst, 16),
+        ident: ip_ident(bytes),
+    });
+    (Some(QuotedPacket { src, dst, protocol, tcp }), cut_quote)
+}
+
+/// The addresses left of a quoted IP header that the capture cut (see [`CutQuote`]: none if it
+/// cut before the quote); `None` when what was captured says the quote is not TCP (IPv4
+/// protocol, IPv6 next header: an extension header before TCP is not expected on a SYN) or is not
+/// IP at all.
+fn cut_ip_header(bytes: &[u8]) -> Option<CutQuote> {
+    let (protocol_at, src_at, size) = match bytes.first().map(|b| b >> 4) {
+        Some(4) => (9, 12, 4),
+        Some(6) | None => (6, 8, 16),
+        Some(_) => return None,
+    };
+    if bytes.get(protocol_at).is_some_and(|&p| p != IpNumber::TCP.0) {
+        return None;
+    }
+    Some(CutQuote {
+        src: AddrPrefix::captured(bytes, src_at, size),
+        dst: AddrPrefix::captured(bytes, src_at + size, size),
+        ident: ip_ident(bytes),
+    })
+}
+
+/// What marks one IP packet among a host's others, in the bytes of its header, if they hold it:
+/// the IPv4 identification (RFC 791; Linux counts it per socket, `ip_select_ident`) or the IPv6
+/// flow label (RFC 6437; Linux derives it from the socket's hash, drawn anew at each SYN
+/// retransmit, `sk_rethink_txhash`). The same in a SYN and in an ICMP error's quote of it.
+fn ip_ident(ip: &[u8]) -> Option<u32> {
+    match ip.first()? >> 4 {
+        4 => Some(u32::from(u16::from_be_bytes([*ip.get(4)?, *ip.get(5)?]))),
+        6 => Some(u32::from_be_bytes([0, *ip.get(1)? & 0x0f, *ip.get(2)?, *ip.get(3)?])),
+        _ => None,
+    }
 }
 
 fn decode_arp(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
@@ -721,24 +853,93 @@ mod tests {
         let q = e.quoted.expect("quote");
         assert_eq!((q.src, q.dst, q.protocol), (IpAddr::from([192, 0, 2, 10]), IpAddr::from([198, 51, 100, 10]), 6));
         let t = q.tcp.expect("quoted tcp");
-        assert_eq!((t.src_port, t.dst_port, t.seq), (37754, 8080, 2_915_806_682));
+        assert_eq!((t.src_port, t.dst_port, t.seq), (37754, 8080, Some(2_915_806_682)));
         assert_eq!(t.flags, Some(TcpFlags(TcpFlags::SYN)));
+    }
+
+    /// The ICMP error of `frame` (Ethernet, IPv4) as its sender would have sent it with a quote
+    /// of `quoted_tcp` bytes of TCP: the outer IP total length says so (unlike a capture's cut).
+    fn sent_short(frame: &[u8], quoted_tcp: usize) -> Vec<u8> {
+        let mut frame = frame[..14 + 20 + 8 + 20 + quoted_tcp].to_vec();
+        let total = u16::try_from(frame.len() - 14).expect("short");
+        frame[14 + 2..14 + 4].copy_from_slice(&total.to_be_bytes());
+        frame
+    }
+
+    fn icmp_error(link_type: LinkType, frame: &[u8]) -> IcmpError {
+        match decode(link_type, frame).map(|p| p.body) {
+            Ok(PacketBody::IcmpError(e)) => *e,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn test_decode_icmp_quote_of_only_8_tcp_bytes() {
         // RFC 792 only promises the IP header and 8 bytes: ports and sequence number, no flags.
-        let mut frame = hex(ICMP_HOST_UNREACH_V4);
-        let quote_tcp_start = 14 + 20 + 8 + 20;
-        frame.truncate(quote_tcp_start + 8);
-        let p = decode(LinkType::ETHERNET, &frame).expect("decodes");
-        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
+        let frame = hex(ICMP_HOST_UNREACH_V4);
+        let e = icmp_error(LinkType::ETHERNET, &sent_short(&frame, 8));
+        assert!(!e.quote_cut());
         let t = e.quoted.and_then(|q| q.tcp).expect("quoted tcp");
-        assert_eq!((t.src_port, t.dst_port, t.seq, t.flags), (37754, 8080, 2_915_806_682, None));
-        frame.truncate(quote_tcp_start + 7);
-        let p = decode(LinkType::ETHERNET, &frame).expect("decodes");
-        let PacketBody::IcmpError(e) = p.body else { panic!("{p:?}") };
-        assert_eq!(e.quoted.expect("ip quote").tcp, None);
+        assert_eq!((t.src_port, t.dst_port, t.seq, t.flags), (37754, 8080, Some(2_915_806_682), None));
+        // Fewer than 8 bytes sent: Linux drops it (icmp_socket_deliver), so it names no segment.
+        let e = icmp_error(LinkType::ETHERNET, &sent_short(&frame, 7));
+        assert_eq!((e.quoted.expect("ip quote").tcp, e.cut_quote), (None, None));
+    }
+
+    #[test]
+    fn test_decode_icmp_cut_by_the_capture_keeps_what_it_can() {
+        // The same error cut by a snap length at every byte: what is left of the quote, and
+        // whether the message says it was cut.
+        let frame = hex(ICMP_HOST_UNREACH_V4);
+        let (client, server) = (IpAddr::from([192, 0, 2, 10]), IpAddr::from([198, 51, 100, 10]));
+        let quote = 14 + 20 + 8;
+        let tcp = quote + 20;
+        for len in quote..frame.len() {
+            let e = icmp_error(LinkType::ETHERNET, &frame[..len]);
+            let quoted_tcp = e.quoted.as_ref().and_then(|q| q.tcp);
+            match len - quote {
+                n if n >= 28 => assert_eq!(quoted_tcp.and_then(|t| t.seq), Some(2_915_806_682), "{len}"),
+                n if n >= 24 => {
+                    let t = quoted_tcp.expect("ports");
+                    assert_eq!((t.src_port, t.dst_port, t.seq), (37754, 8080, None), "{len}");
+                    assert!(e.quote_cut() && e.cut_quote.is_none(), "{len}");
+                }
+                n => {
+                    assert_eq!(quoted_tcp, None, "{len}");
+                    let cut = e.cut_quote.unwrap_or_else(|| panic!("{len}: {e:?}"));
+                    assert!(e.quote_cut());
+                    assert_eq!(cut.src.len(), n.saturating_sub(12).min(4), "{len}");
+                    assert_eq!(cut.dst.len(), n.saturating_sub(16).min(4), "{len}");
+                    assert!(cut.src.admits(client) && cut.dst.admits(server), "{len}");
+                    let other = IpAddr::from([198, 51, 100, 99]);
+                    assert_eq!(cut.dst.admits(other), cut.dst.len() < 4, "{len}");
+                    assert_eq!(len < tcp, e.quoted.is_none(), "{len}: the quoted header is whole from {tcp}");
+                }
+            }
+        }
+        // A quote whose protocol the capture kept, and which is not TCP, is no attempt's.
+        let mut udp = frame[..quote + 12].to_vec();
+        udp[quote + 9] = 17;
+        assert_eq!(icmp_error(LinkType::ETHERNET, &udp).cut_quote, None);
+    }
+
+    #[test]
+    fn test_decode_icmpv6_cut_by_the_capture_keeps_the_addresses_it_can() {
+        // A snap length of 96 on Ethernet (76 here, after the cooked header's 20) leaves 10 bytes
+        // of the quoted destination, no ports.
+        let frame = hex(ICMP6_LOCAL_SLL2);
+        let quote = 20 + 40 + 8;
+        let e = icmp_error(LinkType::LINUX_SLL2, &frame[..quote + 34]);
+        let cut = e.cut_quote.expect("cut before the ports");
+        assert_eq!((e.quoted, cut.src.len(), cut.dst.len()), (None, 16, 10));
+        let client: IpAddr = "2001:db8:1::10".parse().expect("addr");
+        assert!(cut.src.admits(client) && cut.dst.admits("2001:db8:1::99".parse().expect("addr")));
+        assert!(!cut.dst.admits("2001:db8:2::99".parse().expect("addr")));
+        assert!(!cut.src.admits(IpAddr::from([192, 0, 2, 10])), "another family");
+        // With the ports: the 4-tuple, without the sequence number.
+        let e = icmp_error(LinkType::LINUX_SLL2, &frame[..quote + 40 + 6]);
+        let t = e.quoted.and_then(|q| q.tcp).expect("ports");
+        assert_eq!((t.dst_port, t.seq, e.cut_quote), (8080, None, None));
     }
 
     #[test]

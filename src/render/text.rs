@@ -316,6 +316,14 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
             s.finished_early
         )?;
     }
+    if s.icmp_quotes_cut > 0 {
+        writeln!(
+            w,
+            "  {} {} ICMP error(s) cut inside their quote by the capture's snap length: matched to attempts by less than Linux matches them (finding icmp_quote_cut); capture with tcpdump -s 0 to be sure",
+            style.paint("cut quotes:", Color::Yellow),
+            s.icmp_quotes_cut
+        )?;
+    }
     if let Some(damage) = &s.damaged {
         writeln!(w, "  {} {damage}; results are partial", style.paint("damaged:", Color::Red))?;
     }

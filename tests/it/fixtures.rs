@@ -107,6 +107,47 @@ fn test_fixtures_replay_to_the_errno_connect_returned() {
 }
 
 #[test]
+fn test_fixtures_cut_by_a_short_snap_length_replay_to_the_same_errno() {
+    // What each snap length leaves no trace of: at 66 bytes an IPv6 TCP header (74 bytes on
+    // Ethernet) and, after ARP failed, the ISN in the ICMP error's quote, the attempt's only
+    // evidence; up to 96 bytes, after ND failed, the quoted ports (the quote starts 68 bytes in).
+    let lost = |file: &str, snaplen: usize| match snaplen {
+        66 => file.contains("-v6") || file.starts_with("arp-failure"),
+        80 | 96 => file.starts_with("nd-failure"),
+        _ => false,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
+        let whole = std::fs::read(util::root().join("fixtures").join(&fixture.file)).expect("read fixture");
+        for snaplen in [66, 80, 96, 128] {
+            let path = dir.path().join(format!("{snaplen}-{}", fixture.file));
+            std::fs::write(&path, util::snapped(&whole, snaplen)).expect("write");
+            let (attempts, capture) = util::replay(&path);
+            let what = format!("{} at {snaplen} bytes", fixture.file);
+            assert!(capture.damage.is_none(), "{what}: {:?}", capture.damage);
+            if lost(&fixture.file, snaplen) {
+                assert!(attempts.is_empty(), "{what}: {attempts:#?}");
+                continue;
+            }
+            assert_eq!(attempts.len(), 1, "{what}: {attempts:#?}");
+            let a = &attempts[0];
+            assert_eq!(a.errno.map_or("OK", |e| e.name()), fixture.errno, "{what}: {}", a.cause);
+            // An attempt decided by an error the capture cut says so.
+            let says_so = a.findings.iter().any(|f| f.code == "icmp_quote_cut");
+            assert_eq!(says_so, capture.icmp_quotes_cut > 0, "{what}: {:?}", a.findings);
+        }
+    }
+    // Where nothing is left of the attempt, the summary still says an error was cut.
+    let lost = dir.path().join("96-nd-failure-v6.pcap");
+    let lost = lost.to_str().expect("a UTF-8 path");
+    let json = synscope(&["replay", "--format", "json", lost]);
+    let summary = util::json_lines(&json).pop().expect("a summary");
+    assert_eq!((summary["attempts"].as_u64(), summary["icmp_quotes_cut"].as_u64()), (Some(0), Some(1)), "{summary}");
+    let text = String::from_utf8_lossy(&synscope(&["replay", "--color", "never", lost]).stdout).into_owned();
+    assert!(text.contains("cut quotes: 1 ICMP error(s) cut inside their quote"), "{text}");
+}
+
+#[test]
 fn test_fixtures_golden_output() {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(util::root().join("tests/it/golden"));

@@ -42,6 +42,22 @@ pub fn pcap_records(pcap: &[u8]) -> Vec<&[u8]> {
     records
 }
 
+/// A little-endian classic pcap as a capture with a snap length of `snaplen` bytes would have
+/// recorded it (`tcpdump -s SNAPLEN`): each record cut to that many bytes, its original length kept.
+pub fn snapped(pcap: &[u8], snaplen: usize) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    out[16..20].copy_from_slice(&u32::try_from(snaplen).expect("a snap length").to_le_bytes());
+    for record in pcap_records(pcap) {
+        let (header, data) = record.split_at(16);
+        let kept = &data[..data.len().min(snaplen)];
+        out.extend_from_slice(&header[..8]);
+        out.extend_from_slice(&u32::try_from(kept.len()).expect("a record length").to_le_bytes());
+        out.extend_from_slice(&header[12..16]);
+        out.extend_from_slice(kept);
+    }
+    out
+}
+
 /// `bytes` compressed with gzip at `level`, as one member (as `gzip` and `tcpdump -z gzip` write).
 pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
     use std::io::Write as _;
