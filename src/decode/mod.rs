@@ -3,7 +3,8 @@
 //! The link layer is stripped by [`link`]; IPv4, IPv6 (with its extension headers), TCP, ICMP, ICMPv6
 //! and ARP are parsed with `etherparse`'s lax slices, which check lengths once and never panic. The
 //! packet quoted inside an ICMP error is often cut short (RFC 792 only promises the IP header and 8
-//! bytes), so the quoted ports and sequence number are read from those 8 bytes directly.
+//! bytes), so the quoted ports and sequence number are read from those 8 bytes directly; a capture's
+//! snap length may cut it shorter still, and what is left is kept (see [`CutQuote`]).
 
 pub mod link;
 
@@ -177,7 +178,7 @@ pub struct QuotedTcp {
     /// Destination port.
     pub dst_port: u16,
     /// Sequence number; `None` when the capture cut the quote between the ports and it (a short
-    /// snap length: the ICMP message was whole on the wire, see [`IcmpError::cut_quote`]).
+    /// snap length: the ICMP message was whole on the wire).
     pub seq: Option<u32>,
     /// Flags, if the quote reaches byte 13 of the TCP header.
     pub flags: Option<TcpFlags>,
@@ -509,7 +510,7 @@ fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
     match payload.ip_number {
         IpNumber::TCP => {
             let ident = ip_ident(bytes).unwrap_or_default();
-            decode_tcp(src, dst, ttl, payload.payload).map(|seg| PacketBody::Tcp(TcpSegment { ip_ident: ident, ..seg }))
+            decode_tcp(src, dst, ttl, ident, payload.payload).map(PacketBody::Tcp)
         }
         IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload, payload.incomplete),
         IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload, payload.incomplete),
@@ -527,12 +528,13 @@ fn is_later_fragment(ip: &LaxIpSlice<'_>) -> bool {
     }
 }
 
-fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> Result<TcpSegment, DecodeError> {
+/// A TCP segment, and what its IP header says (`ip_ident`: see [`ip_ident`]).
+fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes: &[u8]) -> Result<TcpSegment, DecodeError> {
     let tcp = match TcpSlice::from_slice(bytes) {
         Ok(tcp) => tcp,
         // The snapshot length cut into the options: the fixed 20 bytes still say what the segment is.
         Err(etherparse::err::tcp::HeaderSliceError::Len(_)) if bytes.len() >= 20 => {
-            return Ok(decode_tcp_truncated(src, dst, ttl, bytes));
+            return Ok(decode_tcp_truncated(src, dst, ttl, ip_ident, bytes));
         }
         Err(e) => return Err(DecodeError::Tcp(e.to_string())),
     };
@@ -548,12 +550,12 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> Result<TcpSegm
         options: read_options(tcp.options()),
         payload_len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
         ttl,
-        ip_ident: 0,
+        ip_ident,
     })
 }
 
 /// A TCP header whose options run past the captured bytes: fixed fields, and the options captured.
-fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> TcpSegment {
+fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes: &[u8]) -> TcpSegment {
     let be16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let be32 = |at: usize| bytes.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     TcpSegment {
@@ -566,7 +568,7 @@ fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, bytes: &[u8]) -> TcpS
         options: read_options(bytes.get(20..).unwrap_or(&[])),
         payload_len: 0,
         ttl,
-        ip_ident: 0,
+        ip_ident,
     }
 }
 
