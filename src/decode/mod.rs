@@ -131,7 +131,9 @@ pub struct TcpSegment {
     pub window: u16,
     /// Options.
     pub options: TcpOptions,
-    /// Bytes of payload captured (TCP Fast Open data on a SYN counts here).
+    /// Bytes of payload on the wire, by the IP header's length, whether or not the capture kept
+    /// them (a snap length cuts payload; TCP Fast Open data on a SYN counts here, and moves the
+    /// ACK that acknowledges it). tcpdump's `length`.
     pub payload_len: u32,
     /// IPv4 TTL or IPv6 hop limit.
     pub ttl: u8,
@@ -467,6 +469,10 @@ impl TcpPeek<'_> {
         let be16 = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
         let be32 = |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let ip_ident = ip_ident(ip)?;
+        // The segment's length on the wire, from the IP header (see `TcpSegment::payload_len`):
+        // `plain_tcp` checked that it holds the captured segment.
+        let on_wire =
+            if v6 { usize::from(be16(ip, 4)) } else { usize::from(be16(ip, 2)) - usize::from(ip[0] & 0x0f) * 4 };
         let (src, dst, ttl): (IpAddr, IpAddr, u8) = if v6 {
             let addr = |at: usize| -> Option<Ipv6Addr> {
                 Some(Ipv6Addr::from(<[u8; 16]>::try_from(ip.get(at..at + 16)?).ok()?))
@@ -486,7 +492,7 @@ impl TcpPeek<'_> {
             ack: be32(tcp, 8),
             window: be16(tcp, 14),
             options: read_options(options),
-            payload_len: u32::try_from(tcp.len() - data_offset).unwrap_or(u32::MAX),
+            payload_len: u32::try_from(on_wire - data_offset).unwrap_or(u32::MAX),
             ttl,
             ip_ident,
         };
@@ -510,7 +516,17 @@ fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
     match payload.ip_number {
         IpNumber::TCP => {
             let ident = ip_ident(bytes).unwrap_or_default();
-            decode_tcp(src, dst, ttl, ident, payload.payload).map(PacketBody::Tcp)
+            // The segment's length on the wire, from the IP header when the capture cut it (see
+            // `TcpSegment::payload_len`); the cut segment runs to the end of the captured bytes.
+            let mut on_wire = payload.payload.len();
+            if payload.incomplete {
+                let ip_len = match &ip {
+                    LaxIpSlice::Ipv4(v4) => usize::from(v4.header().total_len()),
+                    LaxIpSlice::Ipv6(v6) => 40 + usize::from(v6.header().payload_length()),
+                };
+                on_wire = on_wire.max(ip_len.saturating_sub(bytes.len() - payload.payload.len()));
+            }
+            decode_tcp(src, dst, ttl, ident, on_wire, payload.payload).map(PacketBody::Tcp)
         }
         IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload, payload.incomplete),
         IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload, payload.incomplete),
@@ -528,13 +544,21 @@ fn is_later_fragment(ip: &LaxIpSlice<'_>) -> bool {
     }
 }
 
-/// A TCP segment, and what its IP header says (`ip_ident`: see [`ip_ident`]).
-fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes: &[u8]) -> Result<TcpSegment, DecodeError> {
+/// A TCP segment captured as `bytes`, and what its IP header says: its ends, TTL, mark (see
+/// [`ip_ident`]) and length on the wire (`on_wire`).
+fn decode_tcp(
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    ip_ident: u32,
+    on_wire: usize,
+    bytes: &[u8],
+) -> Result<TcpSegment, DecodeError> {
     let tcp = match TcpSlice::from_slice(bytes) {
         Ok(tcp) => tcp,
         // The snapshot length cut into the options: the fixed 20 bytes still say what the segment is.
         Err(etherparse::err::tcp::HeaderSliceError::Len(_)) if bytes.len() >= 20 => {
-            return Ok(decode_tcp_truncated(src, dst, ttl, ip_ident, bytes));
+            return Ok(decode_tcp_truncated(src, dst, ttl, ip_ident, on_wire, bytes));
         }
         Err(e) => return Err(DecodeError::Tcp(e.to_string())),
     };
@@ -548,14 +572,14 @@ fn decode_tcp(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes: &[u8]) ->
         ack: tcp.acknowledgment_number(),
         window: tcp.window_size(),
         options: read_options(tcp.options()),
-        payload_len: u32::try_from(tcp.payload().len()).unwrap_or(u32::MAX),
+        payload_len: u32::try_from(on_wire.saturating_sub(tcp.header_len())).unwrap_or(u32::MAX),
         ttl,
         ip_ident,
     })
 }
 
 /// A TCP header whose options run past the captured bytes: fixed fields, and the options captured.
-fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes: &[u8]) -> TcpSegment {
+fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, on_wire: usize, bytes: &[u8]) -> TcpSegment {
     let be16 = |at: usize| bytes.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let be32 = |at: usize| bytes.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     TcpSegment {
@@ -566,7 +590,7 @@ fn decode_tcp_truncated(src: IpAddr, dst: IpAddr, ttl: u8, ip_ident: u32, bytes:
         ack: be32(8),
         window: be16(14),
         options: read_options(bytes.get(20..).unwrap_or(&[])),
-        payload_len: 0,
+        payload_len: u32::try_from(on_wire.saturating_sub(usize::from(bytes[12] >> 4) * 4)).unwrap_or(u32::MAX),
         ttl,
         ip_ident,
     }
@@ -942,6 +966,25 @@ mod tests {
         let e = icmp_error(LinkType::LINUX_SLL2, &frame[..quote + 40 + 6]);
         let t = e.quoted.and_then(|q| q.tcp).expect("ports");
         assert_eq!((t.dst_port, t.seq, e.cut_quote), (8080, None, None));
+    }
+
+    #[test]
+    fn test_payload_cut_by_the_capture_counts_as_sent() {
+        // The IPv4 SYN with 100 bytes of TCP Fast Open data, cut by a snap length in the data and
+        // in the options: its length is the IP header's, as tcpdump's `length` is, so that the
+        // ACK of the data still acknowledges the SYN.
+        let mut frame = hex(SYN_V4);
+        frame.extend_from_slice(&[0x61; 100]);
+        let total = u16::try_from(frame.len() - 14).expect("short");
+        frame[14 + 2..14 + 4].copy_from_slice(&total.to_be_bytes());
+        for cut in [frame.len(), 14 + 20 + 40 + 10, 14 + 20 + 40, 14 + 20 + 30] {
+            let decoded = decode(LinkType::ETHERNET, &frame[..cut]);
+            let Ok(Packet { body: PacketBody::Tcp(seg), .. }) = &decoded else { panic!("{cut}: {decoded:?}") };
+            assert_eq!((seg.payload_len, seg.seq), (100, 3_059_099_395), "cut at {cut}");
+            if let Some(plain) = decode_plain_tcp(LinkType::ETHERNET, &frame[..cut]) {
+                assert_eq!(Ok(plain), decoded, "cut at {cut}");
+            }
+        }
     }
 
     #[test]
