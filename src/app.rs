@@ -320,12 +320,13 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     for (i, &(path, _)) in files.iter().enumerate() {
         // (A capture goes on only from the file before.)
         let continues = goes_on.is_some().then(|| capture::source_name(files[i - 1].0));
-        let first_frame = goes_on.as_ref().map_or(0, replay::GoesOn::frames) + 1;
+        // (Each file's frames number on from the records of those read before it.)
+        let first_frame = packets + 1;
         if several && args.format == Format::Text {
             text::file_heading(out, &capture::source_name(path), continues.as_deref(), style)?;
         }
-        let piece =
-            replay::Piece { continues: goes_on.take(), next_begins: files.get(i + 1).and_then(|&(_, first)| first) };
+        let next_begins = files.get(i + 1).and_then(|&(_, first)| first);
+        let piece = replay::Piece { continues: goes_on.take(), next_begins, frames_before: packets };
         let bar = progress_bar(path, several.then_some((i + 1, files.len())));
         let mut progress = |p: replay::Progress| {
             bar.set_position(p.bytes);

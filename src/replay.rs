@@ -152,20 +152,11 @@ impl Default for Replaying {
 pub const DEFAULT_MAX_OPEN: usize = 25_000;
 
 /// A capture that goes on in the next file (see [`continues`]): the attempts its readers hold
-/// open, in reader order, the records read so far (frames number on across its files, as in the
-/// files joined by `mergecap -a`), and its latest time.
+/// open, in reader order, and its latest time.
 #[derive(Debug)]
 pub struct GoesOn {
     correlators: Vec<Correlator>,
-    frames: u64,
     last_ts: Timestamp,
-}
-
-impl GoesOn {
-    /// Records read so far, in all the capture's files: the next file's frames number on from here.
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
 }
 
 /// Where a file stands among the files a replay reads: the capture a file before it left open, and
@@ -177,6 +168,10 @@ pub struct Piece {
     pub continues: Option<GoesOn>,
     /// The time of the next file's first record.
     pub next_begins: Option<Timestamp>,
+    /// The records of the files read before it: its frames number on from there, as `mergecap -a`
+    /// numbers the files it joins, whether or not it continues their capture, so that a frame
+    /// names one record of the replay.
+    pub frames_before: u64,
 }
 
 /// Whether a file whose first record is at `next_begins` continues a capture whose latest record
@@ -201,7 +196,7 @@ pub fn continues(last: Timestamp, next_begins: Timestamp, timing: &SynTiming) ->
 /// written out.
 ///
 /// `piece` joins files into one capture: the file takes on the attempts the capture it continues
-/// left open (with as many readers as that capture had), numbering its records on from there; and
+/// left open (with as many readers as that capture had); and
 /// when the next file [`continues`] this one, the attempts still open are not finished at the end
 /// of this file but returned, to go on in the next.
 pub fn replay_file<S: Sink>(
@@ -212,7 +207,7 @@ pub fn replay_file<S: Sink>(
     progress: &mut dyn FnMut(Progress),
     output: Output<'_, S>,
 ) -> anyhow::Result<(FileReport, Option<GoesOn>)> {
-    let Piece { continues: before, next_begins } = piece;
+    let Piece { continues: before, next_begins, frames_before } = piece;
     debug_assert!(before.is_none() || !capture::is_stdin(path), "standard input continues no capture");
     // Standard input can be read only once: one reader. A capture goes on with the readers it had.
     let readers = match &before {
@@ -220,7 +215,7 @@ pub fn replay_file<S: Sink>(
         None if capture::is_stdin(path) => 1,
         None => replaying.readers.max(1),
     };
-    let (frames_before, last_before) = before.as_ref().map_or((0, None), |b| (b.frames, Some(b.last_ts)));
+    let last_before = before.as_ref().map(|b| b.last_ts);
     let mut correlators = before.map(|b| b.correlators).unwrap_or_default().into_iter();
     let next_begins = next_begins.filter(|_| !capture::is_stdin(path));
     let mut start = move || Start { correlator: correlators.next(), frames_before, last_before, next_begins };
@@ -307,11 +302,8 @@ pub fn replay_file<S: Sink>(
             correlators.extend(going_on);
         }
         // Every reader decides alike, on the same records: all go on, or none.
-        let goes_on = (correlators.len() == readers).then(|| GoesOn {
-            correlators,
-            frames: frames_before + report.packets,
-            last_ts: report.last_ts.max(last_before).unwrap_or_default(),
-        });
+        let goes_on = (correlators.len() == readers)
+            .then(|| GoesOn { correlators, last_ts: report.last_ts.max(last_before).unwrap_or_default() });
         Ok((report, goes_on))
     })
 }

@@ -405,8 +405,9 @@ pub struct FileRead {
     pub file: String,
     /// Records read.
     pub packets: u64,
-    /// The frame number of its first record: 1, unless it continues the capture of the file
-    /// before it, whose frames it numbers on from.
+    /// The frame number of its first record: frames number on across the files in the order read
+    /// (as `mergecap -a` numbers the files it joins), whether or not a file continues the capture
+    /// of the one before it, so that a frame names one record of the replay.
     pub first_frame: u64,
     /// The file whose capture it continues (see `replay::continues`): attempts may start there
     /// and finish here.

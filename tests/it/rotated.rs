@@ -84,9 +84,12 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
     let (apart, summary) = replayed(&pieces, &["--apart"]);
     assert_ne!(apart.len(), whole.len(), "attempts cross the pieces' boundaries");
     let files = summary["files"].as_array().expect("the files read");
+    let mut first_frame = 1;
     for (file, piece) in files.iter().zip(&pieces) {
         assert_eq!(file["file"], piece.display().to_string(), "--apart: in the order given");
-        assert!(file.get("continues").is_none() && file["first_frame"] == 1, "--apart: each on its own: {file}");
+        assert!(file.get("continues").is_none(), "--apart: each on its own: {file}");
+        assert_eq!(file["first_frame"], first_frame, "frames number on across the files: {file}");
+        first_frame += file["packets"].as_u64().expect("records");
     }
 
     for threads in ["1", "2"] {
@@ -148,10 +151,27 @@ fn test_files_that_overlap_or_lie_far_apart_are_captures_of_their_own() {
     let whole_path = dir.path().join("whole.pcap");
     let (whole, _) = replayed(&[&whole_path], &[]);
 
-    // The same capture twice: two captures of the same moment.
+    // The same capture twice: two captures of the same moment, each read on its own, the second's
+    // frames numbered on from the first's (so that a frame names one record of the two files).
     let (twice, summary) = replayed(&[&whole_path, &whole_path], &[]);
-    assert!(twice[..whole.len()] == whole[..] && twice[whole.len()..] == whole[..], "each read on its own");
+    let records = crate::util::pcap_records(&pcap).len() as u64;
+    let renumbered = |line: &String| -> Value {
+        let mut attempt: Value = serde_json::from_str(line).expect("JSON");
+        for event in attempt["events"].as_array_mut().expect("events") {
+            let frame = event["frame"].as_u64().expect("a frame");
+            assert!(frame > records, "a frame of the second file: {frame}");
+            event["frame"] = (frame - records).into();
+        }
+        attempt
+    };
+    let as_json = |line: &String| -> Value { serde_json::from_str(line).expect("JSON") };
+    assert!(twice[..whole.len()] == whole[..], "the first read on its own");
+    assert_eq!(
+        twice[whole.len()..].iter().map(renumbered).collect::<Vec<_>>(),
+        whole.iter().map(as_json).collect::<Vec<_>>()
+    );
     assert!(summary["files"][1].get("continues").is_none(), "{summary}");
+    assert_eq!(summary["files"][1]["first_frame"], records + 1, "{summary}");
 
     // The second half begins 200 s after the first ends, past the 131 s a SYN can wait for.
     let count = crate::util::pcap_records(&pcap).len();
@@ -189,13 +209,14 @@ fn test_a_capture_whose_next_file_cannot_be_read_loses_no_attempt() {
     let next_begins = synscope::capture::first_record_time(&pieces[1]).expect("readable").expect("a record");
     for readers in [1, 2] {
         let replaying = replay::Replaying { readers, ..replay::Replaying::default() };
-        let piece = replay::Piece { continues: None, next_begins: Some(next_begins) };
+        let piece = replay::Piece { continues: None, next_begins: Some(next_begins), frames_before: 0 };
         let (mut shown, replayed) = crate::util::replay_piece(&pieces[0], replaying, piece);
         let (_, goes_on) = replayed.expect("the first piece reads");
         assert!(goes_on.is_some(), "the second piece continues the first");
         assert!(shown.len() < alone.len(), "some attempts wait for the second piece");
         // The second piece is gone by the time its turn comes.
-        let piece = replay::Piece { continues: goes_on, next_begins: None };
+        let frames_before = crate::util::pcap_records(&std::fs::read(&pieces[0]).expect("read")).len() as u64;
+        let piece = replay::Piece { continues: goes_on, next_begins: None, frames_before };
         let (rest, replayed) = crate::util::replay_piece(&dir.path().join("gone"), replaying, piece);
         let err = replayed.expect_err("a missing file is an error");
         assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
