@@ -308,21 +308,21 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
             writeln!(w, "    {:<28} {:>6}  {}", server.server, server.failures, errnos.join(", "))?;
         }
     }
-    if s.finished_early > 0 {
-        writeln!(
-            w,
-            "  {} {} attempt(s), on the evidence seen so far: more were open at once than replay --max-open keeps",
-            style.paint("finished early:", Color::Yellow),
-            s.finished_early
-        )?;
-    }
-    if s.icmp_quotes_cut > 0 {
-        writeln!(
-            w,
-            "  {} {} ICMP error(s) cut inside their quote by the capture's snap length: matched to attempts by less than Linux matches them (finding icmp_quote_cut); capture with tcpdump -s 0 to be sure",
-            style.paint("cut quotes:", Color::Yellow),
-            s.icmp_quotes_cut
-        )?;
+    // Counts that qualify the results, when there are any.
+    let notices = [
+        (
+            "finished early:",
+            s.finished_early,
+            "attempt(s), on the evidence seen so far: more were open at once than replay --max-open keeps",
+        ),
+        (
+            "cut quotes:",
+            s.icmp_quotes_cut,
+            "ICMP error(s) cut inside their quote by the capture's snap length: matched to attempts by less than Linux matches them (finding icmp_quote_cut); capture with tcpdump -s 0 to be sure",
+        ),
+    ];
+    for (label, count, what) in notices.into_iter().filter(|&(_, count, _)| count > 0) {
+        writeln!(w, "  {} {count} {what}", style.paint(label, Color::Yellow))?;
     }
     if let Some(damage) = &s.damaged {
         writeln!(w, "  {} {damage}; results are partial", style.paint("damaged:", Color::Red))?;
