@@ -960,8 +960,8 @@ impl Correlator {
     /// quotes: RFC 792, RFC 4443 2.4), to a server that the captured bytes of the quoted
     /// destination admit, with a SYN of the quoted IP identification or flow label, if that was
     /// captured. Each keeps it until it is finished, when it decides only an attempt that nothing
-    /// else answered (`AttemptState::settle_cut_icmps`). Cut errors are rare outside captures taken
-    /// with a short snap length, so the open attempts are scanned rather than indexed by client.
+    /// else answered (`AttemptState::settle_cut_icmps`). The attempts are found by the quoted mark
+    /// in `slot_marks`; every one is looked at only when the capture cut the mark too.
     #[cold]
     fn offer_cut_icmp(&mut self, ts: Timestamp, frame: u64, icmp: &IcmpError, cut: CutQuote) {
         if !cut.src.admits(icmp.dst) {
