@@ -63,7 +63,7 @@ struct SoftError {
 }
 
 /// What an entry shows of its packet, kept compact until the attempt is reported.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Wire {
     Tcp(describe::TcpWords),
     Icmp(Box<IcmpError>),
@@ -243,7 +243,10 @@ struct AttemptState {
     /// The client retransmitted its SYN after an acceptable SYN-ACK: SYN-ACKs do not reach its TCP.
     synack_unseen_by_client: bool,
     /// Retransmits Linux made at once after an unacceptable ACK, outside its backoff schedule.
-    quick_retransmits: u32,
+    quick_retransmits: u16,
+    /// Copies the capture holds of its SYNs and of the packet that decided it, left out of its
+    /// timeline and its SYN count (see `Correlator::on_syn_retransmit`).
+    copies: u16,
     /// When an answer with an unacceptable ACK (a SYN-ACK or RST+ACK that Linux rejects) last came.
     unacceptable_ack_at: Option<Timestamp>,
 }
@@ -259,6 +262,10 @@ struct CutIcmp {
 /// The mark of a slot whose attempt has no SYN (it was found from an ICMP error's quote): no IP
 /// identification or flow label is this large (they have 16 and 20 bits).
 const NO_SYN: u32 = u32::MAX;
+
+/// How soon after a SYN an identical one is a copy the capture made, not a retransmit (see
+/// `Correlator::on_syn_retransmit`).
+const COPY_WINDOW: Span = Span::from_millis(1);
 
 /// Cut ICMP errors kept for an attempt at most: the oldest go first (only those after its last SYN
 /// can decide it).
@@ -715,10 +722,20 @@ impl Correlator {
     }
 
     fn observe_neighbor(&mut self, observation: NeighborObservation) {
+        // Keep them in time order even if the capture is not (merged files, several interfaces).
+        let at = self.neighbors.partition_point(|n| n.ts <= observation.ts);
+        // A copy of one just before it is the capture seeing it twice (see `on_syn_retransmit`), not
+        // another request: counted, it would add to the requests an ARP failure is told by.
+        let same = |n: &NeighborObservation| {
+            (n.what, n.asker, n.target, &n.summary)
+                == (observation.what, observation.asker, observation.target, &observation.summary)
+        };
+        if self.neighbors.range(..at).rev().take_while(|n| observation.ts.since(n.ts) < COPY_WINDOW).any(same) {
+            return;
+        }
         if self.neighbors.len() >= MAX_NEIGHBORS {
             self.neighbors.pop_front();
         }
-        // Keep them in time order even if the capture is not (merged files, several interfaces).
         let at = self.neighbors.partition_point(|n| n.ts <= observation.ts);
         self.neighbors.insert(at, observation);
     }
@@ -898,9 +915,23 @@ impl Correlator {
         index
     }
 
+    /// A SYN with the ISN of attempt `i`: a retransmit, or a copy of the last one. A capture holds
+    /// copies when it saw the same packet twice (or more): `-i any` on a host with a bridge, a bond or a
+    /// VLAN, two interfaces merged, a mirror port. A copy has the same IP identification or flow
+    /// label (each retransmit gets a new one from Linux: `ip_select_ident`, `sk_rethink_txhash`),
+    /// the same TCP header (the timestamp option moves by the millisecond) and comes within
+    /// [`COPY_WINDOW`], well before even the quickest retransmit (`TCP_TIMEOUT_MIN`, 2 ms). Counted
+    /// as a retransmit, it made a refused attempt read "it took 2 SYNs" and a timeout's backoff
+    /// fit nothing; it is left out, and counted, as are copies of the answer that decided the
+    /// attempt (`AttemptState::push_late`), which read as the server retransmitting its SYN-ACK.
     fn on_syn_retransmit(&mut self, i: usize, ts: Timestamp, frame: u64, seg: &TcpSegment) {
+        let same_mark = self.slot_marks[i] == seg.ip_ident;
         self.slot_marks[i] = seg.ip_ident;
         let Some(a) = self.attempt(i) else { return };
+        if same_mark && a.is_copy_of_last_syn(ts, seg) {
+            a.copies = a.copies.saturating_add(1);
+            return;
+        }
         let number = a.syn_times.len();
         let previous = a.syn_times.last().copied().unwrap_or(ts);
         // The expected backoff is added at the end, once every SYN is known (see verdict::annotate_retransmits).
@@ -1181,6 +1212,7 @@ impl AttemptState {
             resolving: Vec::new(),
             synack_unseen_by_client: false,
             quick_retransmits: 0,
+            copies: 0,
             unacceptable_ack_at: None,
         }
     }
@@ -1217,6 +1249,18 @@ impl AttemptState {
         }
         self.syns_not_kept = self.syns_not_kept.saturating_add(1);
         self.not_kept(ts, false);
+    }
+
+    /// Whether a SYN at `ts` is a copy of the last SYN: the same TCP header, within [`COPY_WINDOW`]
+    /// of it (its IP mark is the caller's to compare).
+    fn is_copy_of_last_syn(&self, ts: Timestamp, seg: &TcpSegment) -> bool {
+        let Some(&last) = self.syn_times.last() else { return false };
+        let soon = ts >= last && ts.since(last) < COPY_WINDOW;
+        // (Past MAX_SYNS_KEPT the last SYN has no entry: it is not compared.)
+        soon && self.entries.iter().rev().find(|e| e.what == What::Syn).is_some_and(|e| match &e.wire {
+            Wire::Tcp(words) => *words == describe::TcpWords::of(seg),
+            _ => false,
+        })
     }
 
     /// Records a packet that decides nothing, unless the timeline holds [`MAX_ENTRIES`] already:
@@ -1257,8 +1301,18 @@ impl AttemptState {
         self.entries.len() - 1
     }
 
-    /// Records a packet that arrived after the verdict, up to a bound.
+    /// Records a packet that arrived after the verdict, up to a bound; a copy of the packet that
+    /// decided the attempt (the same words within [`COPY_WINDOW`] of it: the capture saw it twice,
+    /// see `Correlator::on_syn_retransmit`) is only counted.
     fn push_late(&mut self, ts: Timestamp, frame: u64, dir: Dir, what: What, wire: Wire, note: Note) {
+        if let Some(v) = &self.verdict {
+            let copy =
+                ts >= v.ts && ts.since(v.ts) < COPY_WINDOW && self.entries.get(v.entry).is_some_and(|e| e.wire == wire);
+            if copy {
+                self.copies = self.copies.saturating_add(1);
+                return;
+            }
+        }
         let late = self.verdict.as_ref().map_or(0, |v| self.entries.len().saturating_sub(v.entry + 1));
         if late < MAX_LATE_ENTRIES {
             self.push(ts, frame, dir, what, wire, Some(note), false);

@@ -227,6 +227,33 @@ fn test_syn_sent_client_ack_without_captured_syn_ack() {
 }
 
 #[test]
+fn test_a_copy_of_the_syn_in_the_capture_is_no_retransmit() {
+    // The same SYN captured twice (-i any on a bridge, a mirror port), 10 µs apart: one SYN.
+    let later = |mut event: Event, micros: i64| {
+        event.ts = Timestamp(event.ts.0 + micros * 1_000);
+        event
+    };
+    let refused =
+        |copy: Event| only(vec![syn(0, 1), copy, from_server(1, 3, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)]);
+    let a = refused(later(syn(0, 2), 10));
+    assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 1));
+    assert_eq!(a.events.iter().filter(|e| e.what == What::Syn).count(), 1, "the copy is not on the timeline");
+    assert!(!a.cause.contains("SYNs"), "{}", a.cause);
+    assert_eq!(a.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["packets_captured_twice"]);
+    // Later than a copy can be (Linux's quickest retransmit is 2 ms after), or another IP mark:
+    // a retransmit.
+    let mut marked = later(syn(0, 2), 10);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &mut marked.kind {
+        seg.ip_ident = 7;
+    }
+    for retransmit in [later(syn(0, 2), 2_000), marked] {
+        let a = only(vec![syn(0, 1), retransmit, from_server(5, 3, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)]);
+        assert_eq!(verdict(&a), (Outcome::Refused, Some(Errno::Econnrefused), 2));
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+    }
+}
+
+#[test]
 fn test_syn_sent_fast_open_ack_covers_data() {
     // TCP Fast Open: 39 bytes on the SYN; a SYN-ACK may acknowledge them (ack in (ISN, ISN+1+39]).
     let mut syn_with_data = syn(0, 1);

@@ -230,6 +230,15 @@ pub(super) fn findings(a: &AttemptState) -> Vec<Finding> {
             summary: "SYN-ACKs acknowledging our SYN reached the wire, but the client kept retransmitting its SYN: they were dropped on input before TCP saw them (an INPUT firewall rule, reverse-path filtering).".to_string(),
         });
     }
+    if a.copies > 0 {
+        found.push(Finding {
+            code: "packets_captured_twice",
+            summary: format!(
+                "The capture holds {} copy(ies) of this attempt's SYNs or of the answer that decided it: the same packet less than a millisecond apart (a SYN with the same IP identification or flow label, which Linux changes at each retransmit). It saw them more than once (tcpdump -i any on a host with a bridge, bond or VLAN, merged interfaces, a mirror port); the copies are left out of the timeline and the SYN count.",
+                a.copies
+            ),
+        });
+    }
     // If the capture cut the quote of the ICMP error that decided it: whether before the ports.
     let cut_before_ports = match a.verdict.as_ref().map(|v| &v.decision) {
         Some(Decision::Icmp { error, .. }) if error.quote_cut() => Some(error.cut_quote.is_some()),

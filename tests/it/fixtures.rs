@@ -148,6 +148,30 @@ fn test_fixtures_cut_by_a_short_snap_length_replay_to_the_same_errno() {
 }
 
 #[test]
+fn test_fixtures_captured_twice_replay_as_once() {
+    // Every record twice in a row: the copies of a SYN are no retransmits, the copies of the
+    // answer that decided the attempt no late answers; they are counted, and nothing else changes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
+        let original = util::root().join("fixtures").join(&fixture.file);
+        let twice = dir.path().join(&fixture.file);
+        std::fs::write(&twice, util::doubled(&std::fs::read(&original).expect("read fixture"))).expect("write");
+        let ((once, _), (doubled, _)) = (util::replay(&original), util::replay(&twice));
+        assert_eq!(doubled.len(), 1, "{}: {doubled:#?}", fixture.file);
+        let (a, b) = (&once[0], &doubled[0]);
+        assert_eq!(
+            (b.outcome, b.errno, b.syn_count),
+            (a.outcome, a.errno, a.syn_count),
+            "{}: {}",
+            fixture.file,
+            b.cause
+        );
+        assert_eq!(b.events.len(), a.events.len(), "{}: the copies are not on the timeline", fixture.file);
+        assert!(b.findings.iter().any(|f| f.code == "packets_captured_twice"), "{}: {:?}", fixture.file, b.findings);
+    }
+}
+
+#[test]
 fn test_fixtures_golden_output() {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(util::root().join("tests/it/golden"));

@@ -58,6 +58,17 @@ pub fn snapped(pcap: &[u8], snaplen: usize) -> Vec<u8> {
     out
 }
 
+/// A little-endian classic pcap with every record twice in a row, as a capture that sees each
+/// packet on two interfaces (`tcpdump -i any` on a bridge) or from a mirror port records it.
+pub fn doubled(pcap: &[u8]) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    for record in pcap_records(pcap) {
+        out.extend_from_slice(record);
+        out.extend_from_slice(record);
+    }
+    out
+}
+
 /// `bytes` compressed with gzip at `level`, as one member (as `gzip` and `tcpdump -z gzip` write).
 pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
     use std::io::Write as _;
