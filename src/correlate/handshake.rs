@@ -59,7 +59,8 @@ impl<'a> Handshake<'a> {
         if syn.ts > syn_ack.ts || syn_ack.ts > ack.ts || a.syn_times.as_slice() != [syn.ts] {
             return None;
         }
-        if a.soft_error.is_some() || a.synack_unseen_by_client {
+        // (Copies of its packets carry a finding.)
+        if a.soft_error.is_some() || a.synack_unseen_by_client || a.copies > 0 {
             return None;
         }
         debug_assert!(verdict::findings(a).is_empty(), "a clean handshake has no finding");

@@ -916,14 +916,15 @@ impl Correlator {
     }
 
     /// A SYN with the ISN of attempt `i`: a retransmit, or a copy of the last one. A capture holds
-    /// copies when it saw the same packet twice (or more): `-i any` on a host with a bridge, a bond or a
-    /// VLAN, two interfaces merged, a mirror port. A copy has the same IP identification or flow
-    /// label (each retransmit gets a new one from Linux: `ip_select_ident`, `sk_rethink_txhash`),
-    /// the same TCP header (the timestamp option moves by the millisecond) and comes within
-    /// [`COPY_WINDOW`], well before even the quickest retransmit (`TCP_TIMEOUT_MIN`, 2 ms). Counted
-    /// as a retransmit, it made a refused attempt read "it took 2 SYNs" and a timeout's backoff
-    /// fit nothing; it is left out, and counted, as are copies of the answer that decided the
-    /// attempt (`AttemptState::push_late`), which read as the server retransmitting its SYN-ACK.
+    /// copies when it saw the same packet twice (or more): `-i any` on a host with a bridge, a
+    /// bond or a VLAN, two interfaces merged, a mirror port. A copy has the same IP identification
+    /// or flow label (each retransmit gets a new one from Linux: `ip_select_ident`,
+    /// `sk_rethink_txhash`), the same TCP header (the timestamp option moves by the millisecond)
+    /// and comes within [`COPY_WINDOW`], well before even the quickest retransmit
+    /// (`TCP_TIMEOUT_MIN`, 2 ms). Counted as a retransmit, it made a refused attempt read "it took
+    /// 2 SYNs" and a timeout's backoff fit nothing; it is left out, and counted, as are copies of
+    /// the answer that decided the attempt (`AttemptState::push_late`), which read as the server
+    /// retransmitting its SYN-ACK.
     fn on_syn_retransmit(&mut self, i: usize, ts: Timestamp, frame: u64, seg: &TcpSegment) {
         let same_mark = self.slot_marks[i] == seg.ip_ident;
         self.slot_marks[i] = seg.ip_ident;
@@ -1256,7 +1257,6 @@ impl AttemptState {
     fn is_copy_of_last_syn(&self, ts: Timestamp, seg: &TcpSegment) -> bool {
         let Some(&last) = self.syn_times.last() else { return false };
         let soon = ts >= last && ts.since(last) < COPY_WINDOW;
-        // (Past MAX_SYNS_KEPT the last SYN has no entry: it is not compared.)
         soon && self.entries.iter().rev().find(|e| e.what == What::Syn).is_some_and(|e| match &e.wire {
             Wire::Tcp(words) => *words == describe::TcpWords::of(seg),
             _ => false,

@@ -168,6 +168,13 @@ fn test_fixtures_captured_twice_replay_as_once() {
         );
         assert_eq!(b.events.len(), a.events.len(), "{}: the copies are not on the timeline", fixture.file);
         assert!(b.findings.iter().any(|f| f.code == "packets_captured_twice"), "{}: {:?}", fixture.file, b.findings);
+        // The JSON says so too (a clean handshake is written by a shortcut that has no findings).
+        let json = synscope(&["replay", "--format", "json", twice.to_str().expect("a UTF-8 path")]);
+        assert!(
+            String::from_utf8_lossy(&json.stdout).contains("\"code\":\"packets_captured_twice\""),
+            "{}",
+            fixture.file
+        );
     }
 }
 
