@@ -196,9 +196,9 @@ pub fn continues(last: Timestamp, next_begins: Timestamp, timing: &SynTiming) ->
 /// written out.
 ///
 /// `piece` joins files into one capture: the file takes on the attempts the capture it continues
-/// left open (with as many readers as that capture had); and
-/// when the next file [`continues`] this one, the attempts still open are not finished at the end
-/// of this file but returned, to go on in the next.
+/// left open (with as many readers as that capture had); and when the next file [`continues`]
+/// this one, the attempts still open are not finished at the end of this file but returned, to go
+/// on in the next. Its records are numbered on from `piece.frames_before`.
 pub fn replay_file<S: Sink>(
     path: &Path,
     replaying: Replaying,

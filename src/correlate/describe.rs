@@ -83,6 +83,10 @@ impl TcpWords {
     }
 }
 
+/// Where an ICMP error's quote ends because the capture cut it (its snap length), as tcpdump
+/// marks a cut packet (`[|icmp6]`).
+const CUT_BY_THE_CAPTURE: &str = "[|cut by the capture]";
+
 /// The name of an ICMP error's type and code, as tcpdump words it.
 pub fn icmp_name(icmp: &IcmpError) -> Cow<'static, str> {
     let code = icmp.code;
@@ -167,7 +171,10 @@ pub fn icmp_into(icmp: &IcmpError, s: &mut String) {
                         s.push_str(" seq ");
                         s.push_str(number.format(seq));
                     }
-                    None => s.push_str(" [|cut by the capture]"),
+                    None => {
+                        s.push(' ');
+                        s.push_str(CUT_BY_THE_CAPTURE);
+                    }
                 }
                 if let Some(flags) = t.flags {
                     s.push_str(" [");
@@ -182,12 +189,14 @@ pub fn icmp_into(icmp: &IcmpError, s: &mut String) {
                 s.push_str(" proto ");
                 s.push_str(number.format(q.protocol));
                 if icmp.cut_quote.is_some() {
-                    s.push_str(" [|cut by the capture]");
+                    s.push(' ');
+                    s.push_str(CUT_BY_THE_CAPTURE);
                 }
             }
         }
     } else if icmp.cut_quote.is_some() {
-        s.push_str(", quoting [|cut by the capture]");
+        s.push_str(", quoting ");
+        s.push_str(CUT_BY_THE_CAPTURE);
     }
 }
 

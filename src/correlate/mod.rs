@@ -387,7 +387,9 @@ struct SlotEnds {
     awaits_client_segments: bool,
     /// The slot's `SlotTimes::expires`, again.
     expires: Timestamp,
-    /// Whether `Correlator::cut_icmps` holds errors offered to the attempt.
+    /// Whether `Correlator::cut_icmps` holds errors offered to the attempt: a retirement, which
+    /// reads this slot anyway, looks the map up only then (hashing every retired slot into it
+    /// cost more than the cut errors' own handling on a capture that has them).
     offered_cut_icmps: bool,
 }
 

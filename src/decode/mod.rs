@@ -268,13 +268,9 @@ impl AddrPrefix {
     }
 
     /// How many bytes were captured.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn kept(&self) -> usize {
         usize::from(self.len)
-    }
-
-    /// Whether none were.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 }
 
@@ -934,11 +930,11 @@ mod tests {
                     assert_eq!(quoted_tcp, None, "{len}");
                     let cut = e.cut_quote.unwrap_or_else(|| panic!("{len}: {e:?}"));
                     assert!(e.quote_cut());
-                    assert_eq!(cut.src.len(), n.saturating_sub(12).min(4), "{len}");
-                    assert_eq!(cut.dst.len(), n.saturating_sub(16).min(4), "{len}");
+                    assert_eq!(cut.src.kept(), n.saturating_sub(12).min(4), "{len}");
+                    assert_eq!(cut.dst.kept(), n.saturating_sub(16).min(4), "{len}");
                     assert!(cut.src.admits(client) && cut.dst.admits(server), "{len}");
                     let other = IpAddr::from([198, 51, 100, 99]);
-                    assert_eq!(cut.dst.admits(other), cut.dst.len() < 4, "{len}");
+                    assert_eq!(cut.dst.admits(other), cut.dst.kept() < 4, "{len}");
                     assert_eq!(len < tcp, e.quoted.is_none(), "{len}: the quoted header is whole from {tcp}");
                 }
             }
@@ -957,7 +953,7 @@ mod tests {
         let quote = 20 + 40 + 8;
         let e = icmp_error(LinkType::LINUX_SLL2, &frame[..quote + 34]);
         let cut = e.cut_quote.expect("cut before the ports");
-        assert_eq!((e.quoted, cut.src.len(), cut.dst.len()), (None, 16, 10));
+        assert_eq!((e.quoted, cut.src.kept(), cut.dst.kept()), (None, 16, 10));
         let client: IpAddr = "2001:db8:1::10".parse().expect("addr");
         assert!(cut.src.admits(client) && cut.dst.admits("2001:db8:1::99".parse().expect("addr")));
         assert!(!cut.dst.admits("2001:db8:2::99".parse().expect("addr")));

@@ -138,12 +138,12 @@ fn test_fixtures_cut_by_a_short_snap_length_replay_to_the_same_errno() {
         }
     }
     // Where nothing is left of the attempt, the summary still says an error was cut.
-    let lost = dir.path().join("96-nd-failure-v6.pcap");
-    let lost = lost.to_str().expect("a UTF-8 path");
-    let json = synscope(&["replay", "--format", "json", lost]);
+    let nothing_left = dir.path().join("96-nd-failure-v6.pcap");
+    let nothing_left = nothing_left.to_str().expect("a UTF-8 path");
+    let json = synscope(&["replay", "--format", "json", nothing_left]);
     let summary = util::json_lines(&json).pop().expect("a summary");
     assert_eq!((summary["attempts"].as_u64(), summary["icmp_quotes_cut"].as_u64()), (Some(0), Some(1)), "{summary}");
-    let text = String::from_utf8_lossy(&synscope(&["replay", "--color", "never", lost]).stdout).into_owned();
+    let text = String::from_utf8_lossy(&synscope(&["replay", "--color", "never", nothing_left]).stdout).into_owned();
     assert!(text.contains("cut quotes: 1 ICMP error(s) cut inside their quote"), "{text}");
 }
 
