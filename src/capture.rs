@@ -1,8 +1,9 @@
 //! Capture input: reads a capture file, or captures live with libpcap, into time-stamped packet
 //! events for the correlator.
 
+use std::collections::VecDeque;
 use std::io::{Read, Seek as _};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -99,22 +100,37 @@ impl Input {
         if is_stdin(path) || !is_gzip(&mut file)? {
             return Ok(Input::Plain(file));
         }
-        Ok(Input::Gzip(Inflating::start(file)?))
+        let mut readers = Inflating::start(file, 1)?;
+        readers.pop().map(Input::Gzip).ok_or_else(|| std::io::Error::other("no reader"))
     }
 
     /// Why decompression stopped short, if it did: the compressed file is truncated or corrupt.
     fn broken(&self) -> Option<&std::io::Error> {
         match self {
             Input::Plain(_) => None,
-            Input::Gzip(inflating) => inflating.broken.as_ref(),
+            Input::Gzip(inflating) => inflating.broken.as_deref(),
         }
     }
 
-    /// The descriptor a wait for more input polls.
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Input::Plain(file) => file.as_fd(),
-            Input::Gzip(inflating) => inflating.file.as_fd(),
+    /// Whether a read would find bytes (or the end) within `wait`: asked only after a short read,
+    /// so a file, which is always readable, is never asked.
+    fn readable_within(&mut self, wait: nix::poll::PollTimeout) -> bool {
+        let file = match self {
+            Input::Plain(file) => file,
+            // (Not `PollTimeout::duration`: nix 0.30's panics on `NONE`.)
+            Input::Gzip(inflating) => {
+                let wait = u32::try_from(wait).ok().map(|ms| std::time::Duration::from_millis(ms.into()));
+                return inflating.readable_within(wait);
+            }
+        };
+        let mut fds = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, wait) {
+            Ok(ready) => ready > 0,
+            // A signal (Ctrl-C): not readable yet, so that the consumer hears of the wait and
+            // may stop, where a read would be restarted and wait on.
+            Err(nix::errno::Errno::EINTR) => false,
+            // Any other error says nothing about waiting: read, and let the read report it.
+            Err(_) => true,
         }
     }
 }
@@ -130,38 +146,62 @@ impl Read for Input {
 
 /// Bytes of capture a compressed file is decompressed into at a time.
 const INFLATED_CHUNK: usize = 1 << 18;
-/// Chunks decompressed ahead of the reader: with the channel full, the decompressing thread waits.
+/// Chunks decompressed ahead of each reader: with a reader's channel full, the decompressing
+/// thread waits.
 const INFLATED_AHEAD: usize = 2;
 
-/// A gzip file decompressed on a thread of its own, a few chunks ahead of its reader: inflating
-/// costs more than all the rest a replay does on its reading thread, and the other core has room
-/// (the benchmark's capture compressed: 0.84 of the time inflating on the reading thread took).
+/// A decompressed chunk, shared by the readers of a file decompressed once for several.
+type Chunk = Arc<Vec<u8>>;
+/// What the decompressing thread sends: the chunks in order, then, if decompression broke, why.
+type Inflated = Result<Chunk, Arc<std::io::Error>>;
+
+/// One reader's end of a gzip file decompressed on a thread of its own, a few chunks ahead of its
+/// readers: inflating costs more than all the rest a replay does on its reading thread, and the
+/// other core has room (the benchmark's capture compressed: 0.84 of the time inflating on the
+/// reading thread took). Several readers of the same file (`replay --threads`) share one
+/// decompression, each reading every chunk.
 struct Inflating {
     /// The decompressed chunks, in order. The channel closes after the last; an error, if
     /// decompression broke, comes last.
-    chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    /// The chunks read, back to the decompressing thread to fill again.
-    spares: mpsc::Sender<Vec<u8>>,
+    chunks: mpsc::Receiver<Inflated>,
     /// The chunk being read, and how far.
-    chunk: Vec<u8>,
+    chunk: Chunk,
     at: usize,
+    /// No chunk will come: the file is read to its end, or decompression broke.
+    ended: bool,
     /// Why decompression stopped: the compressed file is truncated or corrupt. Reading then ends
     /// there, as at the end of a file, and this is the capture's damage.
-    broken: Option<std::io::Error>,
-    /// The compressed file (another descriptor of it), for [`Input::as_fd`].
-    file: std::fs::File,
+    broken: Option<Arc<std::io::Error>>,
+    /// Other readers share the decompression: a read gives what has come rather than wait for the
+    /// rest, so that its reader says it waits, as for a pipe (see [`Inflating::read`]).
+    shared: bool,
 }
 
 impl Inflating {
-    /// Starts decompressing `file` (all its members, as `zcat` does: RFC 1952 allows several).
-    fn start(file: std::fs::File) -> std::io::Result<Inflating> {
-        let polled = file.try_clone()?;
-        let (chunks_to, chunks) = mpsc::sync_channel(INFLATED_AHEAD);
-        let (spares, spares_back) = mpsc::channel::<Vec<u8>>();
+    /// Starts decompressing `file` (all its members, as `zcat` does: RFC 1952 allows several) for
+    /// `readers` readers, and returns their ends.
+    fn start(file: std::fs::File, readers: usize) -> std::io::Result<Vec<Inflating>> {
+        let (mut to_readers, mut ends) = (Vec::new(), Vec::new());
+        for _ in 0..readers {
+            let (to_reader, chunks) = mpsc::sync_channel(INFLATED_AHEAD);
+            to_readers.push(to_reader);
+            ends.push(Inflating {
+                chunks,
+                chunk: Chunk::default(),
+                at: 0,
+                ended: false,
+                broken: None,
+                shared: readers > 1,
+            });
+        }
         std::thread::Builder::new().name("synscope-inflate".into()).spawn(move || {
             let mut decoder = flate2::read::MultiGzDecoder::new(file);
+            // The chunks sent, in order: each is filled again once every reader is done with it
+            // (this thread then holds the only reference). At most a few chunks per reader.
+            let mut sent: VecDeque<Chunk> = VecDeque::new();
             loop {
-                let mut chunk = spares_back.try_recv().unwrap_or_default();
+                let read = sent.iter().position(|chunk| Arc::strong_count(chunk) == 1);
+                let mut chunk = read.and_then(|at| sent.remove(at)).and_then(Arc::into_inner).unwrap_or_default();
                 chunk.resize(INFLATED_CHUNK, 0);
                 let (mut filled, mut broken) = (0, None);
                 while filled < INFLATED_CHUNK && broken.is_none() {
@@ -169,51 +209,82 @@ impl Inflating {
                         Ok(0) => break,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => broken = Some(e),
+                        Err(e) => broken = Some(Arc::new(e)),
                     }
                 }
                 chunk.truncate(filled);
-                // A send fails once the reader is gone (done, or stopped): so is this thread.
-                if filled > 0 && chunks_to.send(Ok(chunk)).is_err() {
-                    return;
+                let chunk = Arc::new(chunk);
+                // A send fails once its reader is gone (done, or stopped); this thread ends with
+                // the last of them.
+                if filled > 0 {
+                    to_readers.retain(|to_reader| to_reader.send(Ok(Arc::clone(&chunk))).is_ok());
                 }
                 if let Some(err) = broken {
-                    let _ = chunks_to.send(Err(err));
+                    to_readers.iter().for_each(|to_reader| _ = to_reader.send(Err(Arc::clone(&err))));
                     return;
                 }
-                if filled < INFLATED_CHUNK {
+                if filled < INFLATED_CHUNK || to_readers.is_empty() {
                     return;
                 }
+                sent.push_back(chunk);
             }
         })?;
-        Ok(Inflating { chunks, spares, chunk: Vec::new(), at: 0, broken: None, file: polled })
+        Ok(ends)
     }
 
-    /// Gives the chunk read back and takes the next; `false` at the end of the file or where
-    /// decompression broke (then [`Inflating::broken`] says why).
-    fn next_chunk(&mut self) -> bool {
-        let read = std::mem::take(&mut self.chunk);
+    /// Takes the next chunk, waiting at most `wait` for it (`None`: as long as it takes); `false`
+    /// when none came, in time, or ever again ([`Inflating::ended`]; [`Inflating::broken`] then
+    /// says whether decompression broke).
+    fn next_chunk(&mut self, wait: Option<std::time::Duration>) -> bool {
+        // The chunk read is let go before the wait, for the decompressing thread to fill again
+        // meanwhile once every reader has.
+        self.chunk = Chunk::default();
         self.at = 0;
-        // (The decompressing thread may have ended: the chunk is then simply dropped.)
-        let _ = self.spares.send(read);
-        match self.chunks.recv() {
-            Ok(Ok(chunk)) => self.chunk = chunk,
-            Ok(Err(err)) => self.broken = Some(err),
-            Err(mpsc::RecvError) => return false,
+        let next = match wait {
+            None => self.chunks.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(wait) => self.chunks.recv_timeout(wait),
+        };
+        match next {
+            Ok(Ok(chunk)) => {
+                self.chunk = chunk;
+                return true;
+            }
+            Ok(Err(err)) => (self.broken, self.ended) = (Some(err), true),
+            Err(mpsc::RecvTimeoutError::Disconnected) => self.ended = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
-        self.broken.is_none()
+        false
+    }
+
+    /// Whether a read would find bytes, or the end, within `wait` (`None`: as long as it takes).
+    fn readable_within(&mut self, wait: Option<std::time::Duration>) -> bool {
+        if self.at < self.chunk.len() || self.ended {
+            return true;
+        }
+        // A chunk came, or word that none will.
+        self.next_chunk(wait) || self.ended
     }
 }
 
 impl Read for Inflating {
     /// Fills `buf` as a file's read does, short only at the end, so that a short read still means
     /// a pipe emptied (see [`Window::refill`]); ends early where decompression broke.
+    ///
+    /// Shared with other readers, a read never waits: it gives what has come, or fails with
+    /// [`std::io::ErrorKind::WouldBlock`] when nothing has, as a pipe that was emptied would, and
+    /// its reader then says that it waits (see [`Streamed::Waiting`]) before it waits. That is
+    /// what keeps a replay with several readers going: the decompressing thread waits for the
+    /// reader furthest behind to take a chunk before it gives the others the next, and the merge
+    /// writes only as far as every reader has said it finished. A reader that waited for its
+    /// input without saying so could hold the merge, so the readers ahead, and so the
+    /// decompression that it waits for.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let wait = self.shared.then_some(std::time::Duration::ZERO);
         let mut filled = 0;
         while filled < buf.len() {
             let ahead = &self.chunk[self.at..];
             if ahead.is_empty() {
-                if self.broken.is_some() || !self.next_chunk() {
+                if self.ended || !self.next_chunk(wait) {
                     break;
                 }
                 continue;
@@ -223,8 +294,29 @@ impl Read for Inflating {
             self.at += n;
             filled += n;
         }
+        if filled == 0 && !buf.is_empty() && !self.ended {
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
         Ok(filled)
     }
+}
+
+/// One reader's share of a compressed capture that several readers read (`replay --threads`),
+/// decompressed once for all of them (see [`inflate_for`]).
+pub struct Shared(Inflating);
+
+/// Starts decompressing the capture at `path` once for `readers` readers and returns each one's
+/// share, when it is compressed; `None` when it is not (each reader then reads the file itself:
+/// the page cache holds it once), and for standard input, which only one reader reads.
+pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Shared>>> {
+    if is_stdin(path) {
+        return Ok(None);
+    }
+    let mut file = open_source(path)?;
+    if !is_gzip(&mut file)? {
+        return Ok(None);
+    }
+    Ok(Some(Inflating::start(file, readers)?.into_iter().map(Shared).collect()))
 }
 
 /// Whether `file` starts with gzip's magic; it is left at its start either way.
@@ -279,24 +371,15 @@ impl Window {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Nothing has come yet (a shared decompression, see [`Inflating::read`]).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    break;
+                }
                 Err(e) => return Err(e),
             }
         }
         Ok(())
-    }
-
-    /// Whether a read would find bytes (or the end) within `wait`: asked only after a short
-    /// read, so a file, which is always readable, is never asked.
-    fn readable_within(&self, wait: nix::poll::PollTimeout) -> bool {
-        let mut fds = [nix::poll::PollFd::new(self.input.as_fd(), nix::poll::PollFlags::POLLIN)];
-        match nix::poll::poll(&mut fds, wait) {
-            Ok(ready) => ready > 0,
-            // A signal (Ctrl-C): not readable yet, so that the consumer hears of the wait and
-            // may stop, where a read would be restarted and wait on.
-            Err(nix::errno::Errno::EINTR) => false,
-            // Any other error says nothing about waiting: read, and let the read report it.
-            Err(_) => true,
-        }
     }
 }
 
@@ -362,19 +445,22 @@ pub fn stream_file(
     path: &Path,
     mut on_record: impl FnMut(Record<'_>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
-    stream::<false>(path, |streamed| match streamed {
+    stream::<false>(path, None, |streamed| match streamed {
         Streamed::Record(record, end) => on_record(record, end),
         Streamed::Waiting(_) => Ok(()),
     })
 }
 
 /// [`stream_file`], also saying when the input is a pipe whose writer has nothing more for now
-/// ([`Streamed::Waiting`]), before the read that waits for it.
+/// ([`Streamed::Waiting`]), before the read that waits for it. With `shared`, the capture is read
+/// from this reader's share of its decompression (see [`inflate_for`]), which says that it waits
+/// as a pipe does whenever the next chunk has not come.
 pub fn stream_source(
     path: &Path,
+    shared: Option<Shared>,
     on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
-    stream::<true>(path, on_streamed)
+    stream::<true>(path, shared, on_streamed)
 }
 
 /// [`stream_source`] when `TELL_WAITING`, else [`stream_file`]: a file's readers (the reading
@@ -385,14 +471,21 @@ pub fn stream_source(
 /// kept out of line, and the replay's reading thread ran 10% more instructions.
 fn stream<const TELL_WAITING: bool>(
     path: &Path,
+    shared: Option<Shared>,
     mut on_streamed: impl FnMut(Streamed<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<StreamEnd> {
     let cannot_read = || format!("cannot read {}", source_name(path));
-    let input = Input::open(path).with_context(cannot_read)?;
+    let input = match shared {
+        Some(Shared(inflating)) => Input::Gzip(inflating),
+        None => Input::open(path).with_context(cannot_read)?,
+    };
     let mut window = Window { input, buf: vec![0; READ_SIZE], base: 0, end: 0, eof: false, drained: false };
     // The first bytes, enough for a pcap file header (a pcapng section header block longer than
     // what has come is asked for again below, like any block).
     while window.end < 24 && !window.eof {
+        if window.drained {
+            window.input.readable_within(nix::poll::PollTimeout::NONE);
+        }
         window.refill(0, 24).with_context(cannot_read)?;
     }
     if let (Some(err), true) = (window.input.broken(), window.end < 24) {
@@ -414,21 +507,19 @@ fn stream<const TELL_WAITING: bool>(
         let at = stream.position();
         let streamed = match stream.next(window.from(at), window.eof) {
             Next::Record(record, _) => Streamed::Record(record, stream.position() as u64),
-            Next::NeedMore(_)
-                if TELL_WAITING
+            Next::NeedMore(needed) => {
+                let waits = TELL_WAITING
                     && window.drained
-                    && !window.readable_within(match told_waiting {
+                    && !window.input.readable_within(match told_waiting {
                         false => nix::poll::PollTimeout::ZERO,
                         true => nix::poll::PollTimeout::from(WAITING_AGAIN_MS),
-                    }) =>
-            {
-                told_waiting = true;
+                    });
+                told_waiting = waits;
+                if !waits {
+                    window.refill(at, needed).with_context(cannot_read)?;
+                    continue;
+                }
                 Streamed::Waiting(at as u64)
-            }
-            Next::NeedMore(needed) => {
-                told_waiting = false;
-                window.refill(at, needed).with_context(cannot_read)?;
-                continue;
             }
             Next::End => break None,
             Next::Damage(damage) => break Some(damage),
@@ -608,5 +699,103 @@ impl LiveCapture {
             savefile.flush().context("cannot flush the --write file")?;
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A classic pcap of `records` Ethernet records of 1,000 bytes each, the record's number in
+    /// its first bytes, compressed with gzip.
+    fn gzipped_pcap(records: u32) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0, 0];
+        for number in 0..records {
+            pcap.extend_from_slice(&number.to_le_bytes()); // seconds
+            pcap.extend_from_slice(&[0; 4]);
+            pcap.extend_from_slice(&1000u32.to_le_bytes());
+            pcap.extend_from_slice(&1000u32.to_le_bytes());
+            let mut data = [0u8; 1000];
+            data[..4].copy_from_slice(&number.to_le_bytes());
+            pcap.extend_from_slice(&data);
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&pcap).expect("compress");
+        encoder.finish().expect("compress")
+    }
+
+    /// The numbers of the records `shared` streams, in order, and how often it said it waited.
+    fn numbers(path: &Path, shared: Shared, mut on_waiting: impl FnMut()) -> (Vec<u32>, usize) {
+        let (mut numbers, mut waited) = (Vec::new(), 0);
+        stream_source(path, Some(shared), |streamed| {
+            match streamed {
+                Streamed::Record(record, _) => {
+                    numbers.push(u32::from_le_bytes(record.data[..4].try_into().expect("4 bytes")))
+                }
+                Streamed::Waiting(_) => {
+                    waited += 1;
+                    on_waiting();
+                }
+            }
+            Ok(())
+        })
+        .expect("stream");
+        (numbers, waited)
+    }
+
+    #[test]
+    fn test_a_shared_decompression_gives_every_reader_every_record() {
+        // 3 MB of capture: a dozen chunks, whose ends fall inside records.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("capture.pcap.gz");
+        std::fs::write(&path, gzipped_pcap(3_000)).expect("write");
+        assert!(inflate_for(&dir.path().join("missing.gz"), 2).is_err(), "a file that cannot be opened");
+        let plain = dir.path().join("capture.pcap");
+        std::fs::write(&plain, b"\xd4\xc3\xb2\xa1\x02\x00\x04\x00").expect("write");
+        assert!(inflate_for(&plain, 2).expect("opened").is_none(), "a file that is not compressed is read as it is");
+
+        let shares = inflate_for(&path, 3).expect("opened").expect("compressed");
+        assert_eq!(shares.len(), 3);
+        let every: Vec<u32> = (0..3_000).collect();
+        std::thread::scope(|scope| {
+            let readers: Vec<_> =
+                shares.into_iter().map(|shared| scope.spawn(|| numbers(&path, shared, || {}).0)).collect();
+            for reader in readers {
+                assert_eq!(reader.join().expect("a reader"), every, "each reader reads every record, in order");
+            }
+        });
+    }
+
+    #[test]
+    fn test_a_reader_of_a_shared_decompression_says_that_it_waits() {
+        // One reader holds back until the other says that it waits. The decompression goes no
+        // further than a few chunks ahead of the reader that holds back, so the other must say
+        // so rather than wait in a read; a replay's merge relies on it (see `Inflating::read`).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("capture.pcap.gz");
+        std::fs::write(&path, gzipped_pcap(3_000)).expect("write");
+        let mut shares = inflate_for(&path, 2).expect("opened").expect("compressed");
+        let (ahead, behind) = (shares.remove(0), shares.remove(0));
+        let (go, wait_for_go) = mpsc::channel::<()>();
+        let (done, results) = mpsc::channel();
+        let path_behind = path.clone();
+        let done_behind = done.clone();
+        std::thread::spawn(move || {
+            let _ = wait_for_go.recv();
+            let _ = done_behind.send(("behind", numbers(&path_behind, behind, || {})));
+        });
+        std::thread::spawn(move || {
+            let _ = done.send(("ahead", numbers(&path, ahead, || _ = go.send(()))));
+        });
+        // Bounded: a reader that waits in its read never ends.
+        for _ in 0..2 {
+            let (which, (numbers, waited)) =
+                results.recv_timeout(std::time::Duration::from_secs(20)).expect("both readers end");
+            assert_eq!(numbers.len(), 3_000, "{which}: every record");
+            if which == "ahead" {
+                assert!(waited > 0, "the reader ahead said that it waits");
+            }
+        }
     }
 }

@@ -218,7 +218,18 @@ pub fn replay_file<S: Sink>(
     let last_before = before.as_ref().map(|b| b.last_ts);
     let mut correlators = before.map(|b| b.correlators).unwrap_or_default().into_iter();
     let next_begins = next_begins.filter(|_| !capture::is_stdin(path));
-    let mut start = move || Start { correlator: correlators.next(), frames_before, last_before, next_begins };
+    // A compressed file is decompressed once, whatever the readers: each would otherwise inflate
+    // it all again, and inflating costs more than reading. (A file that cannot be opened is left
+    // to the readers, which say so.)
+    let mut shares =
+        if readers > 1 { capture::inflate_for(path, readers).ok().flatten() } else { None }.into_iter().flatten();
+    let mut start = move || Start {
+        correlator: correlators.next(),
+        frames_before,
+        last_before,
+        next_begins,
+        shared: shares.next(),
+    };
     // Each reader holds its share of the flows, and of the attempts open at once.
     let each = Replaying { readers, max_open: replaying.max_open.div_ceil(readers), ..replaying };
     let Output { sink, count, out } = output;
@@ -309,12 +320,14 @@ pub fn replay_file<S: Sink>(
 }
 
 /// How a reader of [`replay_file`] starts: with the correlator of the capture its file continues,
-/// if any, whose records came before; and when the next file begins, if it may continue this one.
+/// if any, whose records came before; when the next file begins, if it may continue this one; and
+/// with its share of the file's decompression, when several readers read a compressed file.
 struct Start {
     correlator: Option<Correlator>,
     frames_before: u64,
     last_before: Option<Timestamp>,
     next_begins: Option<Timestamp>,
+    shared: Option<capture::Shared>,
 }
 
 /// Which part of the flows a reading thread holds.
@@ -471,7 +484,7 @@ fn read_shard(
     progress: &mut dyn FnMut(Progress),
     ends: ReaderEnds<'_>,
 ) -> anyhow::Result<(FileReport, Option<Correlator>)> {
-    let Start { correlator, frames_before, last_before, next_begins } = start;
+    let Start { correlator, frames_before, last_before, next_begins, shared } = start;
     let continuing = correlator.is_some();
     let mut correlator =
         correlator.unwrap_or_else(|| Correlator::streaming(replaying.timing).with_max_open(replaying.max_open));
@@ -484,7 +497,7 @@ fn read_shard(
     let (mut first_ts, mut last_ts) = (Timestamp(i64::MAX), Timestamp(i64::MIN));
     // The record after which everything finished was last written out because a pipe waited.
     let mut written_out_at = 0;
-    let streamed = capture::stream_source(path, |streamed| {
+    let streamed = capture::stream_source(path, shared, |streamed| {
         let (record, bytes) = match streamed {
             capture::Streamed::Record(record, bytes) => (record, bytes),
             // A live capture piped in has nothing more for now: what is finished goes out, to

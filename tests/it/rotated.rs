@@ -126,7 +126,13 @@ fn test_pieces_of_a_rotated_capture_replay_as_the_whole() {
         })
         .collect();
     let gzipped: Vec<&Path> = gzipped.iter().map(PathBuf::as_path).collect();
-    assert!(replayed(&gzipped, &[]).0 == whole, "compressed pieces read as one capture show the whole's attempts");
+    for threads in ["1", "2"] {
+        let (joined, _) = replayed(&gzipped, &["--threads", threads]);
+        assert!(
+            joined == whole,
+            "{threads} reader(s): compressed pieces read as one capture show the whole's attempts"
+        );
+    }
     // The whole compressed, decompressed in many chunks whose ends fall inside records.
     let whole_gz = compressed.join("whole.pcap.gz");
     std::fs::write(&whole_gz, crate::util::gzip(&pcap, flate2::Compression::fast())).expect("write");

@@ -149,9 +149,13 @@ fn test_replay_memory_is_bounded_on_a_syn_flood() {
 #[test]
 fn test_replay_output_does_not_depend_on_the_readers() {
     // Flows split between readers, merged back: the same bytes, attempts and summary, as one
-    // reader writes them; in JSON and in text, whole and filtered (each reader compiles --bpf anew).
+    // reader writes them; in JSON and in text, whole and filtered (each reader compiles --bpf
+    // anew); from the capture and from it compressed.
     let dir = tempfile::tempdir().expect("tempdir");
     let (pcap, _, _) = generated(dir.path(), SynthConfig { flows: 20_000, seed: 11, ..SynthConfig::default() });
+    let gzipped = dir.path().join("synth.pcap.gz");
+    let compressed = crate::util::gzip(&std::fs::read(&pcap).expect("read"), flate2::Compression::fast());
+    std::fs::write(&gzipped, compressed).expect("write");
     let bin = env!("CARGO_BIN_EXE_synscope");
     let variants = [
         &["--format", "json"][..],
@@ -160,16 +164,21 @@ fn test_replay_output_does_not_depend_on_the_readers() {
         &["--format", "json", "--bpf", "port 443 or icmp or icmp6"],
     ];
     for extra in variants {
-        let run = |threads: &str| {
-            let out = Command::new(bin).arg("replay").args(extra).args(["--threads", threads]).arg(&pcap).output();
+        let run = |capture: &Path, threads: &str| {
+            let out = Command::new(bin).arg("replay").args(extra).args(["--threads", threads]).arg(capture).output();
             let out = out.expect("run");
             assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
             out.stdout
         };
-        let one = run("1");
+        let one = run(&pcap, "1");
         assert!(one.len() > 100_000, "{extra:?}: a replay shows something");
+        // (The summary names the file read.)
+        let one_compressed = run(&gzipped, "1");
         for threads in ["2", "3"] {
-            assert!(run(threads) == one, "{extra:?}: {threads} readers write other bytes than one");
+            assert!(run(&pcap, threads) == one, "{extra:?}: {threads} readers write other bytes than one");
+            // Decompressed once for all the readers, which read it in step.
+            let compressed = run(&gzipped, threads);
+            assert!(compressed == one_compressed, "{extra:?}: {threads} readers of the compressed capture");
         }
     }
 }
