@@ -120,8 +120,10 @@ pub struct Output<'a, S: Sink> {
 
 /// The readers a replay uses unless told: one, whatever the machine. Each further reader frames the
 /// whole file again and adds about 5 MiB (its read window, its correlator's tables, its wording
-/// thread's buffers, its allocator's slack): two readers peak at 31.5 to 32.2 MiB on the
-/// benchmark's capture, at the replay's 32 MiB bound, and on two cores they are 1.5 times slower than one.
+/// thread's buffers, its allocator's slack): two readers peak at 32.6 to 33.4 MiB on the
+/// benchmark's capture, over the replay's 32 MiB bound, and on two cores they are 1.2 to 1.5 times
+/// slower than one. (Worded batches sent to the merge in pieces of 64 KiB took 2 MiB off, and made
+/// two readers 1.23 times slower still: 11 pairs.)
 pub const DEFAULT_READERS: usize = 1;
 
 /// How a replay correlates: the SYN timing its deadlines follow, how many readers share the flows,
