@@ -328,9 +328,17 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         let next_begins = files.get(i + 1).and_then(|&(_, first)| first);
         let piece = replay::Piece { continues: goes_on.take(), next_begins, frames_before: packets };
         let bar = progress_bar(path, several.then_some((i + 1, files.len())));
-        let mut progress = |p: replay::Progress| {
-            bar.set_position(p.bytes);
-            bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
+        let mut progress = |p: replay::Progress| match p.compressed {
+            // The bar goes through the compressed file, whose size is known.
+            Some((read, _)) => {
+                bar.set_position(read);
+                let capture = indicatif::HumanBytes(p.bytes);
+                bar.set_message(format!("{capture} of capture, {} packets, {} attempts", p.packets, p.attempts));
+            }
+            None => {
+                bar.set_position(p.bytes);
+                bar.set_message(format!("{} packets, {} attempts", p.packets, p.attempts));
+            }
         };
         // Output to the terminal the bar is drawn on goes around it, or lines start after its text.
         let mut beside_bar;
@@ -504,11 +512,17 @@ fn progress_bar(path: &std::path::Path, of_files: Option<(usize, usize)>) -> ind
     }
     // A pipe's size is not known: then the bar shows how far it has come, not how far to go.
     let (bar, template) = match capture::source_size(path) {
-        Some(size) => (
+        capture::SourceSize::Capture(size) => (
             indicatif::ProgressBar::new(size),
             "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {msg} ({eta} left)",
         ),
-        None => (indicatif::ProgressBar::no_length(), "{prefix} {spinner} {bytes} {bytes_per_sec}, {msg}"),
+        capture::SourceSize::Compressed(size) => (
+            indicatif::ProgressBar::new(size),
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} compressed {bytes_per_sec}, {msg} ({eta} left)",
+        ),
+        capture::SourceSize::Unknown => {
+            (indicatif::ProgressBar::no_length(), "{prefix} {spinner} {bytes} {bytes_per_sec}, {msg}")
+        }
     };
     let style = indicatif::ProgressStyle::with_template(template)
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())

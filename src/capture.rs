@@ -175,12 +175,47 @@ struct Inflating {
     /// Other readers share the decompression: a read gives what has come rather than wait for the
     /// rest, so that its reader says it waits, as for a pipe (see [`Inflating::read`]).
     shared: bool,
+    /// How far decompression has come through the compressed file.
+    progress: CompressedProgress,
+}
+
+/// How far the decompression of a compressed capture has come through the file: what a progress
+/// bar can measure against a known size, where the capture's own size is known only at its end.
+#[derive(Clone, Debug)]
+pub struct CompressedProgress {
+    /// Bytes of the compressed file read by the decompressing thread (some 32 KiB ahead of what it
+    /// has decompressed).
+    read: Arc<std::sync::atomic::AtomicU64>,
+    /// The compressed file's size.
+    size: u64,
+}
+
+impl CompressedProgress {
+    /// Bytes of the compressed file read so far, and its size.
+    pub fn now(&self) -> (u64, u64) {
+        (self.read.load(Ordering::Relaxed).min(self.size), self.size)
+    }
+}
+
+/// A reader that counts the bytes it reads (of a compressed file, see [`CompressedProgress`]).
+struct Counted<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 impl Inflating {
     /// Starts decompressing `file` (all its members, as `zcat` does: RFC 1952 allows several) for
     /// `readers` readers, and returns their ends.
     fn start(file: std::fs::File, readers: usize) -> std::io::Result<Vec<Inflating>> {
+        let progress = CompressedProgress { read: Arc::default(), size: file.metadata()?.len() };
         let (mut to_readers, mut ends) = (Vec::new(), Vec::new());
         for _ in 0..readers {
             let (to_reader, chunks) = mpsc::sync_channel(INFLATED_AHEAD);
@@ -192,8 +227,10 @@ impl Inflating {
                 ended: false,
                 broken: None,
                 shared: readers > 1,
+                progress: progress.clone(),
             });
         }
+        let file = Counted { inner: file, read: progress.read };
         std::thread::Builder::new().name("synscope-inflate".into()).spawn(move || {
             let mut decoder = flate2::read::MultiGzDecoder::new(file);
             // The chunks sent, in order: each is filled again once every reader is done with it
@@ -305,9 +342,16 @@ impl Read for Inflating {
 /// decompressed once for all of them (see [`inflate_for`]).
 pub struct Shared(Inflating);
 
-/// Starts decompressing the capture at `path` once for `readers` readers and returns each one's
-/// share, when it is compressed; `None` when it is not (each reader then reads the file itself:
-/// the page cache holds it once), and for standard input, which only one reader reads.
+impl Shared {
+    /// How far the decompression has come through the compressed file.
+    pub fn progress(&self) -> CompressedProgress {
+        self.0.progress.clone()
+    }
+}
+
+/// Starts decompressing the capture at `path` once for `readers` readers (one, or more) and
+/// returns each one's share, when it is compressed; `None` when it is not (each reader then reads
+/// the file itself: the page cache holds it once), and for standard input, which is read as it is.
 pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Shared>>> {
     if is_stdin(path) {
         return Ok(None);
@@ -414,15 +458,27 @@ pub fn open_source(path: &Path) -> std::io::Result<std::fs::File> {
     }
 }
 
-/// The size of the capture at `path` when it is known before reading: a file's, or standard
-/// input's when it is a file (`< capture.pcap`); `None` for a pipe, and for a compressed file,
-/// whose capture is larger than the file by a ratio only reading finds.
-pub fn source_size(path: &Path) -> Option<u64> {
-    let mut file = open_source(path).ok()?;
-    if !is_stdin(path) && is_gzip(&mut file).ok()? {
-        return None;
+/// How much there is to read at `path`, as far as it is known before reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceSize {
+    /// The capture's size: a file's, or standard input's when it is a file (`< capture.pcap`).
+    Capture(u64),
+    /// A compressed file's size: its capture is larger by a ratio only reading finds, and a
+    /// replay measures its way through the file instead (see [`CompressedProgress`]).
+    Compressed(u64),
+    /// A pipe, or a file that cannot be read.
+    Unknown,
+}
+
+/// How much there is to read at `path` (see [`SourceSize`]).
+pub fn source_size(path: &Path) -> SourceSize {
+    let Ok(mut file) = open_source(path) else { return SourceSize::Unknown };
+    let compressed = !is_stdin(path) && is_gzip(&mut file).unwrap_or(false);
+    match file.metadata() {
+        Ok(meta) if meta.is_file() && compressed => SourceSize::Compressed(meta.len()),
+        Ok(meta) if meta.is_file() => SourceSize::Capture(meta.len()),
+        _ => SourceSize::Unknown,
     }
-    file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len())
 }
 
 /// What [`stream_source`] hands its consumer.

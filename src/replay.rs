@@ -70,6 +70,9 @@ pub struct Progress {
     pub packets: u64,
     /// Attempts finished.
     pub attempts: u64,
+    /// Of a compressed file: the bytes of the file decompressed so far, and its size. (`bytes`
+    /// counts the capture's, whose size is known only at its end.)
+    pub compressed: Option<(u64, u64)>,
 }
 
 /// Records between two calls of the progress callback.
@@ -223,8 +226,7 @@ pub fn replay_file<S: Sink>(
     // A compressed file is decompressed once, whatever the readers: each would otherwise inflate
     // it all again, and inflating costs more than reading. (A file that cannot be opened is left
     // to the readers, which say so.)
-    let mut shares =
-        if readers > 1 { capture::inflate_for(path, readers).ok().flatten() } else { None }.into_iter().flatten();
+    let mut shares = capture::inflate_for(path, readers).ok().flatten().into_iter().flatten();
     let mut start = move || Start {
         correlator: correlators.next(),
         frames_before,
@@ -491,6 +493,8 @@ fn read_shard(
     let mut correlator =
         correlator.unwrap_or_else(|| Correlator::streaming(replaying.timing).with_max_open(replaying.max_open));
     let early_before = correlator.finished_early();
+    let compressed = shared.as_ref().map(capture::Shared::progress);
+    let compressed = || compressed.as_ref().map(capture::CompressedProgress::now);
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
@@ -514,7 +518,7 @@ fn read_shard(
                 written_out_at = report.packets;
                 since_hand_over = 0;
                 let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-                progress(Progress { bytes: read_through, packets: report.packets, attempts });
+                progress(Progress { bytes: read_through, packets: report.packets, attempts, compressed: compressed() });
                 let done_through = frames_before + report.packets;
                 return ends.take_spares_and_hand_over(&mut correlator, &mut pending, done_through, HandOver::AllNow);
             }
@@ -527,7 +531,7 @@ fn read_shard(
         last_ts = last_ts.max(record.ts);
         if report.packets % PROGRESS_EVERY == 0 {
             let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-            progress(Progress { bytes, packets: report.packets, attempts });
+            progress(Progress { bytes, packets: report.packets, attempts, compressed: compressed() });
         }
         if let Some(filter) = bpf.as_deref_mut() {
             if !filter.matches(record.link_type, record.data)? {
@@ -597,7 +601,7 @@ fn read_shard(
     };
     ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
     let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-    progress(Progress { bytes: end.bytes, packets: report.packets, attempts });
+    progress(Progress { bytes: end.bytes, packets: report.packets, attempts, compressed: compressed() });
     Ok((report, going_on))
 }
 
