@@ -230,7 +230,15 @@ pub fn replay_file<S: Sink>(
     // A compressed file is decompressed once, whatever the readers: each would otherwise inflate
     // it all again, and inflating costs more than reading. (A file that cannot be opened is left
     // to the readers, which say so.)
-    let mut shares = capture::inflate_for(path, readers).ok().flatten().into_iter().flatten();
+    let shares = capture::inflate_for(path, readers).ok().flatten().unwrap_or_default();
+    // How far through a compressed file: added to what the first reader says of its progress
+    // here, not in its record loop, where it cost 1.6% more instructions (the loop's closure held
+    // one more capture).
+    let compressed = shares.first().map(capture::Shared::progress);
+    let progress = &mut |progress_so_far: Progress| {
+        progress(Progress { compressed: compressed.as_ref().map(capture::CompressedProgress::now), ..progress_so_far })
+    };
+    let mut shares = shares.into_iter();
     let mut start = move || Start {
         correlator: correlators.next(),
         frames_before,
@@ -497,8 +505,6 @@ fn read_shard(
     let mut correlator =
         correlator.unwrap_or_else(|| Correlator::streaming(replaying.timing).with_max_open(replaying.max_open));
     let early_before = correlator.finished_early();
-    let compressed = shared.as_ref().map(capture::Shared::progress);
-    let compressed = || compressed.as_ref().map(capture::CompressedProgress::now);
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
@@ -522,7 +528,7 @@ fn read_shard(
                 written_out_at = report.packets;
                 since_hand_over = 0;
                 let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-                progress(Progress { bytes: read_through, packets: report.packets, attempts, compressed: compressed() });
+                progress(Progress { bytes: read_through, packets: report.packets, attempts, compressed: None });
                 let done_through = frames_before + report.packets;
                 return ends.take_spares_and_hand_over(&mut correlator, &mut pending, done_through, HandOver::AllNow);
             }
@@ -535,7 +541,7 @@ fn read_shard(
         last_ts = last_ts.max(record.ts);
         if report.packets % PROGRESS_EVERY == 0 {
             let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-            progress(Progress { bytes, packets: report.packets, attempts, compressed: compressed() });
+            progress(Progress { bytes, packets: report.packets, attempts, compressed: None });
         }
         if let Some(filter) = bpf.as_deref_mut() {
             if !filter.matches(record.link_type, record.data)? {
@@ -605,7 +611,7 @@ fn read_shard(
     };
     ends.hand_over(&mut pending, u64::MAX, HandOver::All)?;
     let attempts = ends.attempts_found.load(AtomicOrdering::Relaxed);
-    progress(Progress { bytes: end.bytes, packets: report.packets, attempts, compressed: compressed() });
+    progress(Progress { bytes: end.bytes, packets: report.packets, attempts, compressed: None });
     Ok((report, going_on))
 }
 
