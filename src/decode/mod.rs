@@ -1,12 +1,15 @@
 //! Decoding: from a captured frame (link type + bytes) to the [`Packet`] summary the correlator needs.
 //!
 //! The link layer is stripped by [`link`]; IPv4, IPv6 (with its extension headers), TCP, ICMP, ICMPv6
-//! and ARP are parsed with `etherparse`'s lax slices, which check lengths once and never panic. The
+//! and ARP are parsed with `etherparse`'s lax slices, which check lengths once and never panic. A
+//! tunnel (VXLAN, GENEVE, GRE, ERSPAN, IP in IP) is looked through to the packet it carries (the
+//! `tunnel` module). The
 //! packet quoted inside an ICMP error is often cut short (RFC 792 only promises the IP header and 8
 //! bytes), so the quoted ports and sequence number are read from those 8 bytes directly; a capture's
 //! snap length may cut it shorter still, and what is left is kept (see [`CutQuote`]).
 
 pub mod link;
+mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -342,15 +345,40 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// Decodes one captured frame. Never panics, whatever the bytes.
 pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Packet, DecodeError> {
+    decode_in(link_type, frame, 0)
+}
+
+/// Tunnels looked through, one inside another: real ones nest one or two deep, and a crafted
+/// packet must not recurse without end.
+const MAX_TUNNELS: u8 = 4;
+
+/// [`decode`] for a frame found inside `tunnels` tunnels.
+fn decode_in(link_type: LinkType, frame: &[u8], tunnels: u8) -> Result<Packet, DecodeError> {
     let linked = link::strip(link_type, frame)?;
     let body = match linked.payload {
-        NetPayload::Ip(bytes) => decode_ip(bytes)?,
-        NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => decode_ip(bytes)?,
+        NetPayload::Ip(bytes) => decode_ip(bytes, tunnels)?,
+        NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => decode_ip(bytes, tunnels)?,
         NetPayload::EtherType(ETHERTYPE_ARP, bytes) => decode_arp(bytes)?,
         NetPayload::EtherType(_, _) => PacketBody::Other("non-IP frame"),
         NetPayload::NotIp(why) => PacketBody::Other(why),
     };
     Ok(Packet { link_direction: linked.direction, on_loopback: linked.loopback, body })
+}
+
+/// What a tunnel carries, decoded (see the `tunnel` module); `outer` names the packet when it carries
+/// nothing synscope reads. The inner packet goes the way the outer one did: a tunnel's endpoint
+/// sends what it encapsulates, and receives what it decapsulates.
+fn decode_tunneled(
+    inner: Option<tunnel::Inner<'_>>,
+    outer: &'static str,
+    tunnels: u8,
+) -> Result<PacketBody, DecodeError> {
+    match inner {
+        None => Ok(PacketBody::Other(outer)),
+        Some(_) if tunnels >= MAX_TUNNELS => Ok(PacketBody::Other("tunnels nested too deep")),
+        Some(tunnel::Inner::Ip(ip)) => decode_ip(ip, tunnels + 1),
+        Some(tunnel::Inner::Ethernet(frame)) => Ok(decode_in(LinkType::ETHERNET, frame, tunnels + 1)?.body),
+    }
 }
 
 /// A TCP segment's endpoints and flags, read without a full decode, and where its headers are, so
@@ -496,7 +524,7 @@ impl TcpPeek<'_> {
     }
 }
 
-fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
+fn decode_ip(bytes: &[u8], tunnels: u8) -> Result<PacketBody, DecodeError> {
     let (ip, _ext_err) = LaxIpSlice::from_slice(bytes).map_err(|e| DecodeError::Ip(e.to_string()))?;
     let payload = ip.payload();
     let src = ip.source_addr();
@@ -526,7 +554,12 @@ fn decode_ip(bytes: &[u8]) -> Result<PacketBody, DecodeError> {
         }
         IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload, payload.incomplete),
         IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload, payload.incomplete),
-        IpNumber::UDP => Ok(PacketBody::Other("UDP")),
+        IpNumber::UDP => decode_tunneled(tunnel::in_udp(payload.payload), "UDP", tunnels),
+        IpNumber::GRE => decode_tunneled(tunnel::in_gre(payload.payload), "GRE", tunnels),
+        // IP in IP (RFC 2003), IPv6 in IPv4 (RFC 4213) or in IPv6 (RFC 2473).
+        IpNumber::IPV4 | IpNumber::IPV6 => {
+            decode_tunneled(Some(tunnel::Inner::Ip(payload.payload)), "IP in IP", tunnels)
+        }
         _ => Ok(PacketBody::Other("other IP protocol")),
     }
 }
@@ -1041,7 +1074,7 @@ mod tests {
         }
     }
 
-    /// The lab's real frames, each with its link type.
+    /// The lab's real frames, each with its link type, and some of them tunneled.
     fn real_frames() -> Vec<(LinkType, Vec<u8>)> {
         vec![
             (LinkType::ETHERNET, hex(SYN_V4)),
@@ -1051,7 +1084,66 @@ mod tests {
             (LinkType::ETHERNET, hex(ARP_REQUEST)),
             (LinkType::LINUX_SLL2, hex(NS_SLL2)),
             (LinkType::LINUX_SLL2, hex(ICMP6_LOCAL_SLL2)),
+            (LinkType::ETHERNET, vxlan(&hex(SYN_V4))),
+            (
+                LinkType::ETHERNET,
+                outer_ipv4(
+                    47,
+                    &[&[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0, 0, 1, 0, 0, 0, 0][..], &hex(SYN_V6)].concat(),
+                ),
+            ),
         ]
+    }
+
+    /// `payload` in an IPv4 packet of protocol `protocol` from 203.0.113.1 to 203.0.113.2, in an
+    /// Ethernet frame: a tunnel's outer headers.
+    fn outer_ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let total = u16::try_from(20 + payload.len()).expect("short").to_be_bytes();
+        let mut frame = hex("0200000000020200000000010800");
+        frame.extend_from_slice(&[0x45, 0, total[0], total[1], 0, 1, 0x40, 0, 64, protocol, 0, 0]);
+        frame.extend_from_slice(&[203, 0, 113, 1, 203, 0, 113, 2]);
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    /// An Ethernet frame in VXLAN (VNI 7), in UDP to port 4789.
+    fn vxlan(frame: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(16 + frame.len()).expect("short").to_be_bytes();
+        let udp = [&[0xc0, 0x01, 0x12, 0xb5, len[0], len[1], 0, 0, 0x08, 0, 0, 0, 0, 0, 7, 0][..], frame].concat();
+        outer_ipv4(17, &udp)
+    }
+
+    #[test]
+    fn test_decode_looks_through_tunnels_to_the_segment() {
+        let syn_v4 = decode(LinkType::ETHERNET, &hex(SYN_V4)).expect("decodes");
+        let syn_v6 = decode(LinkType::ETHERNET, &hex(SYN_V6)).expect("decodes");
+        let ip_of = |frame: &[u8]| frame[14..].to_vec();
+        let tunneled = [
+            ("VXLAN", vxlan(&hex(SYN_V4)), &syn_v4),
+            ("GRE, IPv6", outer_ipv4(47, &[&[0, 0, 0x86, 0xdd][..], &ip_of(&hex(SYN_V6))].concat()), &syn_v6),
+            ("GRE, bridged Ethernet", outer_ipv4(47, &[&[0, 0, 0x65, 0x58][..], &hex(SYN_V4)].concat()), &syn_v4),
+            ("IP in IP", outer_ipv4(4, &ip_of(&hex(SYN_V4))), &syn_v4),
+            ("IPv6 in IPv4", outer_ipv4(41, &ip_of(&hex(SYN_V6))), &syn_v6),
+            ("VXLAN in IP in IP", outer_ipv4(4, &ip_of(&vxlan(&hex(SYN_V4)))), &syn_v4),
+        ];
+        for (what, frame, inner) in tunneled {
+            assert_eq!(decode(LinkType::ETHERNET, &frame).as_ref(), Ok(inner), "{what}");
+            // The cheap peek leaves tunnels to the full decode.
+            assert_eq!(peek_tcp(LinkType::ETHERNET, &frame), None, "{what}");
+        }
+        // Four tunnels deep is read; five is not.
+        let mut nested = ip_of(&hex(SYN_V4));
+        for depth in 1..=5 {
+            nested = ip_of(&outer_ipv4(4, &nested));
+            let decoded = decode(LinkType::ETHERNET, &outer_ipv4(4, &nested)).expect("decodes").body;
+            let deep = depth + 1 > usize::from(MAX_TUNNELS);
+            assert_eq!(decoded == PacketBody::Other("tunnels nested too deep"), deep, "{depth} inside: {decoded:?}");
+        }
+        // UDP to another port, and GRE carrying what synscope does not read, are what they are.
+        let dns = outer_ipv4(17, &[0xc0, 0x01, 0, 53, 0, 8, 0, 0]);
+        assert_eq!(decode(LinkType::ETHERNET, &dns).expect("decodes").body, PacketBody::Other("UDP"));
+        let pptp = outer_ipv4(47, &[0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 0]);
+        assert_eq!(decode(LinkType::ETHERNET, &pptp).expect("decodes").body, PacketBody::Other("GRE"));
     }
 
     /// Every prefix of `frame`, and `frame` with each byte in turn set to each of a few telling

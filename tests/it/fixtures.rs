@@ -178,6 +178,56 @@ fn test_fixtures_captured_twice_replay_as_once() {
     }
 }
 
+/// `payload` in an IPv4 packet of `protocol` from 203.0.113.1 to 203.0.113.2, in an Ethernet
+/// frame: a tunnel's outer headers.
+fn outer_ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).expect("short").to_be_bytes();
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    frame.extend_from_slice(&[0x45, 0, total[0], total[1], 0, 1, 0x40, 0, 64, protocol, 0, 0]);
+    frame.extend_from_slice(&[203, 0, 113, 1, 203, 0, 113, 2]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[test]
+fn test_fixtures_read_alike_through_tunnels() {
+    // Each Ethernet fixture as a cloud's traffic mirroring sends it (VXLAN, to port 4789) and as
+    // a switch's mirror port does (ERSPAN type II, in GRE): the same attempts, byte for byte.
+    let vxlan = |frame: &[u8]| {
+        let len = u16::try_from(16 + frame.len()).expect("short").to_be_bytes();
+        outer_ipv4(
+            17,
+            &[&[0xc0, 0x01, 0x12, 0xb5, len[0], len[1], 0, 0, 0x08, 0, 0, 0, 0, 0, 7, 0][..], frame].concat(),
+        )
+    };
+    let erspan = |frame: &[u8]| {
+        outer_ipv4(47, &[&[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x07, 0, 1, 0, 0, 0, 0][..], frame].concat())
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut read = 0;
+    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
+        let original = util::root().join("fixtures").join(&fixture.file);
+        let pcap = std::fs::read(&original).expect("read fixture");
+        if pcap[20..24] != 1u32.to_le_bytes() {
+            continue; // Not Ethernet: a tunnel carries Ethernet frames or IP packets.
+        }
+        let attempts = |path: &Path| -> Vec<String> {
+            let json = synscope(&["replay", "--format", "json", path.to_str().expect("a UTF-8 path")]);
+            let json = String::from_utf8_lossy(&json.stdout).into_owned();
+            json.lines().filter(|line| line.starts_with(r#"{"kind":"attempt""#)).map(str::to_owned).collect()
+        };
+        let plain = attempts(&original);
+        assert!(!plain.is_empty(), "{}", fixture.file);
+        for (tunnel, wrap) in [("vxlan", &vxlan as &dyn Fn(&[u8]) -> Vec<u8>), ("erspan", &erspan)] {
+            let tunneled = dir.path().join(format!("{tunnel}-{}", fixture.file));
+            std::fs::write(&tunneled, util::rewrapped(&pcap, wrap)).expect("write");
+            assert_eq!(attempts(&tunneled), plain, "{} in {tunnel}", fixture.file);
+        }
+        read += 1;
+    }
+    assert!(read >= 10, "the Ethernet fixtures ({read})");
+}
+
 #[test]
 fn test_fixtures_golden_output() {
     let mut settings = insta::Settings::clone_current();

@@ -69,6 +69,23 @@ pub fn doubled(pcap: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A little-endian classic pcap with each record's data passed through `wrap` (encapsulated in a
+/// tunnel, say), its captured and original lengths grown by as much.
+pub fn rewrapped(pcap: &[u8], wrap: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let mut out = pcap[..24].to_vec();
+    for record in pcap_records(pcap) {
+        let (header, data) = record.split_at(16);
+        let wrapped = wrap(data);
+        let grown = u32::try_from(wrapped.len() - data.len()).expect("a short tunnel header");
+        let original = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) + grown;
+        out.extend_from_slice(&header[..8]);
+        out.extend_from_slice(&u32::try_from(wrapped.len()).expect("a record length").to_le_bytes());
+        out.extend_from_slice(&original.to_le_bytes());
+        out.extend_from_slice(&wrapped);
+    }
+    out
+}
+
 /// `bytes` compressed with gzip at `level`, as one member (as `gzip` and `tcpdump -z gzip` write).
 pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
     use std::io::Write as _;
