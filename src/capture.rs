@@ -338,8 +338,8 @@ impl Read for Inflating {
     }
 }
 
-/// One reader's share of a compressed capture that several readers read (`replay --threads`),
-/// decompressed once for all of them (see [`inflate_for`]).
+/// One reader's share of a compressed capture's decompression (see [`inflate_for`]): all of it, or,
+/// when several readers read the capture (`replay --threads`), the same chunks as every other.
 pub struct Shared(Inflating);
 
 impl Shared {
@@ -509,8 +509,8 @@ pub fn stream_file(
 
 /// [`stream_file`], also saying when the input is a pipe whose writer has nothing more for now
 /// ([`Streamed::Waiting`]), before the read that waits for it. With `shared`, the capture is read
-/// from this reader's share of its decompression (see [`inflate_for`]), which says that it waits
-/// as a pipe does whenever the next chunk has not come.
+/// from this reader's share of its decompression (see [`inflate_for`]); shared with other readers,
+/// it says that it waits, as a pipe does, whenever the next chunk has not come.
 pub fn stream_source(
     path: &Path,
     shared: Option<Shared>,

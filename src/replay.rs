@@ -71,7 +71,8 @@ pub struct Progress {
     /// Attempts finished.
     pub attempts: u64,
     /// Of a compressed file: the bytes of the file decompressed so far, and its size. (`bytes`
-    /// counts the capture's, whose size is known only at its end.)
+    /// counts the capture's, whose size is known only at its end.) Filled in by [`replay_file`]
+    /// from the decompression, not by its readers.
     pub compressed: Option<(u64, u64)>,
 }
 
@@ -337,7 +338,7 @@ pub fn replay_file<S: Sink>(
 
 /// How a reader of [`replay_file`] starts: with the correlator of the capture its file continues,
 /// if any, whose records came before; when the next file begins, if it may continue this one; and
-/// with its share of the file's decompression, when several readers read a compressed file.
+/// with its share of the file's decompression when the file is compressed.
 struct Start {
     correlator: Option<Correlator>,
     frames_before: u64,

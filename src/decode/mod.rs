@@ -3,10 +3,10 @@
 //! The link layer is stripped by [`link`]; IPv4, IPv6 (with its extension headers), TCP, ICMP, ICMPv6
 //! and ARP are parsed with `etherparse`'s lax slices, which check lengths once and never panic. A
 //! tunnel (VXLAN, GENEVE, GRE, ERSPAN, IP in IP) is looked through to the packet it carries (the
-//! `tunnel` module). The
-//! packet quoted inside an ICMP error is often cut short (RFC 792 only promises the IP header and 8
-//! bytes), so the quoted ports and sequence number are read from those 8 bytes directly; a capture's
-//! snap length may cut it shorter still, and what is left is kept (see [`CutQuote`]).
+//! `tunnel` module). The packet quoted inside an ICMP error is often cut short (RFC 792 only
+//! promises the IP header and 8 bytes), so the quoted ports and sequence number are read from those
+//! 8 bytes directly; a capture's snap length may cut it shorter still, and what is left is kept (see
+//! [`CutQuote`]).
 
 pub mod link;
 mod tunnel;
