@@ -426,21 +426,21 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     Ok(if damages.is_empty() { Status::Clean } else { Status::Failed })
 }
 
-/// The files of a replay in the order their first records' times give (standard input last, and
-/// files that cannot be read or hold no record first, as given), each with that time: pieces of a
+/// The files of a replay in the order their first records' times give (pipes last, standard input
+/// or not, and files that cannot be read or hold no record first, as given), each with that time: pieces of a
 /// rotated capture come in the order they were written whatever their names sort as (`trace`,
 /// `trace1`, `trace10`, `trace2` ...), and each may continue the one before (see
 /// [`replay::continues`]). Only the first window of each file is read here.
 fn in_time_order(files: &[PathBuf]) -> Vec<(&Path, Option<Timestamp>)> {
-    // (Standard input is read as it comes: it has no first time to go by, and never continues.)
+    // (A pipe is read as it comes: it has no first time to go by, and never continues.)
     let mut files: Vec<(&Path, Option<Timestamp>)> = files
         .iter()
         .map(|path| {
-            let first = (!capture::is_stdin(path)).then(|| capture::first_record_time(path).ok().flatten()).flatten();
+            let first = (!capture::is_stream(path)).then(|| capture::first_record_time(path).ok().flatten()).flatten();
             (path.as_path(), first)
         })
         .collect();
-    files.sort_by_key(|&(path, first)| (capture::is_stdin(path), first));
+    files.sort_by_key(|&(path, first)| (capture::is_stream(path), first));
     files
 }
 

@@ -2,7 +2,7 @@
 //! events for the correlator.
 
 use std::collections::VecDeque;
-use std::io::{Read, Seek as _};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,32 +82,73 @@ pub struct StreamEnd {
     pub bytes: u64,
 }
 
-/// What a capture is read from: a file or standard input as it is, or a gzip-compressed file
-/// (`tcpdump -z gzip` compresses each piece it rotates out), decompressed as it is read.
+/// What a capture is read from: a file as it is, a pipe (standard input, or one given by its
+/// name) with the first bytes read to look at it put back in front, or a gzip-compressed file or
+/// pipe (`tcpdump -z gzip` compresses each piece it rotates out), decompressed as it is read.
 enum Input {
     Plain(std::fs::File),
+    Piped(std::io::Chain<std::io::Cursor<Vec<u8>>, std::fs::File>),
     Gzip(Inflating),
+}
+
+/// What is at a path, once looked at (see [`look_at`]).
+enum Looked {
+    /// A capture as it is.
+    Plain(Input),
+    /// A compressed capture: what to decompress, the compressed file's size if it is a file, and
+    /// whether it is a pipe (whose writer may pause, as a live capture does).
+    Compressed { source: Box<dyn Read + Send>, size: Option<u64>, piped: bool },
+}
+
+/// Opens the capture at `path` and tells whether it is compressed. A file is looked at in place
+/// (`read_at`: standard input redirected from a file keeps its offset); a pipe cannot be looked at
+/// and read again, so its first two bytes are read and put back in front of the rest.
+fn look_at(path: &Path) -> std::io::Result<Looked> {
+    let file = open_source(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        return Ok(match is_gzip(&file)? {
+            true => Looked::Compressed { source: Box::new(file), size: Some(meta.len()), piped: false },
+            false => Looked::Plain(Input::Plain(file)),
+        });
+    }
+    let mut first = Vec::with_capacity(2);
+    (&file).take(2).read_to_end(&mut first)?;
+    let compressed = first == GZIP_MAGIC;
+    let piped = std::io::Cursor::new(first).chain(file);
+    Ok(match compressed {
+        true => Looked::Compressed { source: Box::new(piped), size: None, piped: true },
+        false => Looked::Plain(Input::Piped(piped)),
+    })
 }
 
 /// The first two bytes of a gzip file (RFC 1952 2.3.1: ID1, ID2).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// Whether the regular file `file` starts with gzip's magic, looked at in place (`pread`): standard
+/// input redirected from a file keeps its offset.
+fn is_gzip(file: &std::fs::File) -> std::io::Result<bool> {
+    let mut magic = [0; 2];
+    Ok(std::os::unix::fs::FileExt::read_at(file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC)
+}
+
 impl Input {
-    /// Opens the capture at `path` (see [`open_source`]), decompressing a file that starts with
-    /// gzip's magic. Standard input is read as it is: a pipe cannot be looked at and read again.
+    /// Opens the capture at `path` (see [`open_source`]), decompressing one that starts with
+    /// gzip's magic (see [`look_at`]).
     fn open(path: &Path) -> std::io::Result<Input> {
-        let mut file = open_source(path)?;
-        if is_stdin(path) || !is_gzip(&mut file)? {
-            return Ok(Input::Plain(file));
+        match look_at(path)? {
+            Looked::Plain(input) => Ok(input),
+            Looked::Compressed { source, size, piped } => {
+                let mut readers = Inflating::start(source, size, 1, piped)?;
+                readers.pop().map(Input::Gzip).ok_or_else(|| std::io::Error::other("no reader"))
+            }
         }
-        let mut readers = Inflating::start(file, 1)?;
-        readers.pop().map(Input::Gzip).ok_or_else(|| std::io::Error::other("no reader"))
     }
 
     /// Why decompression stopped short, if it did: the compressed file is truncated or corrupt.
     fn broken(&self) -> Option<&std::io::Error> {
         match self {
-            Input::Plain(_) => None,
+            Input::Plain(_) | Input::Piped(_) => None,
             Input::Gzip(inflating) => inflating.broken.as_deref(),
         }
     }
@@ -117,6 +158,13 @@ impl Input {
     fn readable_within(&mut self, wait: nix::poll::PollTimeout) -> bool {
         let file = match self {
             Input::Plain(file) => file,
+            Input::Piped(piped) => {
+                let (first, file) = piped.get_ref();
+                if first.position() < first.get_ref().len() as u64 {
+                    return true;
+                }
+                file
+            }
             // (Not `PollTimeout::duration`: nix 0.30's panics on `NONE`.)
             Input::Gzip(inflating) => {
                 let wait = u32::try_from(wait).ok().map(|ms| std::time::Duration::from_millis(ms.into()));
@@ -139,6 +187,7 @@ impl Read for Input {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Input::Plain(file) => file.read(buf),
+            Input::Piped(piped) => piped.read(buf),
             Input::Gzip(inflating) => inflating.read(buf),
         }
     }
@@ -172,9 +221,9 @@ struct Inflating {
     /// Why decompression stopped: the compressed file is truncated or corrupt. Reading then ends
     /// there, as at the end of a file, and this is the capture's damage.
     broken: Option<Arc<std::io::Error>>,
-    /// Other readers share the decompression: a read gives what has come rather than wait for the
-    /// rest, so that its reader says it waits, as for a pipe (see [`Inflating::read`]).
-    shared: bool,
+    /// Other readers share the decompression, or it reads a pipe: a read gives what has come
+    /// rather than wait for the rest, so that its reader says it waits (see [`Inflating::read`]).
+    never_waits: bool,
     /// How far decompression has come through the compressed file.
     progress: CompressedProgress,
 }
@@ -212,10 +261,17 @@ impl<R: Read> Read for Counted<R> {
 }
 
 impl Inflating {
-    /// Starts decompressing `file` (all its members, as `zcat` does: RFC 1952 allows several) for
-    /// `readers` readers, and returns their ends.
-    fn start(file: std::fs::File, readers: usize) -> std::io::Result<Vec<Inflating>> {
-        let progress = CompressedProgress { read: Arc::default(), size: file.metadata()?.len() };
+    /// Starts decompressing `source` (all its members, as `zcat` does: RFC 1952 allows several),
+    /// a file of `size` bytes or a pipe, for `readers` readers, and returns their ends. A pipe's
+    /// decompressed bytes go to the readers as they come, not once they fill a chunk: a live
+    /// capture piped in through gzip shows each attempt as it finishes.
+    fn start(
+        source: Box<dyn Read + Send>,
+        size: Option<u64>,
+        readers: usize,
+        piped: bool,
+    ) -> std::io::Result<Vec<Inflating>> {
+        let progress = CompressedProgress { read: Arc::default(), size: size.unwrap_or(0) };
         let (mut to_readers, mut ends) = (Vec::new(), Vec::new());
         for _ in 0..readers {
             let (to_reader, chunks) = mpsc::sync_channel(INFLATED_AHEAD);
@@ -226,13 +282,13 @@ impl Inflating {
                 at: 0,
                 ended: false,
                 broken: None,
-                shared: readers > 1,
+                never_waits: readers > 1 || piped,
                 progress: progress.clone(),
             });
         }
-        let file = Counted { inner: file, read: progress.read };
+        let source = Counted { inner: source, read: progress.read };
         std::thread::Builder::new().name("synscope-inflate".into()).spawn(move || {
-            let mut decoder = flate2::read::MultiGzDecoder::new(file);
+            let mut decoder = flate2::read::MultiGzDecoder::new(source);
             // The chunks sent, in order: each is filled again once every reader is done with it
             // (this thread then holds the only reference). At most a few chunks per reader.
             let mut sent: VecDeque<Chunk> = VecDeque::new();
@@ -240,13 +296,17 @@ impl Inflating {
                 let read = sent.iter().position(|chunk| Arc::strong_count(chunk) == 1);
                 let mut chunk = read.and_then(|at| sent.remove(at)).and_then(Arc::into_inner).unwrap_or_default();
                 chunk.resize(INFLATED_CHUNK, 0);
-                let (mut filled, mut broken) = (0, None);
-                while filled < INFLATED_CHUNK && broken.is_none() {
+                let (mut filled, mut at_end, mut broken) = (0, false, None);
+                while filled < INFLATED_CHUNK && !at_end && broken.is_none() {
                     match decoder.read(&mut chunk[filled..]) {
-                        Ok(0) => break,
+                        Ok(0) => at_end = true,
                         Ok(n) => filled += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => broken = Some(Arc::new(e)),
+                    }
+                    // A pipe's next read may wait for its writer: what came goes out first.
+                    if piped && filled > 0 {
+                        break;
                     }
                 }
                 chunk.truncate(filled);
@@ -260,7 +320,7 @@ impl Inflating {
                     to_readers.iter().for_each(|to_reader| _ = to_reader.send(Err(Arc::clone(&err))));
                     return;
                 }
-                if filled < INFLATED_CHUNK || to_readers.is_empty() {
+                if at_end || to_readers.is_empty() {
                     return;
                 }
                 sent.push_back(chunk);
@@ -307,16 +367,17 @@ impl Read for Inflating {
     /// Fills `buf` as a file's read does, short only at the end, so that a short read still means
     /// a pipe emptied (see [`Window::refill`]); ends early where decompression broke.
     ///
-    /// Shared with other readers, a read never waits: it gives what has come, or fails with
-    /// [`std::io::ErrorKind::WouldBlock`] when nothing has, as a pipe that was emptied would, and
-    /// its reader then says that it waits (see [`Streamed::Waiting`]) before it waits. That is
-    /// what keeps a replay with several readers going: the decompressing thread waits for the
-    /// reader furthest behind to take a chunk before it gives the others the next, and the merge
-    /// writes only as far as every reader has said it finished. A reader that waited for its
-    /// input without saying so could hold the merge, so the readers ahead, and so the
+    /// Shared with other readers, or of a pipe, a read never waits: it gives what has come, or
+    /// fails with [`std::io::ErrorKind::WouldBlock`] when nothing has, as a pipe that was emptied
+    /// would, and its reader then says that it waits (see [`Streamed::Waiting`]) before it waits.
+    /// A pipe's reader then writes out what it finished, as for a capture piped in as it is. And
+    /// that is what keeps a replay with several readers going: the decompressing thread waits for
+    /// the reader furthest behind to take a chunk before it gives the others the next, and the
+    /// merge writes only as far as every reader has said it finished. A reader that waited for
+    /// its input without saying so could hold the merge, so the readers ahead, and so the
     /// decompression that it waits for.
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let wait = self.shared.then_some(std::time::Duration::ZERO);
+        let wait = self.never_waits.then_some(std::time::Duration::ZERO);
         let mut filled = 0;
         while filled < buf.len() {
             let ahead = &self.chunk[self.at..];
@@ -350,25 +411,26 @@ impl Shared {
 }
 
 /// Starts decompressing the capture at `path` once for `readers` readers (one, or more) and
-/// returns each one's share, when it is compressed; `None` when it is not (each reader then reads
-/// the file itself: the page cache holds it once), and for standard input, which is read as it is.
+/// returns each one's share, when it is a compressed file; `None` when it is not (each reader
+/// then reads the file itself: the page cache holds it once), and for a pipe (see [`is_stream`]),
+/// which its one reader opens and looks at itself.
 pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Shared>>> {
-    if is_stdin(path) {
+    if is_stream(path) {
         return Ok(None);
     }
-    let mut file = open_source(path)?;
-    if !is_gzip(&mut file)? {
-        return Ok(None);
+    match look_at(path)? {
+        Looked::Plain(_) => Ok(None),
+        Looked::Compressed { source, size, piped } => {
+            Ok(Some(Inflating::start(source, size, readers, piped)?.into_iter().map(Shared).collect()))
+        }
     }
-    Ok(Some(Inflating::start(file, readers)?.into_iter().map(Shared).collect()))
 }
 
-/// Whether `file` starts with gzip's magic; it is left at its start either way.
-fn is_gzip(file: &mut std::fs::File) -> std::io::Result<bool> {
-    let mut magic = Vec::with_capacity(2);
-    file.by_ref().take(2).read_to_end(&mut magic)?;
-    file.rewind()?;
-    Ok(magic == GZIP_MAGIC)
+/// Whether the capture at `path` can be read only once, as it comes: standard input, or a pipe
+/// given by its name (`synscope replay <(zcat day.pcap.gz)`, a FIFO). Such a capture has one
+/// reader, is not looked at ahead of its turn, and continues no other.
+pub fn is_stream(path: &Path) -> bool {
+    is_stdin(path) || std::fs::metadata(path).is_ok_and(|meta| !meta.is_file())
 }
 
 /// A window on a file: the bytes from file offset `base` to `base + end` sit in `buf[..end]`.
@@ -466,18 +528,26 @@ pub enum SourceSize {
     /// A compressed file's size: its capture is larger by a ratio only reading finds, and a
     /// replay measures its way through the file instead (see [`CompressedProgress`]).
     Compressed(u64),
-    /// A pipe, or a file that cannot be read.
+    /// A pipe, standard input redirected from a compressed file, or a file that cannot be read.
     Unknown,
 }
 
 /// How much there is to read at `path` (see [`SourceSize`]).
 pub fn source_size(path: &Path) -> SourceSize {
-    let Ok(mut file) = open_source(path) else { return SourceSize::Unknown };
-    let compressed = !is_stdin(path) && is_gzip(&mut file).unwrap_or(false);
-    match file.metadata() {
-        Ok(meta) if meta.is_file() && compressed => SourceSize::Compressed(meta.len()),
-        Ok(meta) if meta.is_file() => SourceSize::Capture(meta.len()),
-        _ => SourceSize::Unknown,
+    // (A named pipe is not opened here: a second reader that comes and goes could break its writer's pipe.)
+    if is_stream(path) && !is_stdin(path) {
+        return SourceSize::Unknown;
+    }
+    let Ok(file) = open_source(path) else { return SourceSize::Unknown };
+    let Ok(meta) = file.metadata() else { return SourceSize::Unknown };
+    if !meta.is_file() {
+        return SourceSize::Unknown;
+    }
+    match (is_gzip(&file).unwrap_or(false), is_stream(path)) {
+        (false, _) => SourceSize::Capture(meta.len()),
+        (true, false) => SourceSize::Compressed(meta.len()),
+        // Standard input is decompressed as a stream, and counts only the capture's bytes.
+        (true, true) => SourceSize::Unknown,
     }
 }
 
@@ -551,8 +621,9 @@ fn stream<const TELL_WAITING: bool>(
         );
     }
     let (mut stream, _) = CaptureStream::new(window.from(0)).with_context(|| match window.from(0) {
+        // (What gzip's magic opened is decompressed before it gets here.)
         first if first.starts_with(&GZIP_MAGIC) => format!(
-            "cannot replay {}: it is compressed with gzip; give the file's name, or pipe it through zcat",
+            "cannot replay {}: it is compressed with gzip twice; decompress it once (gunzip) and replay what that gives",
             source_name(path)
         ),
         _ => format!("cannot replay {}", source_name(path)),

@@ -219,7 +219,8 @@ pub struct ReplayArgs {
     pub bpf: Option<String>,
     /// Readers, each reading the whole file and holding a share of the flows, with a thread of its
     /// own to word their attempts (default 1; each more adds about 5 MiB and may pay from four
-    /// cores; standard input is read by one; a compressed file is decompressed once for all). The
+    /// cores; a pipe, standard input or another, is read by one; a compressed file is decompressed
+    /// once for all). The
     /// output is the same whatever the number, unless a reader holds its share of --max-open (the
     /// Nth part) open at once: it then sweeps early, and its attempts may come out in another order.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]

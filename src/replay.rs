@@ -218,16 +218,17 @@ pub fn replay_file<S: Sink>(
     output: Output<'_, S>,
 ) -> anyhow::Result<(FileReport, Option<GoesOn>)> {
     let Piece { continues: before, next_begins, frames_before } = piece;
-    debug_assert!(before.is_none() || !capture::is_stdin(path), "standard input continues no capture");
-    // Standard input can be read only once: one reader. A capture goes on with the readers it had.
+    debug_assert!(before.is_none() || !capture::is_stream(path), "a pipe continues no capture");
+    // A pipe (standard input or another) can be read only once: one reader. A capture goes on
+    // with the readers it had.
     let readers = match &before {
         Some(before) => before.correlators.len(),
-        None if capture::is_stdin(path) => 1,
+        None if capture::is_stream(path) => 1,
         None => replaying.readers.max(1),
     };
     let last_before = before.as_ref().map(|b| b.last_ts);
     let mut correlators = before.map(|b| b.correlators).unwrap_or_default().into_iter();
-    let next_begins = next_begins.filter(|_| !capture::is_stdin(path));
+    let next_begins = next_begins.filter(|_| !capture::is_stream(path));
     // A compressed file is decompressed once, whatever the readers: each would otherwise inflate
     // it all again, and inflating costs more than reading. (A file that cannot be opened is left
     // to the readers, which say so.)

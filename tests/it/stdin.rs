@@ -56,6 +56,34 @@ fn test_standard_input_reads_as_the_file_redirected_or_piped() {
         writer.join().expect("writer");
         assert!(out.status.success());
         assert_eq!(String::from_utf8(out.stdout).expect("utf-8"), want, "piped, pcapng {pcapng}");
+        // Compressed: redirected, and piped in small writes, as `ssh host cat day.pcap.gz |` does.
+        let gz = dir.path().join(if pcapng { "synth.pcapng.gz" } else { "synth.pcap.gz" });
+        std::fs::write(&gz, crate::util::gzip(&std::fs::read(&path).expect("read"), flate2::Compression::fast()))
+            .expect("write");
+        let redirected = replay_with_stdin(&["--format", "json", "-"], std::fs::File::open(&gz).expect("open").into());
+        assert_eq!(redirected, want, "compressed, redirected, pcapng {pcapng}");
+        let mut child = crate::util::spawn_replay(&["--format", "json", "-"]);
+        let mut stdin = child.stdin.take().expect("stdin");
+        let bytes = std::fs::read(&gz).expect("read");
+        let writer =
+            std::thread::spawn(move || bytes.chunks(4_099).for_each(|piece| stdin.write_all(piece).expect("write")));
+        let out = child.wait_with_output().expect("replay ends");
+        writer.join().expect("writer");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8(out.stdout).expect("utf-8"), want, "compressed, piped, pcapng {pcapng}");
+        // A pipe given by its name (`synscope replay <(zcat day.pcap.gz)`, a FIFO), compressed or
+        // not, with two readers asked for: read once, as it comes, by one.
+        for (source, what) in [(&path, "a FIFO"), (&gz, "a FIFO, compressed")] {
+            let fifo = dir.path().join("fifo");
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+            let bytes = std::fs::read(source).expect("read");
+            let writer_path = fifo.clone();
+            let writer = std::thread::spawn(move || std::fs::write(writer_path, bytes).expect("write to the FIFO"));
+            let out = replay_file(&["--format", "json", "--threads", "2"], &fifo);
+            writer.join().expect("writer");
+            std::fs::remove_file(&fifo).expect("rm fifo");
+            assert_eq!(out.replace(&fifo.display().to_string(), "-"), want, "{what}, pcapng {pcapng}");
+        }
     }
     let text = replay_with_stdin(
         &["-"],
@@ -133,28 +161,41 @@ fn test_a_live_capture_piped_in_shows_each_attempt_while_the_pipe_is_open() {
     // A refused attempt, then, 10 s later, another attempt's SYN: the capture's clock passes the
     // first attempt's time (1.5 s after its last packet), which finishes it.
     let (_, other) = header_and_records("success-v4.pcap");
-    shows_the_first_attempt_while_open(first_syn(&other), 2);
+    shows_the_first_attempt_while_open(first_syn(&other), 2, false);
+}
+
+#[test]
+fn test_a_live_capture_piped_in_through_gzip_shows_each_attempt_while_the_pipe_is_open() {
+    // `tcpdump -U -w - | gzip` (with each write flushed, as `pigz --rsyncable` or a compressor
+    // told to flush does): decompressed as it comes, not once a chunk of 256 KiB has.
+    let (_, other) = header_and_records("success-v4.pcap");
+    shows_the_first_attempt_while_open(first_syn(&other), 2, true);
 }
 
 #[test]
 fn test_a_live_capture_piped_in_moves_its_clock_with_records_no_attempt_needs() {
     // The same with a UDP datagram 10 s later: no attempt takes it, but capture time passes.
     let (_, other) = header_and_records("success-v4.pcap");
-    shows_the_first_attempt_while_open(&as_udp(first_syn(&other)), 1);
+    shows_the_first_attempt_while_open(&as_udp(first_syn(&other)), 1, false);
 }
 
 /// Pipes a refused attempt into a replay, then `later` 10 s of capture time after it, a few
 /// hundred bytes as `tcpdump -U -w -` writes them, and then nothing more for as long as the
 /// capture runs: the refused attempt must come out while the pipe is open. Once it closes, the
-/// replay shows `attempts` in all.
-fn shows_the_first_attempt_while_open(later: &[u8], attempts: u64) {
+/// replay shows `attempts` in all. `compressed`: through gzip, each write flushed.
+fn shows_the_first_attempt_while_open(later: &[u8], attempts: u64, compressed: bool) {
     let (header, records) = header_and_records("refused-v4.pcap");
     let mut child = crate::util::spawn_replay(&["--format", "json", "-"]);
-    let mut stdin = child.stdin.take().expect("stdin");
+    let pipe = child.stdin.take().expect("stdin");
+    let mut stdin: Box<dyn std::io::Write> = match compressed {
+        true => Box::new(flate2::write::GzEncoder::new(pipe, flate2::Compression::fast())),
+        false => Box::new(pipe),
+    };
     let clock = at_second(later, second_of(&records[0]) + 10);
     // Record by record, as they are captured: each read finds one.
     for piece in std::iter::once(&header).chain(&records).chain([&clock]) {
         stdin.write_all(piece).expect("write");
+        stdin.flush().expect("flush");
         std::thread::sleep(Duration::from_millis(100));
     }
     let stdout = child.stdout.take().expect("stdout");
