@@ -477,7 +477,7 @@ impl Window {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // Nothing has come yet (a shared decompression, see [`Inflating::read`]).
+                // Nothing has come yet (a decompression shared or of a pipe, see [`Inflating::read`]).
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.drained = true;
                     break;
@@ -534,20 +534,19 @@ pub enum SourceSize {
 
 /// How much there is to read at `path` (see [`SourceSize`]).
 pub fn source_size(path: &Path) -> SourceSize {
-    // (A named pipe is not opened here: a second reader that comes and goes could break its writer's pipe.)
-    if is_stream(path) && !is_stdin(path) {
+    let stream = is_stream(path);
+    // (A named pipe is not opened here: a second reader that comes and goes could break its
+    // writer's pipe. Standard input's descriptor is only duplicated.)
+    if stream && !is_stdin(path) {
         return SourceSize::Unknown;
     }
     let Ok(file) = open_source(path) else { return SourceSize::Unknown };
-    let Ok(meta) = file.metadata() else { return SourceSize::Unknown };
-    if !meta.is_file() {
-        return SourceSize::Unknown;
-    }
-    match (is_gzip(&file).unwrap_or(false), is_stream(path)) {
-        (false, _) => SourceSize::Capture(meta.len()),
-        (true, false) => SourceSize::Compressed(meta.len()),
-        // Standard input is decompressed as a stream, and counts only the capture's bytes.
-        (true, true) => SourceSize::Unknown,
+    match (file.metadata(), is_gzip(&file).unwrap_or(false)) {
+        (Ok(meta), false) if meta.is_file() => SourceSize::Capture(meta.len()),
+        // Standard input redirected from a compressed file is decompressed as a stream, which
+        // counts only the capture's bytes.
+        (Ok(meta), true) if meta.is_file() && !stream => SourceSize::Compressed(meta.len()),
+        _ => SourceSize::Unknown,
     }
 }
 
@@ -609,6 +608,7 @@ fn stream<const TELL_WAITING: bool>(
     // The first bytes, enough for a pcap file header (a pcapng section header block longer than
     // what has come is asked for again below, like any block).
     while window.end < 24 && !window.eof {
+        // (After a short read, or one that would have waited: wait here rather than read again at once.)
         if window.drained {
             window.input.readable_within(nix::poll::PollTimeout::NONE);
         }

@@ -735,10 +735,11 @@ impl Correlator {
         if self.neighbors.range(..at).rev().take_while(|n| observation.ts.since(n.ts) < COPY_WINDOW).any(same) {
             return;
         }
-        if self.neighbors.len() >= MAX_NEIGHBORS {
-            self.neighbors.pop_front();
-        }
-        let at = self.neighbors.partition_point(|n| n.ts <= observation.ts);
+        let at = match self.neighbors.len() >= MAX_NEIGHBORS {
+            // (The oldest goes: what came before the place found moves one down.)
+            true => self.neighbors.pop_front().map_or(at, |_| at.saturating_sub(1)),
+            false => at,
+        };
         self.neighbors.insert(at, observation);
     }
 
