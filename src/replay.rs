@@ -2,9 +2,10 @@
 //! as soon as it is finished, so a capture of any size is one pass.
 //!
 //! Most records of a production capture are data segments of established connections. A cheap
-//! look at their bytes ([`decode::peek_tcp`]) and one lookup among the open attempts decide that
-//! most need no decoding at all; only SYNs, RSTs, ICMP errors, ARP/ND and segments of open attempts
-//! are decoded in full.
+//! look at their bytes ([`decode::peek_tcp`], or [`decode::peek_tunneled_tcp`] through a mirror
+//! port's or an overlay's tunnel) and one lookup among the open attempts decide that most need no
+//! decoding at all; only SYNs, RSTs, ICMP errors, ARP/ND and segments of open attempts are decoded
+//! in full.
 //!
 //! The flows may be split between several readers (`--threads`), each with a thread that words its
 //! attempts: each reader reads the whole file, correlates the flows it holds, and moves its clock
@@ -722,18 +723,11 @@ fn check_shown_alike<S: Sink>(sink: &S, finished: &Finished, shown: &[u8], seen:
 /// the clock, exactly when one correlator of every flow would have.
 fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, number: u64, report: &mut FileReport) {
     let peeked = decode::peek_tcp(record.link_type, record.data);
-    if let Some(peek) = peeked {
-        if !shard.holds(peek.src, peek.dst) {
-            correlator.tick(record.ts);
-            return;
-        }
-        // A segment without SYN or RST changes nothing unless an attempt of its 4-tuple is open,
-        // and most often that attempt only counts it.
-        if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
-            && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
-        {
-            return;
-        }
+    match peeked {
+        Some(peek) if passes_by(correlator, shard, record, peek) => return,
+        Some(_) => (),
+        None if take_tunneled(correlator, shard, record, number) => return,
+        None => (),
     }
     // A plain TCP segment is read straight from its bytes; anything else goes the general way.
     let plain = peeked.and_then(|peek| peek.decode());
@@ -760,6 +754,36 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
             }
         }
     }
+}
+
+/// Whether the TCP segment `peek` read is done with once its flow and flags are known: it is
+/// another reader's (the clock moves), or it has neither SYN nor RST and no attempt of its
+/// 4-tuple needs more of it than a count.
+#[inline(always)]
+fn passes_by(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, peek: decode::TcpPeek<'_>) -> bool {
+    if !shard.holds(peek.src, peek.dst) {
+        correlator.tick(record.ts);
+        return true;
+    }
+    peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+        && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
+}
+
+/// Takes a TCP segment found in a tunnel (see [`decode::peek_tunneled_tcp`]) as [`take_record`]
+/// takes a plain one, and says so; `false` leaves the record to the full decode. Out of line, where
+/// the records of a plain capture that no peek reads (ICMP, ARP ...) do not shape the code that
+/// every record runs: merging the two peeks' answers there costs every record 8% more
+/// instructions.
+#[inline(never)]
+fn take_tunneled(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, number: u64) -> bool {
+    let Some(peek) = decode::peek_tunneled_tcp(record.link_type, record.data) else { return false };
+    if passes_by(correlator, shard, record, peek) {
+        return true;
+    }
+    // A header cut short goes the general way.
+    let Some(packet) = peek.decode() else { return false };
+    correlator.push(&Event { ts: record.ts, kind: EventKind::Packet { frame: number, packet } });
+    true
 }
 
 /// The merging thread of [`replay_file`]: writes the reading threads' attempts in one correlator's
