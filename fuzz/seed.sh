@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora from the lab fixtures: every fixture file for `replay`, and every frame
-# of every fixture, prefixed by the index of its link type in decode.rs's list, for `decode`.
+# of every fixture, prefixed by the index of its link type in decode.rs's list, for `decode` (each
+# Ethernet frame in VXLAN and in ERSPAN too).
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p corpus/replay corpus/decode
@@ -18,11 +19,25 @@ def records(data):
             caplen = struct.unpack('<I', data[at + 8:at + 12])[0]
             yield link, data[at + 16:at + 16 + caplen]
             at += 16 + caplen
+# An Ethernet frame in a tunnel, as a mirror port or an overlay sends it, so that the fuzzer starts
+# from frames the look through tunnels reads: in VXLAN (UDP to 4789), and in ERSPAN type II (GRE).
+def outer_ipv4(protocol, payload):
+    header = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(payload), 1, 0x4000, 64, protocol, 0,
+                         bytes([203, 0, 113, 1]), bytes([203, 0, 113, 2]))
+    return bytes.fromhex('0200000000020200000000010800') + header + payload
+tunnels = {
+    'vxlan': lambda f: outer_ipv4(17, struct.pack('!HHHH', 49153, 4789, 16 + len(f), 0) + bytes([8, 0, 0, 0, 0, 0, 7, 0]) + f),
+    'erspan': lambda f: outer_ipv4(47, bytes([0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 7, 0, 1, 0, 0, 0, 0]) + f),
+}
 for path in glob.glob('../fixtures/*.pcap'):
     name = os.path.basename(path)
     for i, (link, frame) in enumerate(records(open(path, 'rb').read())):
         if link in order:
             with open(f'corpus/decode/{name}-{i}', 'wb') as f:
                 f.write(bytes([order.index(link)]) + frame)
+        if link == 1:
+            for tunnel, wrap in tunnels.items():
+                with open(f'corpus/decode/{name}-{i}-{tunnel}', 'wb') as f:
+                    f.write(bytes([order.index(1)]) + wrap(frame))
 PY
 echo "seeded: $(ls corpus/replay | wc -l) files, $(ls corpus/decode | wc -l) frames"

@@ -2,10 +2,10 @@
 //! as soon as it is finished, so a capture of any size is one pass.
 //!
 //! Most records of a production capture are data segments of established connections. A cheap
-//! look at their bytes ([`decode::peek_tcp`], or [`decode::peek_tunneled_tcp`] through a mirror
+//! look at their bytes ([`decode::peek_tcp`], or [`decode::look_beyond_tcp`] through a mirror
 //! port's or an overlay's tunnel) and one lookup among the open attempts decide that most need no
 //! decoding at all; only SYNs, RSTs, ICMP errors, ARP/ND and segments of open attempts are decoded
-//! in full.
+//! in full. UDP (QUIC, DNS ...) is known at a look too.
 //!
 //! The flows may be split between several readers (`--threads`), each with a thread that words its
 //! attempts: each reader reads the whole file, correlates the flows it holds, and moves its clock
@@ -726,7 +726,7 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
     match peeked {
         Some(peek) if passes_by(correlator, shard, record, peek) => return,
         Some(_) => (),
-        None if take_tunneled(correlator, shard, record, number) => return,
+        None if take_beyond(correlator, shard, record, number) => return,
         None => (),
     }
     // A plain TCP segment is read straight from its bytes; anything else goes the general way.
@@ -769,14 +769,22 @@ fn passes_by(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, pee
         && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
 }
 
-/// Takes a TCP segment found in a tunnel (see [`decode::peek_tunneled_tcp`]) as [`take_record`]
-/// takes a plain one, and says so; `false` leaves the record to the full decode. Out of line, where
-/// the records of a plain capture that no peek reads (ICMP, ARP ...) do not shape the code that
-/// every record runs: merging the two peeks' answers there costs every record 8% more
-/// instructions.
+/// Takes what the cheap look beyond plain TCP reads ([`decode::look_beyond_tcp`]) as
+/// [`take_record`] would once it were decoded, and says so: a TCP segment in a tunnel as a plain
+/// one, a UDP datagram as the tick of the clock it is to attempts. `false` leaves the record to the
+/// full decode. Out of line, where the records of a plain capture that no peek reads (ICMP, ARP
+/// ...) do not shape the code that every record runs: merging the two peeks' answers there costs
+/// every record 8% more instructions.
 #[inline(never)]
-fn take_tunneled(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, number: u64) -> bool {
-    let Some(peek) = decode::peek_tunneled_tcp(record.link_type, record.data) else { return false };
+fn take_beyond(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, number: u64) -> bool {
+    let peek = match decode::look_beyond_tcp(record.link_type, record.data) {
+        decode::Beyond::Tunneled(peek) => peek,
+        decode::Beyond::Udp => {
+            correlator.tick(record.ts);
+            return true;
+        }
+        decode::Beyond::Decode => return false,
+    };
     if passes_by(correlator, shard, record, peek) {
         return true;
     }

@@ -46,7 +46,8 @@ fuzz_target!(|data: &[u8]| {
     let mut streamed = Vec::new();
     let mut worded = None;
     for (frame, &(ts, link, bytes)) in records.iter().enumerate() {
-        if let Some(peek) = decode::peek_tcp(link, bytes) {
+        // (The plain look, or the look through tunnels where it does not answer.)
+        if let Some(peek) = decode::peek_tcp(link, bytes).or_else(|| decode::look_beyond_tcp(link, bytes).tunneled()) {
             if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
                 && correlator.offer_segment(ts, peek.src, peek.dst) != Offered::NeedsDecode
             {
@@ -100,6 +101,9 @@ fn decoded(link: decode::LinkType, bytes: &[u8]) -> Option<decode::Packet> {
     let general = decode::decode(link, bytes).ok();
     if let Some(plain) = decode::decode_plain_tcp(link, bytes) {
         assert_eq!(Some(&plain), general.as_ref(), "the plain-TCP shortcut decodes otherwise");
+    }
+    if let Some(tunneled) = decode::look_beyond_tcp(link, bytes).tunneled().and_then(|peek| peek.decode()) {
+        assert_eq!(Some(&tunneled), general.as_ref(), "the look through tunnels decodes otherwise");
     }
     general.filter(|p| !matches!(p.body, decode::PacketBody::Other(_)))
 }

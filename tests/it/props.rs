@@ -19,13 +19,16 @@ use synscope::linux::SynTiming;
 proptest! {
     #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
-    /// The decoder never panics, and the cheap peeks (plain, and through tunnels) never contradict it.
+    /// The decoder never panics, and the cheap peeks (plain, and beyond it: tunnels, UDP) never contradict it.
     #[test]
     fn prop_decoder_total_for_every_link_type(link in 0..=LinkType::DECODED.len(), frame in proptest::collection::vec(any::<u8>(), 0..200)) {
         // Every link type the decoder knows, and one it does not (147, LINKTYPE_USER0).
         let link = LinkType::DECODED.get(link).copied().unwrap_or(LinkType(147));
         let decoded = decode::decode(link, &frame);
-        if let Some(peek) = decode::peek_tcp(link, &frame).or_else(|| decode::peek_tunneled_tcp(link, &frame)) {
+        if decode::look_beyond_tcp(link, &frame) == decode::Beyond::Udp {
+            prop_assert!(matches!(decoded, Ok(Packet { body: PacketBody::Other(_), .. })), "UDP to the look, {:?} to decode", decoded);
+        }
+        if let Some(peek) = decode::peek_tcp(link, &frame).or_else(|| decode::look_beyond_tcp(link, &frame).tunneled()) {
             match decoded {
                 Ok(Packet { body: PacketBody::Tcp(seg), .. }) => {
                     prop_assert_eq!((peek.src, peek.dst, peek.flags), (End::of(seg.src), End::of(seg.dst), seg.flags));
