@@ -221,8 +221,8 @@ pub struct ReplayArgs {
     /// own to word their attempts (default 1; each more adds about 5 MiB and may pay from four
     /// cores; a pipe, standard input or another, is read by one; a compressed file is decompressed
     /// once for all). The output is the same whatever the number, unless a reader holds its share
-    /// of --max-open (the Nth part) open at once: it then sweeps early, and its attempts may come
-    /// out in another order.
+    /// of --max-open (the Nth part) open at once: it then sweeps early, its attempts may come out in
+    /// another order, and those it finishes before their time (`decided_early`) say another time.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
     /// The most connection attempts held open at once, about 0.8 KiB each (default 25000). A SYN

@@ -199,9 +199,10 @@ pub fn continues(last: Timestamp, next_begins: Timestamp, timing: &SynTiming) ->
 /// then those the record itself finished. The order, the words and the report do not depend on
 /// the readers, unless a reader reaches its share of `replaying.max_open` (each holds its Nth part):
 /// it then sweeps at the next record, not at its time, and what that finishes comes out earlier
-/// than one reader would write it, even when nothing is finished before its time. (The benchmark's
-/// capture does not reach 25,000 open attempts, but sixteen readers' shares of 1,563: 78,882 of
-/// its million lines came out elsewhere, in the same words.)
+/// than one reader would write it, even when nothing is finished before its time; what it does
+/// finish before its time (crowded out, `decided_early`) says it was finished then. (The
+/// benchmark's capture does not reach 25,000 open attempts, but sixteen readers' shares of 1,563:
+/// 78,882 of its million lines came out elsewhere, in the same words.)
 /// `progress` hears how far the reading has come now and then; `bpf` keeps only the records it
 /// passes, as tcpdump would. When a pipe waits for its writer, everything finished so far is
 /// written out.
