@@ -122,7 +122,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_RARP: u16 = 0x8035;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
 /// IEEE 802.1Q customer VLAN tag.
-const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
 /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 /// Pre-802.1ad vendor QinQ outer tag, still emitted by some switches.

@@ -410,6 +410,23 @@ fn ip_of(link_type: LinkType, frame: &[u8]) -> Option<(LinkDirection, bool, &[u8
         // (What `link::strip` says of Ethernet: no direction, not loopback.)
         return Some((LinkDirection::Unknown, false, &frame[14..]));
     }
+    ip_of_other(link_type, frame)
+}
+
+/// [`ip_of`] for any frame but untagged Ethernet: with one 802.1Q tag (a trunk's or a mirror
+/// port's capture), still without the general link-layer walk, which costs such a capture's
+/// replay 10% more instructions. Out of line: an untagged capture's loop, into which `ip_of` is
+/// compiled, grows by 0.7% with the tag's test inside it.
+#[inline(never)]
+fn ip_of_other(link_type: LinkType, frame: &[u8]) -> Option<(LinkDirection, bool, &[u8])> {
+    let ethertype_at = |at: usize| frame.get(at..at + 2).map(|t| u16::from_be_bytes([t[0], t[1]]));
+    // The tag (IEEE 802.1Q): its type, then 2 bytes of priority and VLAN, then the EtherType.
+    let tagged_ip = link_type == LinkType::ETHERNET
+        && ethertype_at(12) == Some(link::ETHERTYPE_VLAN)
+        && matches!(ethertype_at(16), Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
+    if tagged_ip {
+        return Some((LinkDirection::Unknown, false, &frame[18..]));
+    }
     let linked = link::strip(link_type, frame).ok()?;
     match linked.payload {
         NetPayload::Ip(bytes) | NetPayload::EtherType(ETHERTYPE_IPV4 | ETHERTYPE_IPV6, bytes) => {
@@ -1160,6 +1177,9 @@ mod tests {
             (LinkType::LINUX_SLL2, hex(NS_SLL2)),
             (LinkType::LINUX_SLL2, hex(ICMP6_LOCAL_SLL2)),
             (LinkType::ETHERNET, vxlan(&hex(SYN_V4))),
+            // The SYN with an 802.1Q tag (VLAN 100), and with a service tag outside that (QinQ).
+            (LinkType::ETHERNET, tagged(&hex(SYN_V4), &[0x81, 0x00, 0x00, 0x64])),
+            (LinkType::ETHERNET, tagged(&hex(SYN_V6), &[0x88, 0xa8, 0x00, 0x0a, 0x81, 0x00, 0x00, 0x64])),
             // A DNS query in UDP, to port 53, no tunnel's.
             (LinkType::ETHERNET, outer_ipv4(17, &hex("c001003500180000abcd0100000100000000000003777777"))),
             (
@@ -1170,6 +1190,11 @@ mod tests {
                 ),
             ),
         ]
+    }
+
+    /// An Ethernet frame with `tags` (VLAN tags, each its type and 2 bytes) after its addresses.
+    fn tagged(frame: &[u8], tags: &[u8]) -> Vec<u8> {
+        [&frame[..12], tags, &frame[12..]].concat()
     }
 
     /// `payload` in an IPv4 packet of protocol `protocol` from 203.0.113.1 to 203.0.113.2, in an
@@ -1233,6 +1258,18 @@ mod tests {
         // Nor does it read ICMP errors or ARP, which attempts need.
         for frame in [ICMP_HOST_UNREACH_V4, ARP_REQUEST] {
             assert_eq!(look_beyond_tcp(LinkType::ETHERNET, &hex(frame)), Beyond::Decode);
+        }
+    }
+
+    #[test]
+    fn test_peek_reads_through_vlan_tags() {
+        // One 802.1Q tag (read without the general link-layer walk), and QinQ (read with it).
+        for tags in [&[0x81, 0x00, 0x00, 0x64][..], &[0x88, 0xa8, 0x00, 0x0a, 0x81, 0x00, 0x00, 0x64]] {
+            for template in [SYN_V4, SYN_V6] {
+                let frame = tagged(&hex(template), tags);
+                let peek = peek_tcp(LinkType::ETHERNET, &frame).expect("a tagged segment is peeked at");
+                assert_eq!(peek.decode(), decode(LinkType::ETHERNET, &hex(template)).ok(), "{tags:02x?}");
+            }
         }
     }
 
