@@ -122,7 +122,7 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_RARP: u16 = 0x8035;
 const ETHERTYPE_IPV6: u16 = 0x86DD;
 /// IEEE 802.1Q customer VLAN tag.
-pub(crate) const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_VLAN: u16 = 0x8100;
 /// IEEE 802.1ad service VLAN tag (QinQ outer tag).
 const ETHERTYPE_QINQ: u16 = 0x88A8;
 /// Pre-802.1ad vendor QinQ outer tag, still emitted by some switches.
@@ -177,6 +177,32 @@ pub fn strip(link_type: LinkType, frame: &[u8]) -> Result<LinkFrame<'_>, LinkErr
         LinkType::IPOIB => ipoib(frame),
         LinkType::ARCNET_LINUX => arcnet_linux(frame),
         LinkType(other) => Err(LinkError::UnsupportedLinkType(other)),
+    }
+}
+
+/// The IP packet of a frame, and what its link layer says of it (direction, loopback), read
+/// straight from the fixed headers of the link layers large captures mostly have: Ethernet with
+/// one 802.1Q tag (a trunk's or a mirror port's capture), and Linux cooked captures, SLL and SLL2
+/// (`tcpdump -i any`). What [`strip`] says of such a frame when it carries IPv4 or IPv6, without
+/// its walk through every link type and tag, which costs a replay of such a capture a tenth to a
+/// sixth more instructions. `None` for any other frame: [`strip`] it. (Untagged Ethernet is
+/// quicker still, and its callers test it first.)
+pub fn ip_directly(link_type: LinkType, frame: &[u8]) -> Option<(LinkDirection, bool, &[u8])> {
+    let be16 = |at: usize| frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let is_ip = |ethertype: Option<u16>| matches!(ethertype, Some(ETHERTYPE_IPV4 | ETHERTYPE_IPV6));
+    // As `cooked` reads a Linux cooked header whose protocol is IPv4 or IPv6.
+    let cooked = |packet_type: u16, arphrd: u16, header_len: usize| {
+        (arphrd != ARPHRD_NETLINK)
+            .then(|| (cooked_direction(packet_type), arphrd == ARPHRD_LOOPBACK, &frame[header_len..]))
+    };
+    match link_type {
+        // The tag: its type, then 2 bytes of priority and VLAN, then the EtherType.
+        LinkType::ETHERNET if be16(12) == Some(ETHERTYPE_VLAN) && is_ip(be16(16)) => {
+            Some((LinkDirection::Unknown, false, &frame[18..]))
+        }
+        LinkType::LINUX_SLL if is_ip(be16(14)) => cooked(be16(0)?, be16(2)?, 16),
+        LinkType::LINUX_SLL2 if is_ip(be16(0)) && frame.len() >= 20 => cooked(u16::from(frame[10]), be16(8)?, 20),
+        _ => None,
     }
 }
 
@@ -1062,6 +1088,78 @@ mod tests {
     }
 
     // --- Other -------------------------------------------------------------------------------
+
+    #[test]
+    fn test_ip_directly_reads_what_strip_reads() {
+        // The frames the short way is for, under each link type, with every byte set to values
+        // that steer it (types, packet types, ARPHRD's netlink and loopback), cut at every length:
+        // whenever it answers, `strip` says the same.
+        // (And the cooked frames from `lo`, and from nlmon: ARPHRD_LOOPBACK and ARPHRD_NETLINK.)
+        let with_arphrd = |frame: &[u8], at: usize, arphrd: u16| {
+            let mut f = frame.to_vec();
+            f[at..at + 2].copy_from_slice(&arphrd.to_be_bytes());
+            f
+        };
+        let (sll_lo, sll_nl) =
+            (with_arphrd(&SLL_TO_US, 2, ARPHRD_LOOPBACK), with_arphrd(&SLL_TO_US, 2, ARPHRD_NETLINK));
+        let (sll2_lo, sll2_nl) =
+            (with_arphrd(&SLL2_OUTGOING, 8, ARPHRD_LOOPBACK), with_arphrd(&SLL2_OUTGOING, 8, ARPHRD_NETLINK));
+        let frames: [&[u8]; 10] = [
+            &ETH_VLAN0,
+            &ETH_DOUBLE_VLAN,
+            &SLL_OUTGOING,
+            &SLL_TO_US,
+            &SLL_ARP,
+            &SLL2_OUTGOING,
+            &sll_lo,
+            &sll_nl,
+            &sll2_lo,
+            &sll2_nl,
+        ];
+        let values = [0x00, 0x01, 0x03, 0x04, 0x06, 0x08, 0x81, 0x86, 0x88, 0xdd, 0xff];
+        let mut answered = 0;
+        for frame in frames {
+            let mut variants = vec![frame.to_vec()];
+            for at in 0..frame.len() {
+                for value in values {
+                    let mut f = frame.to_vec();
+                    f[at] = value;
+                    variants.push(f);
+                }
+            }
+            for f in variants {
+                for len in 0..=f.len() {
+                    for lt in [LinkType::ETHERNET, LinkType::LINUX_SLL, LinkType::LINUX_SLL2] {
+                        let Some(direct) = ip_directly(lt, &f[..len]) else { continue };
+                        answered += 1;
+                        match strip(lt, &f[..len]) {
+                            Ok(LinkFrame {
+                                direction,
+                                loopback,
+                                payload: NetPayload::EtherType(0x0800 | 0x86dd, ip),
+                            }) => {
+                                assert_eq!((direction, loopback, ip), direct, "{lt:?} {f:02x?}")
+                            }
+                            other => panic!("{lt:?} {:02x?}: directly {direct:?}, strip {other:?}", &f[..len]),
+                        }
+                    }
+                }
+            }
+        }
+        assert!(answered > 1000, "the short way answers ({answered})");
+        // It answers for a tagged frame and for cooked ones, of each direction.
+        assert!(ip_directly(LinkType::ETHERNET, &ETH_VLAN0).is_some());
+        assert_eq!(ip_directly(LinkType::LINUX_SLL, &SLL_OUTGOING).map(|d| d.0), Some(LinkDirection::Outgoing));
+        assert_eq!(ip_directly(LinkType::LINUX_SLL, &SLL_TO_US).map(|d| d.0), Some(LinkDirection::ToUs));
+        assert_eq!(ip_directly(LinkType::LINUX_SLL2, &SLL2_OUTGOING).map(|d| d.0), Some(LinkDirection::Outgoing));
+        assert_eq!(ip_directly(LinkType::LINUX_SLL, &sll_lo).map(|d| d.1), Some(true));
+        assert_eq!(ip_directly(LinkType::LINUX_SLL2, &sll2_lo).map(|d| d.1), Some(true));
+        // Not for ARP, netlink, two tags, or untagged Ethernet (quicker still, tested before).
+        assert_eq!(ip_directly(LinkType::LINUX_SLL, &SLL_ARP), None);
+        assert_eq!(ip_directly(LinkType::LINUX_SLL, &sll_nl), None);
+        assert_eq!(ip_directly(LinkType::LINUX_SLL2, &sll2_nl), None);
+        assert_eq!(ip_directly(LinkType::ETHERNET, &ETH_DOUBLE_VLAN), None);
+    }
 
     #[test]
     fn test_any_mutated_real_frames_never_panic() {
