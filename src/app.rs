@@ -463,7 +463,7 @@ impl replay::Sink for ReplaySink<'_> {
     fn show(&self, attempt: &Attempt, out: &mut Vec<u8>) -> anyhow::Result<SummaryEntry> {
         match self.args.format {
             Format::Json => json::attempt_into(out, attempt)?,
-            Format::Text => text::attempt(out, attempt, true, self.style)?,
+            Format::Text => text::attempt_into(out, attempt, true, self.style),
         }
         Ok(SummaryEntry::of(attempt))
     }

@@ -224,7 +224,7 @@ pub fn summary(w: &mut dyn Write, summary: &Summary) -> io::Result<()> {
     w.write_all(b"\n")
 }
 
-fn integer(buf: &mut Vec<u8>, n: impl itoa::Integer) {
+pub(super) fn integer(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
@@ -252,7 +252,7 @@ fn float(buf: &mut Vec<u8>, x: f64) -> io::Result<()> {
 ///   1e-5 to 1e16).
 ///
 /// Elsewhere `None`.
-fn plain_micros(x: f64) -> Option<i64> {
+pub(super) fn plain_micros(x: f64) -> Option<i64> {
     const LARGEST: f64 = (1u64 << 33) as f64;
     let plain = (1e-5..LARGEST).contains(&x.abs()) || (x == 0.0 && x.is_sign_positive());
     if !plain {
@@ -288,7 +288,7 @@ fn write_micros(buf: &mut Vec<u8>, micros: i64) {
 }
 
 /// The two decimal digits of every number below 100.
-static PAIRS: [[u8; 2]; 100] = {
+pub(super) static PAIRS: [[u8; 2]; 100] = {
     let mut table = [[0u8; 2]; 100];
     let mut n = 0;
     while n < 100 {
