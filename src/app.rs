@@ -474,15 +474,15 @@ impl replay::Sink for ReplaySink<'_> {
         out: &mut Vec<u8>,
         scratch: &mut String,
     ) -> Option<anyhow::Result<SummaryEntry>> {
-        if self.args.format != Format::Json {
-            return None;
-        }
         let handshake = attempt.handshake()?;
-        Some(
-            json::handshake_into(out, &handshake, scratch)
-                .map(|()| SummaryEntry::established(handshake.rtt_ms(), handshake.server()))
-                .map_err(Into::into),
-        )
+        let written = match self.args.format {
+            Format::Json => json::handshake_into(out, &handshake, scratch),
+            Format::Text => {
+                text::handshake_into(out, &handshake, scratch, self.style);
+                Ok(())
+            }
+        };
+        Some(written.map(|()| SummaryEntry::established(handshake.rtt_ms(), handshake.server())).map_err(Into::into))
     }
 }
 

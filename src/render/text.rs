@@ -4,11 +4,14 @@ use std::io::{self, Write};
 
 use colored::{Color, Colorize};
 
+use std::net::SocketAddr;
+
 use super::json;
+use crate::correlate::Handshake;
 use crate::event::{Span, Timestamp};
-use crate::flow::{AddrText, Family};
+use crate::flow::{AddrText, Dir, Family};
 use crate::linux::Errno;
-use crate::timeline::{Attempt, Entry, Outcome, Summary};
+use crate::timeline::{Attempt, ErrnoSource, Outcome, Summary, What};
 
 /// How to draw text output.
 #[derive(Clone, Copy, Debug, Default)]
@@ -143,64 +146,21 @@ pub fn attempt(w: &mut dyn Write, a: &Attempt, captured: bool, style: Style) -> 
 /// make, as a replay words millions of attempts (they took 4.5 times the instructions of the same
 /// attempts in JSON).
 pub fn attempt_into(buf: &mut Vec<u8>, a: &Attempt, captured: bool, style: Style) {
-    let family = match a.family {
-        Family::Ipv4 => "IPv4",
-        Family::Ipv6 => "IPv6",
+    header_into(buf, a.client, a.server, a.family, a.start, style);
+    for e in &a.events {
+        let line =
+            Line { t: e.t, dir: e.dir, what: e.what, ignored: e.ignored, summary: &e.summary, note: e.note.as_deref() };
+        timeline_line(buf, &line, style);
+    }
+    let verdict = Verdict {
+        outcome: a.outcome,
+        errno: a.errno,
+        decided_after: a.decided_after,
+        syns: captured.then_some(a.syn_count),
+        source: a.errno_source,
+        cause: &a.cause,
     };
-    style.put(buf, AddrText::socket(a.client).as_str(), Look::Bold);
-    buf.extend_from_slice(" → ".as_bytes());
-    style.put(buf, AddrText::socket(a.server).as_str(), Look::Bold);
-    buf.extend_from_slice(b"  ");
-    buf.extend_from_slice(family.as_bytes());
-    buf.extend_from_slice(b"  ");
-    utc_into(buf, a.start);
-    buf.push(b'\n');
-    for entry in &a.events {
-        timeline_line(buf, entry, style);
-    }
-    let color = outcome_color(a.outcome);
-    let mut verdict = String::with_capacity(128);
-    match (a.errno, a.outcome) {
-        (Some(errno), _) => {
-            verdict.push_str(a.outcome.name());
-            verdict.push_str(": ");
-            errno_words(&mut verdict, errno);
-        }
-        (None, Outcome::Aborted) => verdict.push_str("aborted: the application stopped waiting"),
-        (None, _) => {
-            verdict.push_str(a.outcome.name());
-            verdict.push_str(": connect() returned 0");
-        }
-    }
-    if let Some(t) = a.decided_after {
-        verdict.push_str(" after ");
-        let _ = Span((t * 1e9) as i64).write_to(&mut verdict);
-    }
-    if a.errno.is_none() && a.outcome == Outcome::Aborted {
-        verdict.push_str(", before the kernel decided");
-    }
-    buf.extend_from_slice(b"  ");
-    style.put(buf, "⇒", Look::Paint(color));
-    buf.push(b' ');
-    style.put(buf, &verdict, Look::Paint(color));
-    buf.extend_from_slice(b"  (");
-    match a.syn_count {
-        _ if !captured => buf.extend_from_slice(b"SYNs not captured"),
-        1 => buf.extend_from_slice(b"1 SYN"),
-        n => {
-            buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-            buf.extend_from_slice(b" SYNs");
-        }
-    }
-    buf.extend_from_slice(match a.errno_source {
-        crate::timeline::ErrnoSource::Syscall => b"; returned by connect())\n",
-        crate::timeline::ErrnoSource::Inferred => b"; inferred from the packets)\n",
-    });
-    buf.extend_from_slice(b"  ");
-    style.put(buf, "why:", Look::Bold);
-    buf.push(b' ');
-    buf.extend_from_slice(a.cause.as_bytes());
-    buf.push(b'\n');
+    verdict_into(buf, &verdict, style);
     for finding in &a.findings {
         buf.extend_from_slice(b"  ");
         style.put(buf, &format!("[{}]", finding.code), Look::Paint(Color::Magenta));
@@ -212,6 +172,120 @@ pub fn attempt_into(buf: &mut Vec<u8>, a: &Attempt, captured: bool, style: Style
         // (Writing to a vector cannot fail.)
         let _ = path_report(buf, path, style);
     }
+    buf.push(b'\n');
+}
+
+/// Appends a clean three-way handshake to `buf` as [`attempt_into`] writes its report, from the
+/// evidence without the report (see [`Handshake`]), as JSON's is (`json::handshake_into`).
+/// `scratch` is room for its words, reused from one attempt to the next.
+pub fn handshake_into(buf: &mut Vec<u8>, h: &Handshake<'_>, scratch: &mut String, style: Style) {
+    header_into(buf, h.client(), h.server(), h.family(), h.start(), style);
+    for step in h.steps() {
+        scratch.clear();
+        step.summary_into(scratch);
+        let summary_len = scratch.len();
+        let noted = step.note_into(scratch);
+        let (summary, note) = scratch.split_at(summary_len);
+        let line = Line {
+            t: step.t(),
+            dir: step.dir(),
+            what: step.what(),
+            ignored: false,
+            summary,
+            note: noted.then_some(note),
+        };
+        timeline_line(buf, &line, style);
+    }
+    scratch.clear();
+    h.cause_into(scratch);
+    let verdict = Verdict {
+        outcome: Outcome::Established,
+        errno: None,
+        decided_after: Some(h.decided_after()),
+        syns: Some(1),
+        source: ErrnoSource::Inferred,
+        cause: scratch,
+    };
+    verdict_into(buf, &verdict, style);
+    buf.push(b'\n');
+}
+
+/// An attempt's first line: `192.0.2.10:43512 → 198.51.100.7:80  IPv4  2024-01-01 00:00:00.000000 UTC`.
+fn header_into(
+    buf: &mut Vec<u8>,
+    client: SocketAddr,
+    server: SocketAddr,
+    family: Family,
+    start: Timestamp,
+    style: Style,
+) {
+    style.put(buf, AddrText::socket(client).as_str(), Look::Bold);
+    buf.extend_from_slice(" → ".as_bytes());
+    style.put(buf, AddrText::socket(server).as_str(), Look::Bold);
+    buf.extend_from_slice(match family {
+        Family::Ipv4 => b"  IPv4  ",
+        Family::Ipv6 => b"  IPv6  ",
+    });
+    utc_into(buf, start);
+    buf.push(b'\n');
+}
+
+/// What an attempt's verdict line and cause say (see [`verdict_into`]).
+struct Verdict<'a> {
+    outcome: Outcome,
+    errno: Option<Errno>,
+    decided_after: Option<f64>,
+    /// The SYNs sent, or `None` when they were not captured (`trace --no-capture`).
+    syns: Option<u32>,
+    source: ErrnoSource,
+    cause: &'a str,
+}
+
+/// An attempt's verdict line and its cause: `  ⇒ refused: ECONNREFUSED (111: Connection refused)
+/// after 1.2 ms  (1 SYN; inferred from the packets)`, then `  why: ...`.
+fn verdict_into(buf: &mut Vec<u8>, v: &Verdict<'_>, style: Style) {
+    let color = outcome_color(v.outcome);
+    let mut verdict = String::with_capacity(128);
+    match (v.errno, v.outcome) {
+        (Some(errno), _) => {
+            verdict.push_str(v.outcome.name());
+            verdict.push_str(": ");
+            errno_words(&mut verdict, errno);
+        }
+        (None, Outcome::Aborted) => verdict.push_str("aborted: the application stopped waiting"),
+        (None, _) => {
+            verdict.push_str(v.outcome.name());
+            verdict.push_str(": connect() returned 0");
+        }
+    }
+    if let Some(t) = v.decided_after {
+        verdict.push_str(" after ");
+        let _ = Span((t * 1e9) as i64).write_to(&mut verdict);
+    }
+    if v.errno.is_none() && v.outcome == Outcome::Aborted {
+        verdict.push_str(", before the kernel decided");
+    }
+    buf.extend_from_slice(b"  ");
+    style.put(buf, "⇒", Look::Paint(color));
+    buf.push(b' ');
+    style.put(buf, &verdict, Look::Paint(color));
+    buf.extend_from_slice(b"  (");
+    match v.syns {
+        None => buf.extend_from_slice(b"SYNs not captured"),
+        Some(1) => buf.extend_from_slice(b"1 SYN"),
+        Some(n) => {
+            buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            buf.extend_from_slice(b" SYNs");
+        }
+    }
+    buf.extend_from_slice(match v.source {
+        ErrnoSource::Syscall => b"; returned by connect())\n",
+        ErrnoSource::Inferred => b"; inferred from the packets)\n",
+    });
+    buf.extend_from_slice(b"  ");
+    style.put(buf, "why:", Look::Bold);
+    buf.push(b' ');
+    buf.extend_from_slice(v.cause.as_bytes());
     buf.push(b'\n');
 }
 
@@ -236,9 +310,19 @@ fn path_report(w: &mut dyn Write, path: &crate::timeline::PathReport, style: Sty
     writeln!(w, "  {} {}", style.paint("→", Color::Cyan), path.verdict)
 }
 
+/// One entry of a timeline, as [`timeline_line`] writes it.
+struct Line<'a> {
+    t: f64,
+    dir: Dir,
+    what: What,
+    ignored: bool,
+    summary: &'a str,
+    note: Option<&'a str>,
+}
+
 /// One entry of the timeline: `  +0.032613 ← SYN-ACK      Flags [S.], ...  — note`, its offset
 /// right-aligned in 11 columns, its label left-aligned in 12.
-fn timeline_line(buf: &mut Vec<u8>, e: &Entry, style: Style) {
+fn timeline_line(buf: &mut Vec<u8>, e: &Line<'_>, style: Style) {
     const OFFSET_WIDTH: usize = 11;
     const LABEL_WIDTH: usize = 12;
     buf.extend_from_slice(b"  ");
@@ -276,7 +360,7 @@ fn timeline_line(buf: &mut Vec<u8>, e: &Entry, style: Style) {
     }
     buf.push(b' ');
     buf.extend_from_slice(e.summary.as_bytes());
-    if let Some(note) = &e.note {
+    if let Some(note) = e.note {
         buf.extend_from_slice("  — ".as_bytes());
         style.put(buf, note, if e.ignored { Look::Dim } else { Look::Paint(Color::Cyan) });
     }
@@ -464,8 +548,6 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::Dir;
-    use crate::timeline::What;
 
     #[test]
     fn test_utc_known_dates() {
@@ -487,16 +569,7 @@ mod tests {
             [0.0, 0.032613, 1.5, 3.000001, 131.0, 1e-6, 5e-6, 1e-7, 0.0000125, -0.001, -0.0, 12345.678901, 1e10];
         for t in times {
             for (what, ignored, note) in [(What::Syn, false, None), (What::IcmpUnreachable, true, Some("ignored: x"))] {
-                let entry = Entry {
-                    t,
-                    dir: Dir::In,
-                    what,
-                    summary: "Flags [S.], seq 1".to_string(),
-                    note: note.map(Into::into),
-                    ignored,
-                    frame: None,
-                    ts: Timestamp(0),
-                };
+                let entry = Line { t, dir: Dir::In, what, ignored, summary: "Flags [S.], seq 1", note };
                 let mut line = Vec::new();
                 timeline_line(&mut line, &entry, Style { color: false });
                 let offset = format!("+{t:.6}");
