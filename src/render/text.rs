@@ -1,10 +1,9 @@
 //! Text output: an annotated timeline per attempt, its verdict and cause, and a summary table.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 use colored::{Color, Colorize};
-
-use std::net::SocketAddr;
 
 use super::json;
 use crate::correlate::Handshake;
