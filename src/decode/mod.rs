@@ -532,20 +532,14 @@ impl<'a> Beyond<'a> {
 /// there), or a UDP datagram that is no tunnel's. A capture from a mirror port is mostly tunneled
 /// data segments, and today's traffic much UDP (QUIC); without this each would be decoded in full
 /// (about 350 instructions more for each UDP datagram, measured on a replay). A function of its
-/// own, for what [`peek_tcp`] does not answer: the loop
-/// that peeks at every record of a plain capture is compiled around that one, and a second source
-/// of its answer there costs every record 8% more instructions.
+/// own, for what [`peek_tcp`] does not answer: the loop that peeks at every record of a plain
+/// capture is compiled around that one, and a second source of its answer there costs every record
+/// 8% more instructions.
 pub fn look_beyond_tcp(link_type: LinkType, frame: &[u8]) -> Beyond<'_> {
     let Some((link_direction, on_loopback, mut ip)) = ip_of(link_type, frame) else { return Beyond::Decode };
     for _ in 0..MAX_TUNNELS {
         let Some((_, protocol, payload)) = plain_ip(ip) else { return Beyond::Decode };
-        let inner = match IpNumber(protocol) {
-            IpNumber::UDP => tunnel::in_udp(payload),
-            IpNumber::GRE => tunnel::in_gre(payload),
-            IpNumber::IPV4 | IpNumber::IPV6 => Some(tunnel::Inner::Ip(payload)),
-            _ => None,
-        };
-        ip = match inner {
+        ip = match tunnel::carried(IpNumber(protocol), payload) {
             Some(tunnel::Inner::Ip(ip)) => ip,
             Some(tunnel::Inner::Ethernet(frame)) => match ip_of(LinkType::ETHERNET, frame) {
                 Some((_, _, ip)) => ip,
@@ -642,11 +636,13 @@ fn decode_ip(bytes: &[u8], tunnels: u8) -> Result<PacketBody, DecodeError> {
         }
         IpNumber::ICMP if src.is_ipv4() => decode_icmpv4(src, dst, payload.payload, payload.incomplete),
         IpNumber::IPV6_ICMP if src.is_ipv6() => decode_icmpv6(src, dst, payload.payload, payload.incomplete),
-        IpNumber::UDP => decode_tunneled(tunnel::in_udp(payload.payload), "UDP", tunnels),
-        IpNumber::GRE => decode_tunneled(tunnel::in_gre(payload.payload), "GRE", tunnels),
-        // IP in IP (RFC 2003), IPv6 in IPv4 (RFC 4213) or in IPv6 (RFC 2473).
-        IpNumber::IPV4 | IpNumber::IPV6 => {
-            decode_tunneled(Some(tunnel::Inner::Ip(payload.payload)), "IP in IP", tunnels)
+        protocol @ (IpNumber::UDP | IpNumber::GRE | IpNumber::IPV4 | IpNumber::IPV6) => {
+            let outer = match protocol {
+                IpNumber::UDP => "UDP",
+                IpNumber::GRE => "GRE",
+                _ => "IP in IP",
+            };
+            decode_tunneled(tunnel::carried(protocol, payload.payload), outer, tunnels)
         }
         _ => Ok(PacketBody::Other("other IP protocol")),
     }

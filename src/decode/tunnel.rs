@@ -7,6 +7,8 @@
 //! RFCs cited at each, as tcpdump's printers read them (`print-vxlan.c`, `print-geneve.c`,
 //! `print-gre.c`, `print-erspan.c`).
 
+use etherparse::IpNumber;
+
 /// What a tunnel packet carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inner<'a> {
@@ -41,6 +43,20 @@ fn by_protocol(protocol: u16, inner: &[u8]) -> Option<Inner<'_>> {
     match protocol {
         TRANSPARENT_ETHERNET => Some(Inner::Ethernet(inner)),
         IPV4 | IPV6 => Some(Inner::Ip(inner)),
+        _ => None,
+    }
+}
+
+/// The packet that the payload of an IP packet of protocol `protocol` carries, when it is a
+/// tunnel's: UDP to a VXLAN or GENEVE port ([`in_udp`]), GRE ([`in_gre`]), or IP in IP (RFC 2003),
+/// IPv6 in IPv4 (RFC 4213) or in IPv6 (RFC 2473). `None` for anything else. (Inlined: a replay's
+/// look beyond TCP asks it of every UDP datagram, and as a call it cost that look 2% more.)
+#[inline]
+pub fn carried(protocol: IpNumber, payload: &[u8]) -> Option<Inner<'_>> {
+    match protocol {
+        IpNumber::UDP => in_udp(payload),
+        IpNumber::GRE => in_gre(payload),
+        IpNumber::IPV4 | IpNumber::IPV6 => Some(Inner::Ip(payload)),
         _ => None,
     }
 }
