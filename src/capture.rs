@@ -411,11 +411,12 @@ impl Shared {
 }
 
 /// Starts decompressing the capture at `path` once for `readers` readers (one, or more) and
-/// returns each one's share, when it is a compressed file; `None` when it is not (each reader
-/// then reads the file itself: the page cache holds it once), and for a pipe (see [`is_stream`]),
+/// returns each one's share, when it is a compressed file (standard input redirected from one
+/// too, so that its progress is measured through the file); `None` when it is not (each reader
+/// then reads the file itself: the page cache holds it once), and for a pipe (see [`is_pipe`]),
 /// which its one reader opens and looks at itself.
 pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Shared>>> {
-    if is_stream(path) {
+    if is_pipe(path) {
         return Ok(None);
     }
     match look_at(path)? {
@@ -431,6 +432,14 @@ pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Sh
 /// reader, is not looked at ahead of its turn, and continues no other.
 pub fn is_stream(path: &Path) -> bool {
     is_stdin(path) || std::fs::metadata(path).is_ok_and(|meta| !meta.is_file())
+}
+
+/// Whether the capture at `path` is a pipe: a stream (see [`is_stream`]) other than standard
+/// input redirected from a file (`synscope replay - < day.pcap.gz`), which is read once too, but
+/// can be looked at in place (`pread`) and has a size.
+fn is_pipe(path: &Path) -> bool {
+    is_stream(path)
+        && !(is_stdin(path) && open_source(path).and_then(|file| file.metadata()).is_ok_and(|meta| meta.is_file()))
 }
 
 /// A window on a file: the bytes from file offset `base` to `base + end` sit in `buf[..end]`.
@@ -525,27 +534,27 @@ pub fn open_source(path: &Path) -> std::io::Result<std::fs::File> {
 pub enum SourceSize {
     /// The capture's size: a file's, or standard input's when it is a file (`< capture.pcap`).
     Capture(u64),
-    /// A compressed file's size: its capture is larger by a ratio only reading finds, and a
-    /// replay measures its way through the file instead (see [`CompressedProgress`]).
+    /// A compressed file's size (or standard input's, redirected from one): its capture is larger
+    /// by a ratio only reading finds, and a replay measures its way through the file instead (see
+    /// [`CompressedProgress`]).
     Compressed(u64),
-    /// A pipe, standard input redirected from a compressed file, or a file that cannot be read.
+    /// A pipe, or a file that cannot be read.
     Unknown,
 }
 
 /// How much there is to read at `path` (see [`SourceSize`]).
 pub fn source_size(path: &Path) -> SourceSize {
-    let stream = is_stream(path);
     // (A named pipe is not opened here: a second reader that comes and goes could break its
     // writer's pipe. Standard input's descriptor is only duplicated.)
-    if stream && !is_stdin(path) {
+    if is_stream(path) && !is_stdin(path) {
         return SourceSize::Unknown;
     }
     let Ok(file) = open_source(path) else { return SourceSize::Unknown };
     match (file.metadata(), is_gzip(&file).unwrap_or(false)) {
         (Ok(meta), false) if meta.is_file() => SourceSize::Capture(meta.len()),
-        // Standard input redirected from a compressed file is decompressed as a stream, which
-        // counts only the capture's bytes.
-        (Ok(meta), true) if meta.is_file() && !stream => SourceSize::Compressed(meta.len()),
+        // (Standard input redirected from a compressed file is decompressed as a named one is,
+        // see [`inflate_for`], which measures how far through the file it has come.)
+        (Ok(meta), true) if meta.is_file() => SourceSize::Compressed(meta.len()),
         _ => SourceSize::Unknown,
     }
 }

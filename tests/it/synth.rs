@@ -247,14 +247,21 @@ fn test_progress_bar_on_a_terminal_only() {
     assert!(shown.contains("synth.pcap (1/2)") && shown.contains("synth.pcap.gz (2/2)"), "{shown:?}");
     // A compressed file: the bar goes through the file, whose size is known, and has a time left;
     // the capture's bytes are counted beside it. With one reader and with two.
-    for threads in ["1", "2"] {
-        let command = format!("{bin} replay --threads {threads} --format json {} > /dev/null", gz.display());
+    // Standard input redirected from the compressed file, too; piped from it, the bar has no total.
+    let total = format!("/{} compressed", indicatif::HumanBytes(std::fs::metadata(&gz).expect("size").len()));
+    let commands = [
+        (format!("{bin} replay --threads 1 --format json {} > /dev/null", gz.display()), true),
+        (format!("{bin} replay --threads 2 --format json {} > /dev/null", gz.display()), true),
+        (format!("{bin} replay --format json - < {} > /dev/null", gz.display()), true),
+        (format!("cat {} | {bin} replay --format json - > /dev/null", gz.display()), false),
+    ];
+    for (command, sized) in commands {
         let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
         let shown = String::from_utf8_lossy(&tty.stdout);
         assert_eq!(tty.status.code(), Some(0), "{shown}");
-        let total = format!("/{} compressed", indicatif::HumanBytes(std::fs::metadata(&gz).expect("size").len()));
-        assert!(shown.contains(&total) && shown.contains(" left)"), "{command}: {shown:?}");
-        assert!(shown.contains("MiB of capture, "), "{command}: {shown:?}");
+        assert!(shown.contains("packets,"), "{command}: {shown:?}");
+        assert_eq!(shown.contains(&total) && shown.contains(" left)"), sized, "{command}: {shown:?}");
+        assert_eq!(shown.contains("MiB of capture, "), sized, "{command}: {shown:?}");
     }
 }
 
