@@ -140,21 +140,33 @@ impl Recorder {
         self.push(Event { ts: now(), kind: EventKind::Kernel { flow: self.flow, observation } });
     }
 
-    /// What the kernel says after a wake-up or at the end: TCP_INFO (when it changed) and every
-    /// entry of the error queue.
+    /// What the kernel says at the end: TCP_INFO (when it changed) and every entry of the error queue.
     fn observe(&mut self, fd: &OwnedFd) {
-        if let Ok(info) = crate::sys::tcp_info(fd.as_fd()) {
-            if self.last_tcp_info != Some(info) {
-                self.last_tcp_info = Some(info);
-                self.kernel(KernelObservation::TcpInfo {
-                    state: info.state,
-                    retransmits: info.retransmits,
-                    backoff: info.backoff,
-                    rto_us: info.rto_us,
-                    total_retrans: info.total_retrans,
-                });
-            }
+        self.observe_tcp_info(fd);
+        self.observe_error_queue(fd);
+    }
+
+    /// TCP_INFO after a wake-up or at the end, when it changed; and the socket's TCP state.
+    fn observe_tcp_info(&mut self, fd: &OwnedFd) -> Option<u8> {
+        let info = crate::sys::tcp_info(fd.as_fd()).ok()?;
+        if self.last_tcp_info != Some(info) {
+            self.last_tcp_info = Some(info);
+            self.kernel(KernelObservation::TcpInfo {
+                state: info.state,
+                retransmits: info.retransmits,
+                backoff: info.backoff,
+                rto_us: info.rto_us,
+                total_retrans: info.total_retrans,
+            });
         }
+        Some(info.state)
+    }
+
+    /// Every entry of the error queue. After a wake-up, only once the application has read
+    /// `SO_ERROR`: taking the last ICMP error off the queue clears the socket's pending error
+    /// (`sock_dequeue_err_skb` sets `sk_err` to 0), so that `SO_ERROR` read after it says 0 for a
+    /// connect that failed, and the application waits again on a socket that is closed.
+    fn observe_error_queue(&mut self, fd: &OwnedFd) {
         for entry in read_error_queue(fd) {
             self.kernel(entry);
         }
@@ -261,13 +273,15 @@ fn attempt(rec: &mut Recorder, fd: &OwnedFd, plan: &ConnectPlan) -> anyhow::Resu
             },
             Mode::Blocking => false,
         };
-        rec.observe(fd);
+        let state = rec.observe_tcp_info(fd);
         if !ready {
             // The wait timed out: the application gives up (outcome `aborted`).
+            rec.observe_error_queue(fd);
             return Ok(());
         }
         rec.enter(Call::GetsockoptSoError, format!("fd {}, SOL_SOCKET, SO_ERROR", fd.as_raw_fd()));
         let so_error = socket::getsockopt(fd, sockopt::SocketError);
+        rec.observe_error_queue(fd);
         match so_error {
             Ok(value) => {
                 let detail = match value {
@@ -281,6 +295,11 @@ fn attempt(rec: &mut Recorder, fd: &OwnedFd, plan: &ConnectPlan) -> anyhow::Resu
                 // SO_ERROR 0 after a wake-up is success only if the socket is connected: an ICMP
                 // error queued on the error queue wakes waiters while the socket is still in SYN-SENT.
                 if value != 0 || socket::getpeername::<SockaddrStorage>(fd.as_raw_fd()).is_ok() {
+                    return Ok(());
+                }
+                // Neither connected nor connecting (closed, its error taken by something else):
+                // nothing more will happen, and every wait would return at once.
+                if state.is_some_and(|state| state != crate::sys::TCP_SYN_SENT) {
                     return Ok(());
                 }
             }
