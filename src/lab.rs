@@ -10,6 +10,9 @@
 //!   2001:db8:1::10 2001:db8:1::1 2001:db8:2::1    2001:db8:2::10
 //! ```
 //!
+//! A scenario with a distant router puts a relay namespace between the client and the router
+//! (`c0 ---- x0 [relay] x1 ---- r0`), which holds every frame [`RELAY_DELAY`] each way.
+//!
 //! The namespaces are joined only to each other by veth pairs, never to the host's namespace or a
 //! real interface, and use documentation addresses only. The trace runs on a thread that entered
 //! the client namespace with `setns(2)`; threads it starts inherit that namespace.
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use crate::connect::Mode;
 use crate::flow::Family;
@@ -41,6 +44,12 @@ pub const PORT: u16 = 8080;
 pub const SYN_RETRIES: u32 = 2;
 /// How long a scenario may take at most before the lab gives up on it.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(20);
+/// How long the relay to a distant router holds each frame, each way (see [`relay`]): its ICMP
+/// error then comes back 20 ms after the SYN, long after a blocking `connect()` has released the
+/// socket to sleep (`inet_wait_for_connect`), as on any real path.
+const RELAY_DELAY: Duration = Duration::from_millis(10);
+/// Frames the relay holds at most each way; more are dropped, as by a full queue.
+const RELAY_HELD: usize = 4096;
 
 /// Where a scenario connects to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +115,16 @@ enum Listen {
     FullQueue,
 }
 
+/// How the client reaches the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// One veth pair: a path of microseconds, on which the router's ICMP error reaches a blocking
+    /// `connect()` while it still holds the socket (see the `host-unreachable` scenario).
+    Direct,
+    /// Through a relay that holds every frame [`RELAY_DELAY`] each way (see [`relay`]).
+    Relayed,
+}
+
 /// What the scenario changes in the standard topology.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Setup {
@@ -142,6 +161,8 @@ pub struct Scenario {
     setup: Setup,
     /// What listens on the server.
     listen: Listen,
+    /// How the client reaches the router.
+    link: Link,
     /// The errno Linux returns (IPv4, IPv6); `None` for success.
     pub expected: (Option<&'static str>, Option<&'static str>),
 }
@@ -154,6 +175,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::Nothing,
         listen: Listen::Accepting,
+        link: Link::Direct,
         expected: (None, None),
     },
     Scenario {
@@ -162,6 +184,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::Nothing,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -170,6 +193,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterBlackhole,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -178,6 +202,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::ServerHoldsAcks,
         listen: Listen::FullQueue,
+        link: Link::Direct,
         expected: (None, None),
     },
     Scenario {
@@ -187,6 +212,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterDrop,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -195,6 +221,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterBogusAnswers,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -203,6 +230,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Nobody,
         setup: Setup::Nothing,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -211,6 +239,16 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterReject("icmp-host-unreachable", "icmp6-addr-unreachable"),
         listen: Listen::No,
+        link: Link::Direct,
+        expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
+    },
+    Scenario {
+        name: "host-unreachable-far",
+        summary: "the same router 10 ms away: connect() sleeps by then, and the first ICMP ends it",
+        target: Target::Server,
+        setup: Setup::RouterReject("icmp-host-unreachable", "icmp6-addr-unreachable"),
+        listen: Listen::No,
+        link: Link::Relayed,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -219,6 +257,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterReject("icmp-net-unreachable", "icmp6-no-route"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -227,6 +266,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterReject("icmp-admin-prohibited", "icmp6-adm-prohibited"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("EHOSTUNREACH"), Some("EACCES")),
     },
     Scenario {
@@ -235,6 +275,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterReject("icmp-port-unreachable", "icmp6-port-unreachable"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -243,6 +284,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::RouterReject("tcp-reset", "tcp-reset"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -251,6 +293,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port} -j DROP", None),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -259,6 +302,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::ClientRule("INPUT", "-p tcp --sport {port} --tcp-flags SYN,ACK SYN,ACK -j DROP", None),
         listen: Listen::Accepting,
+        link: Link::Direct,
         expected: (Some("ETIMEDOUT"), Some("ETIMEDOUT")),
     },
     Scenario {
@@ -271,6 +315,7 @@ pub const SCENARIOS: &[Scenario] = &[
             Some(("icmp-port-unreachable", "icmp6-port-unreachable")),
         ),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -279,6 +324,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Server,
         setup: Setup::ClientRule("OUTPUT", "-p tcp --dport {port}", Some(("tcp-reset", "tcp-reset"))),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
     },
     Scenario {
@@ -287,6 +333,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Elsewhere,
         setup: Setup::NoRoute,
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("ENETUNREACH"), Some("ENETUNREACH")),
     },
     Scenario {
@@ -295,6 +342,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("unreachable"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
@@ -303,6 +351,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("prohibit"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("EACCES"), Some("EACCES")),
     },
     Scenario {
@@ -311,6 +360,7 @@ pub const SCENARIOS: &[Scenario] = &[
         target: Target::Elsewhere,
         setup: Setup::LocalRoute("blackhole"),
         listen: Listen::No,
+        link: Link::Direct,
         expected: (Some("EINVAL"), Some("EINVAL")),
     },
 ];
@@ -409,6 +459,8 @@ pub fn run(config: &LabConfig, mut each: impl FnMut(&LabRun) -> anyhow::Result<(
 /// The namespaces of one scenario; removed when dropped, whatever happened.
 struct Lab {
     prefix: String,
+    /// How the client reaches the router: through a relay namespace, or directly.
+    link: Link,
 }
 
 static LAB_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -421,13 +473,25 @@ impl Lab {
         format!("{}-{role}", self.prefix)
     }
 
-    fn new() -> anyhow::Result<Lab> {
+    fn new(link: Link) -> anyhow::Result<Lab> {
         let n = LAB_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let lab = Lab { prefix: format!("{NS_PREFIX}{}-{n}", std::process::id()) };
+        let mut lab = Lab { prefix: format!("{NS_PREFIX}{}-{n}", std::process::id()), link: Link::Direct };
         for role in ["client", "router", "server"] {
             ip(&["netns", "add", &lab.ns(role)])?;
         }
+        if link == Link::Relayed {
+            ip(&["netns", "add", &lab.ns("relay")])?;
+            lab.link = link;
+        }
         Ok(lab)
+    }
+
+    /// The roles whose namespaces this lab made.
+    fn roles(&self) -> &'static [&'static str] {
+        match self.link {
+            Link::Direct => &["client", "router", "server"],
+            Link::Relayed => &["client", "relay", "router", "server"],
+        }
     }
 
     /// Runs `args` inside a namespace (`ip netns exec`).
@@ -460,9 +524,23 @@ impl Lab {
             args.extend(sysctls.iter().map(String::as_str));
             self.exec(role, &args)?;
         }
-        ip(&["link", "add", "c0", "netns", &client, "type", "veth", "peer", "name", "r0", "netns", &router])?;
+        let mut links = vec![("client", "c0"), ("router", "r0"), ("router", "r1"), ("server", "s0")];
+        match self.link {
+            Link::Direct => {
+                ip(&["link", "add", "c0", "netns", &client, "type", "veth", "peer", "name", "r0", "netns", &router])?
+            }
+            Link::Relayed => {
+                // The relay has no address: without IPv6 its interfaces send nothing of their own
+                // (router solicitations, MLD reports) for it to pass on.
+                let relay = self.ns("relay");
+                let off = ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"];
+                self.exec("relay", &off)?;
+                ip(&["link", "add", "c0", "netns", &client, "type", "veth", "peer", "name", "x0", "netns", &relay])?;
+                ip(&["link", "add", "x1", "netns", &relay, "type", "veth", "peer", "name", "r0", "netns", &router])?;
+                links.extend([("relay", "x0"), ("relay", "x1")]);
+            }
+        }
         ip(&["link", "add", "r1", "netns", &router, "type", "veth", "peer", "name", "s0", "netns", &server])?;
-        let links = [("client", "c0"), ("router", "r0"), ("router", "r1"), ("server", "s0")];
         for (role, dev) in [("client", "lo"), ("router", "lo"), ("server", "lo")].iter().chain(links.iter()) {
             self.ip_in(role, &["link", "set", dev, "up"])?;
         }
@@ -567,7 +645,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for role in ["client", "router", "server"] {
+        for role in self.roles() {
             let _ = Command::new("ip").args(["netns", "del", &self.ns(role)]).output();
         }
     }
@@ -593,7 +671,7 @@ fn lab_namespace_owner(name: &str) -> Option<u32> {
     let mut parts = name.strip_prefix(NS_PREFIX)?.split('-');
     let (pid, n, role) = (parts.next()?, parts.next()?, parts.next()?);
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let lab_role = matches!(role, "client" | "router" | "server");
+    let lab_role = matches!(role, "client" | "relay" | "router" | "server");
     (digits(pid) && digits(n) && lab_role && parts.next().is_none()).then(|| pid.parse().ok()).flatten()
 }
 
@@ -838,8 +916,82 @@ fn bogus_answers(frame: &[u8]) -> Vec<Vec<u8>> {
     [reply(None), reply(Some(syn.seq))].into_iter().flatten().collect()
 }
 
+/// The relay between the client and a distant router: every frame that comes in on one of its
+/// interfaces goes out of the other [`RELAY_DELAY`] later, as a longer path would deliver it.
+/// (`tc netem` would do this in the kernel, but it is not built into every kernel: this lab's
+/// was made on one without it, `CONFIG_NET_SCH_NETEM` unset.)
+fn relay(lab: &Lab) -> anyhow::Result<Background> {
+    let setup = || -> anyhow::Result<Relay> {
+        let open = |dev: &str| -> anyhow::Result<pcap::Capture<pcap::Active>> {
+            let capture = pcap::Capture::from_device(dev)?.immediate_mode(true).promisc(true).open()?;
+            // Only what arrives: what the relay sends out of an interface must not come back in.
+            capture.direction(pcap::Direction::In)?;
+            Ok(capture.setnonblock()?)
+        };
+        Ok(Relay { ends: [open("x0")?, open("x1")?], held: Default::default() })
+    };
+    Background::start(lab.ns("relay"), setup, Relay::serve)
+}
+
+/// The relay's two interfaces (`x0` to the client, `x1` to the router), and the frames that came in
+/// on each, with when each goes out of the other, oldest first.
+struct Relay {
+    ends: [pcap::Capture<pcap::Active>; 2],
+    held: [std::collections::VecDeque<(Instant, Vec<u8>)>; 2],
+}
+
+impl Relay {
+    /// Takes in what has come, sends on what is due, and waits (at most 5 ms, so that the lab
+    /// can stop it) for the next frame in or out.
+    fn serve(&mut self) {
+        let now = Instant::now();
+        for (capture, held) in self.ends.iter_mut().zip(&mut self.held) {
+            while held.len() < RELAY_HELD {
+                let Ok(packet) = capture.next_packet() else { break };
+                let mut frame = packet.data.to_vec();
+                complete_tcp_checksum(&mut frame);
+                held.push_back((now + RELAY_DELAY, frame));
+            }
+        }
+        let [to_client, to_router] = &mut self.ends;
+        for (held, out) in self.held.iter_mut().zip([to_router, to_client]) {
+            while held.front().is_some_and(|(due, _)| *due <= now) {
+                if let Some((_, frame)) = held.pop_front() {
+                    let _ = out.sendpacket(frame);
+                }
+            }
+        }
+        let next = self.held.iter().filter_map(|held| held.front().map(|(due, _)| *due)).min();
+        let wait = next.map_or(Duration::from_millis(5), |due| due.saturating_duration_since(now));
+        let wait = nix::poll::PollTimeout::from(wait.as_millis().clamp(0, 5) as u16);
+        let mut fds = self.ends.each_ref().map(|end| nix::poll::PollFd::new(end.as_fd(), nix::poll::PollFlags::POLLIN));
+        let _ = nix::poll::poll(&mut fds, wait);
+    }
+}
+
+/// Completes the TCP checksum of a frame relayed as it was captured: a veth passes frames on with
+/// the checksum left to the hardware (`CHECKSUM_PARTIAL`, the field holding only the pseudo-header's
+/// sum), and a packet socket sends a frame as it is. The router's REJECT answers only a segment
+/// whose checksum is right (`nf_send_unreach` → `nf_ip_checksum`).
+fn complete_tcp_checksum(frame: &mut [u8]) {
+    let complete = || -> Option<(usize, u16)> {
+        let packet = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { return None };
+        let sum = match packet.net? {
+            etherparse::NetSlice::Ipv4(ip) => tcp.calc_checksum_ipv4(ip.header().source(), ip.header().destination()),
+            etherparse::NetSlice::Ipv6(ip) => tcp.calc_checksum_ipv6(ip.header().source(), ip.header().destination()),
+            etherparse::NetSlice::Arp(_) => return None,
+        };
+        // (RFC 9293 3.1: the checksum is the 16 bits at offset 16 of the TCP header.)
+        Some((tcp.slice().as_ptr() as usize - frame.as_ptr() as usize + 16, sum.ok()?))
+    };
+    if let Some((at, sum)) = complete() {
+        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
 fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig) -> anyhow::Result<LabRun> {
-    let lab = Lab::new()?;
+    let lab = Lab::new(scenario.link)?;
     lab.build(scenario.setup != Setup::NoRoute)?;
     lab.apply(scenario.setup, family)?;
     let p = plan(family);
@@ -853,6 +1005,10 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
     let _injector = match scenario.setup {
         Setup::RouterBogusAnswers => Some(injector(&lab)?),
         _ => None,
+    };
+    let _relay = match scenario.link {
+        Link::Relayed => Some(relay(&lab)?),
+        Link::Direct => None,
     };
     let _listener = match scenario.listen {
         Listen::No => None,
@@ -913,6 +1069,7 @@ mod tests {
         assert_eq!(lab_namespace_owner("synscope-4242-0-client"), Some(4242));
         assert_eq!(lab_namespace_owner("synscope-7-12-router"), Some(7));
         assert_eq!(lab_namespace_owner("synscope-7-12-server"), Some(7));
+        assert_eq!(lab_namespace_owner("synscope-7-12-relay"), Some(7));
         for other in [
             "synscope-test-30163-1",
             "synscope-foo",
@@ -926,5 +1083,45 @@ mod tests {
         ] {
             assert_eq!(lab_namespace_owner(other), None, "{other:?}");
         }
+    }
+
+    /// A SYN as the relay captures it from a veth: the checksum field holds only the pseudo-header's
+    /// sum (`CHECKSUM_PARTIAL`), here stood in for by any wrong value.
+    #[test]
+    fn test_relay_completes_tcp_checksums_and_leaves_the_rest() {
+        let (client, router) = ([2, 0, 0, 0, 1, 16], [2, 0, 0, 0, 1, 1]);
+        let syn = |builder: etherparse::PacketBuilderStep<etherparse::IpHeaders>| {
+            let tcp = builder.tcp(40_000, PORT, 12_345, 64_240).syn();
+            let mut frame = Vec::with_capacity(tcp.size(0));
+            tcp.write(&mut frame, &[]).expect("frame");
+            frame
+        };
+        let v4 =
+            syn(etherparse::PacketBuilder::ethernet2(client, router).ipv4([192, 0, 2, 10], [198, 51, 100, 10], 64));
+        let v6 = syn(etherparse::PacketBuilder::ethernet2(client, router).ipv6(
+            "2001:db8:1::10".parse::<std::net::Ipv6Addr>().expect("address").octets(),
+            "2001:db8:2::10".parse::<std::net::Ipv6Addr>().expect("address").octets(),
+            64,
+        ));
+        // The checksum sits 16 bytes into the TCP header, after Ethernet (14) and IPv4 (20) or IPv6 (40).
+        for (whole, at) in [(v4, 14 + 20 + 16), (v6, 14 + 40 + 16)] {
+            let mut partial = whole.clone();
+            partial[at..at + 2].copy_from_slice(&[0x12, 0x34]);
+            complete_tcp_checksum(&mut partial);
+            assert_eq!(partial, whole);
+            // Padded to Ethernet's 60 bytes, cut, or not TCP: left as it is.
+            let mut padded = whole.clone();
+            padded[at..at + 2].copy_from_slice(&[0x12, 0x34]);
+            padded.extend_from_slice(&[0; 6]);
+            complete_tcp_checksum(&mut padded);
+            assert_eq!(padded[..whole.len()], whole[..]);
+            let mut cut = partial[..at].to_vec();
+            complete_tcp_checksum(&mut cut);
+            assert_eq!(cut, whole[..at]);
+        }
+        let arp = [[0xff; 6], client].concat().into_iter().chain([0x08, 0x06]).chain([0; 28]).collect::<Vec<u8>>();
+        let mut relayed = arp.clone();
+        complete_tcp_checksum(&mut relayed);
+        assert_eq!(relayed, arp);
     }
 }

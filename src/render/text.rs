@@ -467,10 +467,12 @@ pub fn section_heading(w: &mut dyn Write, title: &str, summary: &str, style: Sty
 
 /// Writes the lab's closing table.
 pub fn lab_table(w: &mut dyn Write, rows: &[[String; 5]], style: Style) -> io::Result<()> {
-    writeln!(w, "{}", style.bold(&format!("{:<22} {:<14} {:>10} {:>5}  {}", "scenario", "errno", "time", "SYNs", "")))?;
+    let width = rows.iter().map(|[label, ..]| label.chars().count()).max().unwrap_or(0).max(22);
+    let heading = format!("{:<width$} {:<14} {:>10} {:>5}  {}", "scenario", "errno", "time", "SYNs", "");
+    writeln!(w, "{}", style.bold(&heading))?;
     for [label, errno, time, syns, check] in rows {
         let check = if check.starts_with("expected") { style.paint(check, Color::Red) } else { style.dim(check) };
-        writeln!(w, "{label:<22} {errno:<14} {time:>10} {syns:>5}  {check}")?;
+        writeln!(w, "{label:<width$} {errno:<14} {time:>10} {syns:>5}  {check}")?;
     }
     Ok(())
 }
@@ -547,6 +549,28 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A label longer than the column (`host-unreachable-far-v4`) widens it: the errno column starts
+    /// at the same place on every line.
+    #[test]
+    fn test_lab_table_columns_line_up() {
+        let row = |label: &str| [label, "EHOSTUNREACH", "40.3 ms", "1", "as expected"].map(str::to_string);
+        for labels in
+            [&["refused-v4"][..], &["refused-v4", "host-unreachable-far-v4", "a-label-longer-than-that-one-v6"]]
+        {
+            let rows: Vec<[String; 5]> = labels.iter().map(|label| row(label)).collect();
+            let mut out = Vec::new();
+            lab_table(&mut out, &rows, Style { color: false }).expect("write");
+            let text = String::from_utf8(out).expect("utf-8");
+            let errno_at: Vec<usize> = text
+                .lines()
+                .map(|line| line.find(" errno").or_else(|| line.find(" EHOSTUNREACH")).expect("an errno column"))
+                .collect();
+            assert_eq!(errno_at.len(), labels.len() + 1, "{text}");
+            assert!(errno_at.iter().all(|&at| at == errno_at[0]), "{text}");
+            assert_eq!(errno_at[0], labels.iter().map(|l| l.len()).max().unwrap_or(0).max(22), "{text}");
+        }
+    }
 
     #[test]
     fn test_utc_known_dates() {
