@@ -413,8 +413,8 @@ impl Shared {
 /// Starts decompressing the capture at `path` once for `readers` readers (one, or more) and
 /// returns each one's share, when it is a compressed file (standard input redirected from one
 /// too, so that its progress is measured through the file); `None` when it is not (each reader
-/// then reads the file itself: the page cache holds it once), and for a pipe (see [`is_pipe`]),
-/// which its one reader opens and looks at itself.
+/// then reads the file itself: the page cache holds it once), and for a pipe (a stream, see
+/// [`is_stream`], that is not a file), which its one reader opens and looks at itself.
 pub fn inflate_for(path: &Path, readers: usize) -> std::io::Result<Option<Vec<Shared>>> {
     if is_pipe(path) {
         return Ok(None);

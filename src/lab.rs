@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A scenario with a distant router puts a relay namespace between the client and the router
-//! (`c0 ---- x0 [relay] x1 ---- r0`), which holds every frame [`RELAY_DELAY`] each way.
+//! (`c0 ---- x0 [relay] x1 ---- r0`), which holds every frame 10 ms each way.
 //!
 //! The namespaces are joined only to each other by veth pairs, never to the host's namespace or a
 //! real interface, and use documentation addresses only. The trace runs on a thread that entered
@@ -479,6 +479,7 @@ impl Lab {
         for role in ["client", "router", "server"] {
             ip(&["netns", "add", &lab.ns(role)])?;
         }
+        // (Relayed only once the relay's namespace exists: dropped, the lab removes what it made.)
         if link == Link::Relayed {
             ip(&["netns", "add", &lab.ns("relay")])?;
             lab.link = link;
