@@ -267,6 +267,12 @@ const NO_SYN: u32 = u32::MAX;
 /// `Correlator::on_syn_retransmit`).
 const COPY_WINDOW: Span = Span::from_millis(1);
 
+/// How soon after a neighbour's answer a first SYN that waited for it leaves: Linux queues a packet
+/// for a next hop not yet resolved on its neighbour entry and sends it while it takes the answer in
+/// (`__neigh_update` flushes `arp_queue`), microseconds later. A millisecond leaves room for a busy
+/// host, and is far shorter than the seconds between unrelated resolutions of one address.
+const SENT_ON_ANSWER: Span = Span::from_millis(1);
+
 /// Cut ICMP errors kept for an attempt at most: the oldest go first (only those after its last SYN
 /// can decide it).
 const MAX_CUT_ICMPS: usize = 8;
@@ -1565,18 +1571,37 @@ impl AttemptState {
         // gives up (neigh_timer_handler): look back a little further than that from the first evidence.
         let from = first.plus(Span(-Span::from_millis(3_500).0));
         let start = neighbors.partition_point(|n| n.ts < from);
+        // (Most captures resolve nothing near most attempts: looking through nothing took 1% of
+        // a replay's reading instructions, 630.9 M against 624.3 M per 100,000 attempts.)
+        if start == neighbors.len() {
+            return;
+        }
         let no_syn = self.syn_times.is_empty();
         let client = self.key.client.ip();
         let server = self.key.server.ip();
+        // The next hop the first SYN waited for (a gateway, usually): the one whose answer came
+        // just before it left (see `SENT_ON_ANSWER`).
+        let first_syn = self.syn_times.first().copied();
+        let waited_for = first_syn.and_then(|syn| {
+            neighbors
+                .range(start..)
+                .take_while(|n| n.ts <= syn)
+                .filter(|n| matches!(n.what, What::ArpReply | What::Na) && syn.since(n.ts) <= SENT_ON_ANSWER)
+                .last()
+                .map(|n| n.target)
+        });
         let mut resolved = std::mem::take(&mut self.resolving);
         for n in neighbors.range(start..).take_while(|n| n.ts <= last) {
             let asked_by_client = n.asker == Some(client);
             let for_server = n.target == server;
+            let before_first_syn = first_syn.is_none_or(|syn| n.ts <= syn);
+            let waited_for_this = waited_for == Some(n.target) && before_first_syn;
             // With no SYN on the wire the next hop may be a gateway, so any request from the client's
-            // address counts; otherwise only resolution of the server itself (an on-link server).
+            // address counts; otherwise the resolution of the server itself (an on-link server), or
+            // of the next hop the first SYN waited for, up to that SYN.
             let relevant = match n.what {
-                What::ArpRequest | What::Ns => for_server || (no_syn && asked_by_client),
-                _ => for_server || resolved.contains(&n.target),
+                What::ArpRequest | What::Ns => for_server || (asked_by_client && (no_syn || waited_for_this)),
+                _ => for_server || (resolved.contains(&n.target) && (no_syn || waited_for_this)),
             };
             if relevant {
                 if matches!(n.what, What::ArpRequest | What::Ns) && !resolved.contains(&n.target) {

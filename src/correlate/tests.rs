@@ -134,6 +134,20 @@ fn arp_request(ms: i64, frame: u64, target: Ipv4Addr) -> Event {
     )
 }
 
+/// `from` answers a client's ARP request: it is at `02:00:00:00:01:01`.
+fn arp_reply(ms: i64, frame: u64, from: Ipv4Addr) -> Event {
+    packet(
+        ms,
+        frame,
+        PacketBody::Arp(ArpMessage {
+            op: ArpOp::Reply,
+            sender_ip: from,
+            sender_hw: vec![2, 0, 0, 0, 1, 1],
+            target_ip: Ipv4Addr::new(192, 0, 2, 10),
+        }),
+    )
+}
+
 fn only(events: Vec<Event>) -> Attempt {
     let mut attempts = correlate(events, SynTiming::default(), None);
     assert_eq!(attempts.len(), 1, "{attempts:#?}");
@@ -504,6 +518,37 @@ fn test_arp_failure_found_from_local_icmp() {
         "{}",
         a.cause
     );
+}
+
+/// The first SYN left as the gateway's ARP reply came in (`__neigh_update` sends what waited for
+/// it): the request and the reply are on the timeline, before the SYN, which waited for them. An
+/// answer a little longer before the SYN, or a resolution after it, belongs to no attempt.
+#[test]
+fn test_the_next_hop_the_first_syn_waited_for_is_on_the_timeline() {
+    let gateway: Ipv4Addr = ROUTER.parse().expect("router");
+    let shown = |events: Vec<Event>| -> Vec<(What, Option<u64>)> {
+        only(events).events.iter().map(|e| (e.what, e.frame)).collect()
+    };
+    let waited = shown(vec![
+        arp_request(9, 1, gateway),
+        arp_reply(10, 2, gateway),
+        syn(11, 3),
+        arp_request(500, 4, gateway),
+        arp_reply(501, 5, gateway),
+        syn(1011, 6),
+        from_server(1012, 7, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
+    ]);
+    let (request, reply) = ((What::ArpRequest, Some(1)), (What::ArpReply, Some(2)));
+    assert_eq!(waited, [request, reply, (What::Syn, Some(3)), (What::Syn, Some(6)), (What::Rst, Some(7))]);
+    let attempt = only(vec![arp_request(9, 1, gateway), arp_reply(10, 2, gateway), syn(11, 3)]);
+    assert_eq!(attempt.start, at_ms(9), "the attempt starts with the resolution it waited for");
+    let before = shown(vec![
+        arp_request(7, 1, gateway),
+        arp_reply(8, 2, gateway),
+        syn(11, 3),
+        from_server(12, 4, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1),
+    ]);
+    assert_eq!(before, [(What::Syn, Some(3)), (What::Rst, Some(4))]);
 }
 
 #[test]
