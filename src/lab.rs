@@ -48,7 +48,8 @@ const SCENARIO_LIMIT: Duration = Duration::from_secs(20);
 /// error then comes back 20 ms after the SYN, long after a blocking `connect()` has released the
 /// socket to sleep (`inet_wait_for_connect`), as on any real path.
 const RELAY_DELAY: Duration = Duration::from_millis(10);
-/// Frames the relay holds at most each way; more are dropped, as by a full queue.
+/// Frames the relay holds at most each way; more wait in the capture's ring, which drops what
+/// overflows it, as a full queue would.
 const RELAY_HELD: usize = 4096;
 
 /// Where a scenario connects to.
