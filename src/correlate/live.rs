@@ -422,12 +422,24 @@ fn decide(
         SyscallVerdict::Aborted => {
             let after = decided_after.map_or(String::new(), |d| format!(" after {d}"));
             let schedule = timing.schedule();
+            // What was on the wire when the application stopped waiting, not what came after (the
+            // socket stays open, so the kernel goes on: a SYN that waited for its next hop leaves later).
+            let stopped = decided_after.map(|d| attempt.start.plus(d));
+            let by_then = |what: &[What]| {
+                attempt.events.iter().filter(|e| what.contains(&e.what) && stopped.is_none_or(|t| e.ts <= t)).count()
+            };
+            let on_wire = match (by_then(&[What::Syn]), by_then(&[What::ArpRequest, What::Ns])) {
+                (0, asked) if asked > 0 => {
+                    "no SYN had left yet (it waited for the next hop's ARP or ND answer)".to_string()
+                }
+                (syns, _) => format!("{syns} SYN(s) were on the wire"),
+            };
             (
                 Outcome::Aborted,
                 None,
                 format!(
-                    "The application stopped waiting{after} (--timeout) before the kernel decided: {} SYN(s) were on the wire, and with tcp_syn_retries={} Linux would have kept retransmitting until {} after the first. {packet_cause}",
-                    attempt.syn_count, timing.syn_retries, schedule.deadline
+                    "The application stopped waiting{after} (--timeout) before the kernel decided: {on_wire}, and with tcp_syn_retries={} Linux would have kept retransmitting until {} after the first. {packet_cause}",
+                    timing.syn_retries, schedule.deadline
                 ),
             )
         }

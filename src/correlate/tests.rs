@@ -657,10 +657,32 @@ mod live {
             enter(0, Call::Poll),
             syn(1000, 2),
             ret(1500, Call::Poll, 0, None, None),
-            captured(1600),
+            syn(2000, 3),
+            captured(2100),
         ]);
-        assert_eq!(verdict(&a), (Outcome::Aborted, None, 2));
-        assert!(a.cause.starts_with("The application stopped waiting after 1.50 s"), "{}", a.cause);
+        assert_eq!(verdict(&a), (Outcome::Aborted, None, 3));
+        // (The socket stays open after the application stops waiting: the third SYN came after.)
+        let stopped = "The application stopped waiting after 1.50 s (--timeout) before the kernel decided: 2 SYN(s) were on the wire";
+        assert!(a.cause.starts_with(stopped), "{}", a.cause);
+    }
+
+    /// Stopped while the kernel still resolved the gateway: the SYN had not left, and says so.
+    #[test]
+    fn test_wait_timeout_while_the_next_hop_resolves() {
+        let gateway: Ipv4Addr = ROUTER.parse().expect("router");
+        let a = only(vec![
+            enter(0, Call::Connect),
+            arp_request(0, 1, gateway),
+            ret(0, Call::Connect, -1, Some(115), None),
+            enter(0, Call::EpollWait),
+            ret(10, Call::EpollWait, 0, None, None),
+            arp_reply(20, 2, gateway),
+            syn(20, 3),
+            captured(30),
+        ]);
+        assert_eq!(verdict(&a), (Outcome::Aborted, None, 1));
+        assert!(a.cause.contains("no SYN had left yet (it waited for the next hop's ARP or ND answer)"), "{}", a.cause);
+        assert!(a.events.iter().any(|e| e.what == What::ArpRequest), "{:?}", a.events);
     }
 
     #[test]
