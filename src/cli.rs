@@ -218,7 +218,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
     /// Readers, each reading the whole file and holding a share of the flows, with a thread of its
-    /// own to word their attempts (default 1; each more adds about 5 MiB and may pay from four
+    /// own to word their attempts (default 1; each more adds 2 to 4 MiB and may pay from four
     /// cores; a pipe, standard input or another, is read by one; a compressed file is decompressed
     /// once for all). The output is the same whatever the number, unless a reader holds its share
     /// of --max-open (the Nth part) open at once: it then sweeps early, its attempts may come out in

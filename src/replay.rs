@@ -85,9 +85,13 @@ const BATCH: usize = 256;
 /// for each reader's word that it has nothing earlier, and must not wait long.
 const FLUSH_EVERY: u64 = 1 << 16;
 /// Batches in flight from a reader to its wording thread: with the channel full, the reader
-/// waits, so memory stays bounded.
+/// waits, so memory stays bounded. Several readers share them out, as they share the attempts
+/// open at once: two readers with four and two each peaked at 32.6 to 33.4 MiB, over the replay's
+/// 32 MiB bound; with two and one, at 31.3 to 31.6 MiB, in 1.03 to 1.05 of the wall time (two sets
+/// of 11 pairs; the same CPU). One reader keeps four and two.
 const BATCHES_IN_FLIGHT: usize = 4;
-/// Worded batches in flight from a wording thread to the merge (each about 256 KiB of words).
+/// Worded batches in flight from a wording thread to the merge (each about 256 KiB of words),
+/// shared out among the readers as [`BATCHES_IN_FLIGHT`] are.
 const WORDED_IN_FLIGHT: usize = 2;
 
 /// What a replay does with each attempt: which to show and how (on the wording threads, so
@@ -124,11 +128,12 @@ pub struct Output<'a, S: Sink> {
 }
 
 /// The readers a replay uses unless told: one, whatever the machine. Each further reader frames the
-/// whole file again and adds about 5 MiB (its read window, its correlator's tables, its wording
-/// thread's buffers, its allocator's slack): two readers peak at 32.6 to 33.4 MiB on the
-/// benchmark's capture, over the replay's 32 MiB bound, and on two cores they are 1.2 to 1.5 times
-/// slower than one. (Worded batches sent to the merge in pieces of 64 KiB took 2 MiB off, and made
-/// two readers 1.23 times slower still: 11 pairs.)
+/// whole file again and adds about 4 MiB (its read window, its correlator's tables, its wording
+/// thread's buffers, its allocator's slack): two readers peak at 31.3 to 31.6 MiB on the
+/// benchmark's capture, just under the replay's 32 MiB bound (see `BATCHES_IN_FLIGHT`), three
+/// at about 34 MiB, and on two cores two are 1.2 to 1.5 times slower than one. (Worded batches
+/// sent to the merge in pieces of 64 KiB took 2 MiB off, and made two readers 1.23 times slower
+/// still: 11 pairs.)
 pub const DEFAULT_READERS: usize = 1;
 
 /// How a replay correlates: the SYN timing its deadlines follow, how many readers share the flows,
@@ -260,7 +265,7 @@ pub fn replay_file<S: Sink>(
         // With one reader, its wording thread writes and counts; with several, a merging thread does.
         let mut output = Some((count, out));
         for index in 0..readers {
-            let (handed_tx, handed_rx) = mpsc::sync_channel::<Handed>(BATCHES_IN_FLIGHT);
+            let (handed_tx, handed_rx) = mpsc::sync_channel::<Handed>(BATCHES_IN_FLIGHT.div_ceil(readers));
             // The worded attempts' memory goes back to the reader (see `Spare`), and the merged
             // batches' buffers to the wording thread. Unbounded, so neither giver ever waits; each
             // holds at most what the batches in flight held.
@@ -269,7 +274,7 @@ pub fn replay_file<S: Sink>(
                 Some((count, out)) if readers == 1 => WordsTo::Output { count, out },
                 taken => {
                     output = taken;
-                    let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch<S::Seen>>(WORDED_IN_FLIGHT);
+                    let (batch_tx, batch_rx) = mpsc::sync_channel::<Batch<S::Seen>>(WORDED_IN_FLIGHT.div_ceil(readers));
                     let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>();
                     merged.push((batch_rx, bytes_tx));
                     WordsTo::Merge { batches: batch_tx, bytes: bytes_rx }
