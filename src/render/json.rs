@@ -278,13 +278,21 @@ fn write_micros(buf: &mut Vec<u8>, micros: i64) {
         buf.push(b'0');
         return;
     }
-    // Six digits, two at a time, without the zeros at the end.
+    // Without the zeros at the end.
+    let digits = six_digits(fraction);
+    let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |last| last + 1);
+    buf.extend_from_slice(&digits[..len]);
+}
+
+/// The six decimal digits of `fraction` (below 10^6, as microseconds after the point are), two at
+/// a time from [`PAIRS`].
+#[inline]
+pub(super) fn six_digits(fraction: usize) -> [u8; 6] {
     let mut digits = [0u8; 6];
     for (pair, value) in digits.chunks_exact_mut(2).zip([fraction / 10_000, fraction / 100 % 100, fraction % 100]) {
         pair.copy_from_slice(&PAIRS[value]);
     }
-    let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |last| last + 1);
-    buf.extend_from_slice(&digits[..len]);
+    digits
 }
 
 /// The two decimal digits of every number below 100.

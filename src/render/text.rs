@@ -117,9 +117,7 @@ fn utc_into(buf: &mut Vec<u8>, ts: Timestamp) {
         buf.extend_from_slice(&json::PAIRS[value as usize]);
     }
     buf.push(b'.');
-    for pair in [micros / 10_000, micros / 100 % 100, micros % 100] {
-        buf.extend_from_slice(&json::PAIRS[pair as usize]);
-    }
+    buf.extend_from_slice(&json::six_digits(micros as usize));
     buf.extend_from_slice(b" UTC");
 }
 
@@ -333,10 +331,7 @@ fn timeline_line(buf: &mut Vec<u8>, e: &Line<'_>, style: Style) {
             buf.push(b'+');
             json::integer(buf, micros / 1_000_000);
             buf.push(b'.');
-            let fraction = (micros % 1_000_000) as usize;
-            for pair in [fraction / 10_000, fraction / 100 % 100, fraction % 100] {
-                buf.extend_from_slice(&json::PAIRS[pair]);
-            }
+            buf.extend_from_slice(&json::six_digits((micros % 1_000_000) as usize));
         }
         None => {
             let _ = write!(buf, "+{:.6}", e.t);
