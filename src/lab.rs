@@ -965,7 +965,7 @@ impl Relay {
         }
         let next = self.held.iter().filter_map(|held| held.front().map(|(due, _)| *due)).min();
         let wait = next.map_or(Duration::from_millis(5), |due| due.saturating_duration_since(now));
-        let wait = nix::poll::PollTimeout::from(wait.as_millis().clamp(0, 5) as u16);
+        let wait = nix::poll::PollTimeout::from(wait.as_millis().min(5) as u16);
         let mut fds = self.ends.each_ref().map(|end| nix::poll::PollFd::new(end.as_fd(), nix::poll::PollFlags::POLLIN));
         let _ = nix::poll::poll(&mut fds, wait);
     }

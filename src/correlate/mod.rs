@@ -1594,8 +1594,8 @@ impl AttemptState {
         for n in neighbors.range(start..).take_while(|n| n.ts <= last) {
             let asked_by_client = n.asker == Some(client);
             let for_server = n.target == server;
-            let before_first_syn = first_syn.is_none_or(|syn| n.ts <= syn);
-            let waited_for_this = waited_for == Some(n.target) && before_first_syn;
+            // (`waited_for` is only ever found before a first SYN.)
+            let waited_for_this = waited_for == Some(n.target) && first_syn.is_some_and(|syn| n.ts <= syn);
             // With no SYN on the wire the next hop may be a gateway, so any request from the client's
             // address counts; otherwise the resolution of the server itself (an on-link server), or
             // of the next hop the first SYN waited for, up to that SYN.
