@@ -7,7 +7,9 @@
 # ratio to each; then synscope and the floor against libpcap's loop, and synscope on the pcapng
 # against synscope on the pcap, each in PAIRS pairs of runs, one after the other, the ratio taken pair
 # by pair (on a shared machine whose speed drifts, the figures to trust); then
-# synscope's time and memory on a capture twice as large. FLOWS sets the size: 1,000,000 attempts is
+# synscope's time and memory on a capture twice as large; then every attempt of each synscope run
+# (pcap, pcapng, two readers, twice as large) against the generator's ground truth, read by
+# bench/agrees.py with Python's JSON parser (exit 1 if any disagrees). FLOWS sets the size: 1,000,000 attempts is
 # about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ need_everything
 need tcpdump tcpdump
 need tshark tshark
 need /usr/bin/time time
+need python3 python3
 
 FLOWS=${FLOWS:-1000000}
 RUNS=${RUNS:-3}
@@ -102,6 +105,22 @@ vs_libpcap=$(paired synscope_pcap libpcap_loop)
 floor_vs_libpcap=$(paired floor libpcap_loop)
 pcapng_vs_pcap=$(paired synscope_pcapng synscope_pcap)
 
+# every attempt of RUN (an array's name) against TRUTH, as LABEL; agreed=1 if any disagrees
+agreed=0
+agrees() {
+    local -n run=$1
+    "${run[@]}" 2>/dev/null | python3 bench/agrees.py "$2" "$3" || agreed=1
+}
+synscope_2_readers=(target/release/synscope replay --threads 2 --format json "$capture")
+synscope_double=(target/release/synscope replay --format json "$double")
+truth=$(
+    agrees synscope_pcap "${capture%.*}.truth.tsv" pcap
+    agrees synscope_pcapng "${capture_ng%.*}.truth.tsv" pcapng
+    agrees synscope_2_readers "${capture%.*}.truth.tsv" "two readers"
+    agrees synscope_double "${double%.*}.truth.tsv" "twice as large"
+    exit "$agreed"
+) || agreed=1
+
 echo "capture: $capture, $packets packets, $((bytes / 1048576)) MiB; $(nproc) cores, $(uname -r); median of $RUNS runs"
 printf '%-18s %10s %14s %10s %16s\n' tool "wall s" "packets/s" "peak MiB" "synscope ratio"
 for tool in $tools; do
@@ -121,3 +140,5 @@ ratios "synscope on the pcapng / on the pcap" <<<"$pcapng_vs_pcap"
 awk -v w="$double_wall" -v r="$double_rss" -v f="$((2 * FLOWS))" 'BEGIN {
     printf "synscope on a capture twice as large (%d attempts): %.2f s, peak %.1f MiB\n", f, w, r / 1024
 }'
+echo "$truth"
+exit "$agreed"
