@@ -238,6 +238,10 @@ struct AttemptState {
     ignored_not_kept: u32,
     /// Where the capture was taken, if the link layer says (Linux cooked captures).
     capture_side: Option<&'static str>,
+    /// The TTL (IPv6: hop limit) the last SYN had where the capture saw it: with an ICMP time
+    /// exceeded, how many routers it still had to pass when it ran out. (Linux resends a SYN with
+    /// the TTL it first had; a TCP traceroute raises it at each.)
+    syn_ttl: Option<u8>,
     /// Addresses whose ARP/ND resolution belongs to this attempt.
     resolving: Vec<IpAddr>,
     /// The client retransmitted its SYN after an acceptable SYN-ACK: SYN-ACKs do not reach its TCP.
@@ -1223,6 +1227,7 @@ impl AttemptState {
             syns_not_kept: 0,
             ignored_not_kept: 0,
             capture_side: None,
+            syn_ttl: None,
             resolving: Vec::new(),
             synack_unseen_by_client: false,
             quick_retransmits: 0,
@@ -1253,6 +1258,7 @@ impl AttemptState {
     /// Past [`MAX_SYNS_KEPT`] only the count and the last SYN's time move.
     #[inline(always)]
     fn push_syn(&mut self, ts: Timestamp, frame: u64, seg: &TcpSegment, note: Note) {
+        self.syn_ttl = Some(seg.ttl);
         if self.syn_times.len() < MAX_SYNS_KEPT {
             self.syn_times.push(ts);
             self.push(ts, frame, Dir::Out, What::Syn, Wire::tcp(seg), Some(note), false);

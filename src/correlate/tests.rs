@@ -286,6 +286,50 @@ fn test_syn_sent_icmp_host_unreachable() {
     assert!(a.cause.starts_with("Router 192.0.2.1 answered our SYN with ICMP host unreachable"), "{}", a.cause);
 }
 
+/// A SYN that left with `ttl`, as the capture saw it.
+fn syn_with_ttl(ms: i64, frame: u64, ttl: u8) -> Event {
+    let mut event = syn(ms, frame);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &mut event.kind {
+        seg.ttl = ttl;
+    }
+    event
+}
+
+#[test]
+fn test_time_exceeded_with_hops_to_spare_is_a_routing_loop() {
+    // Captured on the client: the SYN left with Linux's TTL of 64 and still ran out.
+    for (events, name) in
+        [(vec![syn(0, 1), icmp(0, 2, ROUTER, 11, 0, ISN)], "TTL"), (syn6_and_icmp6(3, 0), "hop limit")]
+    {
+        let a = only(events);
+        assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
+        assert!(
+            a.cause.contains(&format!("The SYN had a {name} of 64 where the capture saw it, more hops than any real path has, and still ran out: it went round a routing loop")),
+            "{}",
+            a.cause
+        );
+        assert!(a.findings.iter().any(|f| f.code == "routing_loop"), "{:?}", a.findings);
+    }
+    // A SYN with few hops left (a traceroute-like probe, or a capture far along the path): the
+    // time exceeded may be the path's length, so no loop is claimed.
+    for ttl in [1, 5, 39] {
+        let a = only(vec![syn_with_ttl(0, 1, ttl), icmp(0, 2, ROUTER, 11, 0, ISN)]);
+        assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 1));
+        assert!(a.cause.contains("a routing loop, or a probe sent with a low TTL"), "{ttl}: {}", a.cause);
+        assert!(a.findings.iter().all(|f| f.code != "routing_loop"), "{ttl}: {:?}", a.findings);
+    }
+    // The SYN the error answers is the last: a TCP traceroute raises the TTL at each.
+    let a = only(vec![syn_with_ttl(0, 1, 5), syn_with_ttl(1000, 2, 64), icmp(1000, 3, ROUTER, 11, 0, ISN)]);
+    assert!(a.findings.iter().any(|f| f.code == "routing_loop"), "{:?}", a.findings);
+    let a = only(vec![syn_with_ttl(0, 1, 64), syn_with_ttl(1000, 2, 5), icmp(1000, 3, ROUTER, 11, 0, ISN)]);
+    assert!(a.findings.iter().all(|f| f.code != "routing_loop"), "{:?}", a.findings);
+    // Another ICMP error is no loop, whatever the TTL.
+    let a = only(vec![syn(0, 1), icmp(0, 2, ROUTER, 3, 1, ISN)]);
+    assert!(a.findings.iter().all(|f| f.code != "routing_loop") && !a.cause.contains("loop"), "{}", a.cause);
+    let a = only(vec![syn_with_ttl(0, 1, 40), icmp(0, 2, ROUTER, 11, 0, ISN)]);
+    assert!(a.findings.iter().any(|f| f.code == "routing_loop"), "40 hops left is a loop: {:?}", a.findings);
+}
+
 #[test]
 fn test_syn_sent_icmp_port_unreachable_from_server() {
     let a = only(vec![syn(0, 1), icmp(3, 2, "198.51.100.10", 3, 3, ISN)]);
@@ -435,20 +479,26 @@ fn test_icmp_cut_before_the_ports_goes_to_the_syn_of_its_ip_mark() {
     assert_eq!(outcomes, [(40000, Outcome::TimedOut), (40001, Outcome::Unreachable)]);
 }
 
-#[test]
-fn test_syn_sent_icmpv6_port_unreachable() {
+/// An IPv6 SYN and, 2 ms later, an ICMPv6 error of `icmp_type` and `code` from the router that
+/// quotes it.
+fn syn6_and_icmp6(icmp_type: u8, code: u8) -> Vec<Event> {
     let client = "[2001:db8:1::10]:40000";
     let server = "[2001:db8:2::10]:8080";
     let syn6 = packet(0, 1, segment(client, server, TcpFlags::SYN, ISN, 0));
-    let mut unreach = icmp(2, 2, "2001:db8:1::1", 1, 4, ISN);
-    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut unreach.kind {
+    let mut error = icmp(2, 2, "2001:db8:1::1", icmp_type, code, ISN);
+    if let EventKind::Packet { packet: Packet { body: PacketBody::IcmpError(e), .. }, .. } = &mut error.kind {
         e.dst = addr(client).ip();
         if let Some(q) = e.quoted.as_mut() {
             q.src = addr(client).ip();
             q.dst = addr(server).ip();
         }
     }
-    let a = only(vec![syn6, unreach]);
+    vec![syn6, error]
+}
+
+#[test]
+fn test_syn_sent_icmpv6_port_unreachable() {
+    let a = only(syn6_and_icmp6(1, 4));
     assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Econnrefused), 1));
     assert_eq!(a.family, Family::Ipv6);
 }

@@ -261,6 +261,14 @@ pub(super) fn findings(a: &AttemptState) -> Vec<Finding> {
         }),
         None => {}
     }
+    if let Some((ttl, name)) = looped(a) {
+        found.push(Finding {
+            code: "routing_loop",
+            summary: format!(
+                "The SYN had a {name} of {ttl} where the capture saw it, and an ICMP time exceeded still came back: it went round a routing loop, each router handing it to the next until the {name} ran out. `synscope trace --path` names the routers in the loop."
+            ),
+        });
+    }
     match a.verdict.as_ref().map(|v| &v.decision) {
         Some(Decision::Refused { loopback: true }) => found.push(Finding {
             code: "local_reject",
@@ -452,6 +460,25 @@ fn err_function(family: Family) -> &'static str {
     }
 }
 
+/// The fewest hops left to a SYN, where the capture saw it, that show a routing loop when it still
+/// runs out: paths across the Internet are rarely longer than 30 hops (traceroute stops at 30),
+/// and every common stack starts its SYNs at 64, 128 or 255 (Linux: `sysctl_ip_default_ttl`, 64).
+const LOOP_TTL: u8 = 40;
+
+/// The TTL (hop limit) the SYN had where the capture saw it, and its name, when an ICMP time
+/// exceeded decided the attempt and that many hops could only run out on a routing loop.
+fn looped(a: &AttemptState) -> Option<(u8, &'static str)> {
+    let decided_by_time_exceeded = matches!(
+        a.verdict.as_ref().map(|v| &v.decision),
+        Some(Decision::Icmp { error, .. }) if error.kind == IcmpErrorKind::TimeExceeded
+    );
+    let name = match a.key.family() {
+        Family::Ipv4 => "TTL",
+        Family::Ipv6 => "hop limit",
+    };
+    a.syn_ttl.filter(|&ttl| decided_by_time_exceeded && ttl >= LOOP_TTL).map(|ttl| (ttl, name))
+}
+
 /// Appends the cause of an attempt an ICMP error ended to `s` (the commonest in pieces, as
 /// [`established_cause`]).
 fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp, s: &mut String) {
@@ -475,9 +502,20 @@ fn icmp_cause(a: &AttemptState, error: &IcmpError, errno: Errno, ts: Timestamp, 
     // (Writing to a String cannot fail.)
     match error.kind {
         IcmpErrorKind::TimeExceeded => {
+            match looped(a) {
+                Some((ttl, name)) => {
+                    let _ = write!(
+                        s,
+                        " The SYN had a {name} of {ttl} where the capture saw it, more hops than any real path has, and still ran out: it went round a routing loop (`synscope trace --path` names the routers in it)."
+                    );
+                }
+                None => s.push_str(
+                    " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does).",
+                ),
+            }
             let _ = write!(
                 s,
-                " The SYN's TTL ran out on the way (a routing loop, or a probe sent with a low TTL, as traceroute does); Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
+                " Linux treats this as a hard error in SYN-SENT ({function}), so connect() fails with {errno}."
             );
         }
         IcmpErrorKind::ParameterProblem => {
