@@ -142,6 +142,9 @@ enum Setup {
     RouterBogusAnswers,
     /// The router rejects the SYN: `iptables -j REJECT --reject-with` (IPv4 value, IPv6 value).
     RouterReject(&'static str, &'static str),
+    /// The router routes the target to the server's host, which forwards it back by its default
+    /// route: a routing loop, in which the SYN's TTL (hop limit) runs out.
+    RoutingLoop,
     /// The client has no route to the target.
     NoRoute,
     /// The client has a route of this type (`unreachable`, `prohibit`, `blackhole`) to the target.
@@ -287,6 +290,15 @@ pub const SCENARIOS: &[Scenario] = &[
         listen: Listen::No,
         link: Link::Direct,
         expected: (Some("ECONNREFUSED"), Some("ECONNREFUSED")),
+    },
+    Scenario {
+        name: "routing-loop",
+        summary: "the router and the server's host route the target to each other: the SYN's TTL runs out, ICMP time exceeded",
+        target: Target::Elsewhere,
+        setup: Setup::RoutingLoop,
+        listen: Listen::No,
+        link: Link::Direct,
+        expected: (Some("EHOSTUNREACH"), Some("EHOSTUNREACH")),
     },
     Scenario {
         name: "output-drop",
@@ -630,6 +642,23 @@ impl Lab {
                     vec![tables, "-w", "5", "-A", "FORWARD", "-d", p.server, "-p", "tcp", "--dport", port.as_str()];
                 args.extend_from_slice(&["-j", "REJECT", "--reject-with", with]);
                 self.exec("router", &args).with_context(|| format!("{tables} is needed for this scenario"))
+            }
+            Setup::RoutingLoop => {
+                // The server's host forwards, and its default route leads back to the router. It
+                // sends no IPv4 redirect for the SYN it forwards out the link it came in on
+                // (`send_redirects` is ORed over `all` and the device: `IN_DEV_TX_REDIRECTS`), so
+                // the client sees only the loop's end; IPv6 sends none to a global next hop
+                // (`ndisc_send_redirect` wants a link-local target).
+                let sysctls = [
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                    "net.ipv6.conf.all.forwarding=1",
+                    "net.ipv4.conf.all.send_redirects=0",
+                    "net.ipv4.conf.s0.send_redirects=0",
+                ];
+                self.exec("server", &sysctls)?;
+                self.ip_in("router", &[fam, "route", "add", p.elsewhere_net, "via", p.server])
             }
             Setup::LocalRoute(kind) => self.ip_in("client", &[fam, "route", "add", kind, p.elsewhere_net]),
             Setup::ClientRule(chain, rule, reject) => {

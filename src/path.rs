@@ -22,20 +22,24 @@ const PROBE_WAIT: Duration = Duration::from_millis(1500);
 const SILENT_HOPS: usize = 3;
 
 /// Probes the path to `server` from `source`, one hop more each time, until the server or an
-/// unreachable answers, or `SILENT_HOPS` hops in a row say nothing.
+/// unreachable answers, `SILENT_HOPS` hops in a row say nothing, or the hops go round a routing
+/// loop (its routers would only repeat, and their ICMP rate limits, `icmp_ratelimit`, would soon
+/// leave probes unanswered).
 pub fn probe(server: SocketAddr, source: Option<IpAddr>) -> anyhow::Result<PathReport> {
     let mut hops = Vec::new();
+    let mut routing_loop = None;
     for ttl in 1..=MAX_HOPS {
         let hop = probe_hop(server, source, ttl)?;
         let last = !matches!(hop.answer, HopAnswer::TimeExceeded { .. } | HopAnswer::NoAnswer);
         hops.push(hop);
         let silent = hops.iter().rev().take_while(|h| h.answer == HopAnswer::NoAnswer).count();
-        if last || silent >= SILENT_HOPS {
+        routing_loop = crate::timeline::routing_loop(&hops);
+        if last || silent >= SILENT_HOPS || routing_loop.is_some() {
             break;
         }
     }
     let verdict = crate::timeline::path_verdict(&hops, server.ip());
-    Ok(PathReport { hops, verdict })
+    Ok(PathReport { hops, routing_loop, verdict })
 }
 
 fn probe_hop(server: SocketAddr, source: Option<IpAddr>, ttl: u8) -> anyhow::Result<PathHop> {

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Serialize, Serializer};
@@ -291,12 +292,64 @@ pub struct PathHop {
 pub struct PathReport {
     /// Each probe, by hop.
     pub hops: Vec<PathHop>,
+    /// The routers the SYN goes round, when the hops repeat (see [`routing_loop`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_loop: Option<RoutingLoop>,
     /// Where the SYN is last seen, in words.
     pub verdict: String,
 }
 
+/// Routers that hand the SYN round in a circle: each hop count past `first_hop` reaches the router
+/// it reached that many routers earlier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RoutingLoop {
+    /// The hop at which the circle begins.
+    pub first_hop: u8,
+    /// The routers of the circle, in the order the SYN meets them.
+    pub routers: Vec<IpAddr>,
+}
+
+/// Finds a routing loop at the end of `hops`: the last `2 × n` hops (n ≥ 2 routers) answered time
+/// exceeded from the same n routers twice in the same order. One repeat (A B A) is not enough: a
+/// router may answer from one address at two hops (some answer for an MPLS tunnel's hidden hops);
+/// a whole circle seen twice is what a loop does. Hops without an answer break a circle.
+pub fn routing_loop(hops: &[PathHop]) -> Option<RoutingLoop> {
+    let routers: Vec<Option<IpAddr>> = hops
+        .iter()
+        .map(|h| match h.answer {
+            HopAnswer::TimeExceeded { from } => Some(from),
+            _ => None,
+        })
+        .collect();
+    let n = routers.len();
+    (2..=n / 2).find_map(|period| {
+        let tail = &routers[n - 2 * period..];
+        let (once, again) = tail.split_at(period);
+        if once != again || once.iter().any(Option::is_none) || once.iter().all(|r| *r == once[0]) {
+            return None;
+        }
+        // Walk back while the hops keep the circle's order, to the hop where it begins.
+        let mut first = n - 2 * period;
+        while first > 0 && routers[first - 1].is_some() && routers[first - 1] == routers[first - 1 + period] {
+            first -= 1;
+        }
+        let routers = routers[first..first + period].iter().flatten().copied().collect();
+        Some(RoutingLoop { first_hop: hops[first].ttl, routers })
+    })
+}
+
 /// Says where a path's probes stop being answered.
 pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
+    if let Some(circle) = routing_loop(hops) {
+        let mut round = String::new();
+        for router in circle.routers.iter().chain(&circle.routers[..1]) {
+            let _ = write!(round, "{router} → "); // (writing to a String cannot fail)
+        }
+        return format!(
+            "A routing loop: from hop {}, the SYN goes round {round}... until its TTL runs out. Each of these routers routes {server} to the next.",
+            circle.first_hop
+        );
+    }
     let last_answer = hops.iter().rev().find(|h| h.answer != HopAnswer::NoAnswer);
     match (last_answer, hops.last().map(|h| &h.answer)) {
         (_, Some(HopAnswer::Server)) => format!("The SYN reaches {server} in {} hop(s).", hops.len()),
@@ -316,7 +369,8 @@ pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// A stable code: `syn_never_on_wire`, `neighbour_unresolved`, `synack_seen_but_timed_out`,
-    /// `local_reject`, `icmp_deferred_by_socket_lock`, `answer_ignored`, `listen_queue_overflow`.
+    /// `local_reject`, `icmp_deferred_by_socket_lock`, `answer_ignored`, `listen_queue_overflow`,
+    /// `packets_captured_twice`, `icmp_quote_cut`, `decided_early`, `routing_loop`.
     pub code: &'static str,
     /// What it means here, in plain words.
     pub summary: String,
@@ -717,6 +771,65 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hops that answered as `answers` say, from hop 1: an address is a router's time exceeded,
+    /// `*` no answer, `S` the server.
+    fn hops(answers: &[&str]) -> Vec<PathHop> {
+        (1..)
+            .zip(answers)
+            .map(|(ttl, answer)| PathHop {
+                ttl,
+                answer: match *answer {
+                    "*" => HopAnswer::NoAnswer,
+                    "S" => HopAnswer::Server,
+                    router => HopAnswer::TimeExceeded { from: router.parse().expect("test address") },
+                },
+                rtt_ms: None,
+            })
+            .collect()
+    }
+
+    fn circle(answers: &[&str]) -> Option<(u8, Vec<String>)> {
+        routing_loop(&hops(answers)).map(|l| (l.first_hop, l.routers.iter().map(IpAddr::to_string).collect()))
+    }
+
+    #[test]
+    fn test_routing_loop_is_a_circle_of_routers_seen_twice() {
+        let (a, b, c, d) = ("192.0.2.1", "198.51.100.1", "198.51.100.2", "203.0.113.1");
+        let two = Some((1, vec![a.to_string(), b.to_string()]));
+        assert_eq!(circle(&[a, b, a, b]), two);
+        assert_eq!(circle(&[a, b, a, b, a]), Some((1, vec![a.to_string(), b.to_string()])));
+        // The circle begins past the hops that lead to it, at the router the SYN meets first.
+        assert_eq!(circle(&[a, b, c, d, b, c, d]), Some((2, vec![b.to_string(), c.to_string(), d.to_string()])));
+        assert_eq!(circle(&[a, b, c, b, c, b]), Some((2, vec![b.to_string(), c.to_string()])));
+        // Not yet, or not a loop: one repeat, a router answering at two hops in a row, a path
+        // that goes on, silent hops inside the circle, a server's answer.
+        for not_a_loop in [
+            &[a, b, a][..],
+            &[a, a, a, a],
+            &[a, b, c, d],
+            &[a, b, a, c, a, b],
+            &[a, "*", a, "*"],
+            &[a, b, a, "*"],
+            &[a, b, a, b, "S"],
+            &[],
+        ] {
+            assert_eq!(circle(not_a_loop), None, "{not_a_loop:?}");
+        }
+    }
+
+    #[test]
+    fn test_path_verdict_names_the_loop_or_the_last_router() {
+        let server: IpAddr = "203.0.113.10".parse().expect("test address");
+        let looping = path_verdict(&hops(&["192.0.2.1", "198.51.100.10", "192.0.2.1", "198.51.100.10"]), server);
+        assert_eq!(
+            looping,
+            "A routing loop: from hop 1, the SYN goes round 192.0.2.1 → 198.51.100.10 → 192.0.2.1 → ... until its TTL runs out. Each of these routers routes 203.0.113.10 to the next."
+        );
+        let dropped = path_verdict(&hops(&["192.0.2.1", "*", "*", "*"]), server);
+        assert!(dropped.starts_with("The SYN is last seen at hop 1: 192.0.2.1 answered there"), "{dropped}");
+        assert_eq!(path_verdict(&hops(&["192.0.2.1", "S"]), server), "The SYN reaches 203.0.113.10 in 2 hop(s).");
+    }
 
     #[test]
     fn test_stats_of_a_series() {

@@ -140,6 +140,24 @@ fn check_attempt(label: &str, a: &Value, blocking: bool) {
             }
             decisive("icmp_unreachable", if family == "v4" { v4 } else { v6 });
         }
+        "routing-loop" => {
+            // The SYN goes round the router and the server's host until its TTL runs out, tens of
+            // µs: the same race as a near router's ICMP unreachable.
+            assert_eq!(outcome, "unreachable", "{label}");
+            assert!((1..=2).contains(&syns), "{label}: {syns} SYNs (blocking: {blocking})");
+            let (code, from) = if family == "v4" {
+                ("type 11/code 0", "ICMP 198.51.100.10 >")
+            } else {
+                ("type 3/code 0", "ICMP6 2001:db8:2::10 >")
+            };
+            decisive("icmp_time_exceeded", code);
+            decisive("icmp_time_exceeded", from);
+            // The SYN left with a TTL of 64 and still ran out: that many hops only a loop has.
+            assert!(has_finding(a, "routing_loop"), "{label}: {}", a["findings"]);
+            if syns == 2 {
+                assert!(has_finding(a, "icmp_deferred_by_socket_lock"), "{label}: {}", a["findings"]);
+            }
+        }
         "answer-ignored" => {
             // The RST+ACK with a bad ack makes Linux resend the SYN at once (TCP_TIMEOUT_MIN): 7 SYNs.
             assert_eq!(outcome, "timed_out", "{label}");
@@ -231,7 +249,7 @@ fn check_mode(mode: &str, wait: &str) {
     if !lab_ready() {
         return;
     }
-    let scenarios = ["success", "refused", "unanswered", "host-unreachable", "host-unreachable-far"];
+    let scenarios = ["success", "refused", "unanswered", "host-unreachable", "host-unreachable-far", "routing-loop"];
     // (The timeout bounds a wait that would never end: the connect error once read off the
     // error queue before SO_ERROR left SO_ERROR 0 on a closed socket, and `select` returned at once, forever.)
     let (attempts, _) = lab(&[&["--family", "4", "--mode", mode, "--timeout", "15s"][..], &scenarios].concat());
@@ -528,6 +546,32 @@ fn test_lab_path_names_the_router_that_drops() {
         assert!(hops[1..].iter().all(|h| h["answer"]["what"] == "no_answer"), "{label}: {hops:?}");
         let verdict = a["path"]["verdict"].as_str().expect("verdict");
         assert!(verdict.contains(&format!("last seen at hop 1: {router}")), "{label}: {verdict}");
+    }
+}
+
+#[test]
+fn test_lab_path_finds_the_routing_loop() {
+    if !lab_ready() {
+        return;
+    }
+    let (attempts, _) = lab(&["--path", "routing-loop"]);
+    // IPv4 routers answer from the address that leads back to the client (the router's client
+    // side); IPv6 ones from the interface the probe came in on (`icmp6_dev`), so from its second
+    // pass on the router answers from its server side.
+    for (label, first_hop, routers) in [
+        ("routing-loop-v4", 1_u8, ["192.0.2.1", "198.51.100.10"]),
+        ("routing-loop-v6", 2, ["2001:db8:2::10", "2001:db8:2::1"]),
+    ] {
+        let a = &attempts[label];
+        assert_eq!(a["errno"], "EHOSTUNREACH", "{label}");
+        let path = &a["path"];
+        assert_eq!(path["routing_loop"]["first_hop"], first_hop, "{label}: {path}");
+        assert_eq!(path["routing_loop"]["routers"], serde_json::json!(routers), "{label}: {path}");
+        // Probing stops once the circle has come round twice.
+        let hops = path["hops"].as_array().expect("--path hops");
+        assert_eq!(hops.len(), usize::from(first_hop) + 3, "{label}: {path}");
+        let verdict = path["verdict"].as_str().expect("verdict");
+        assert!(verdict.starts_with(&format!("A routing loop: from hop {first_hop}")), "{label}: {verdict}");
     }
 }
 
