@@ -299,8 +299,8 @@ pub struct PathReport {
     pub verdict: String,
 }
 
-/// Routers that hand the SYN round in a circle: each hop count past `first_hop` reaches the router
-/// it reached that many routers earlier.
+/// Routers that hand the SYN round in a circle: from `first_hop` on, each hop is answered by the
+/// router that answered `routers.len()` hops before it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RoutingLoop {
     /// The hop at which the circle begins.
@@ -345,8 +345,9 @@ pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
         for router in circle.routers.iter().chain(&circle.routers[..1]) {
             let _ = write!(round, "{router} → "); // (writing to a String cannot fail)
         }
+        let ttl = if server.is_ipv4() { "TTL" } else { "hop limit" };
         return format!(
-            "A routing loop: from hop {}, the SYN goes round {round}... until its TTL runs out. Each of these routers routes {server} to the next.",
+            "A routing loop: from hop {}, the SYN goes round {round}... until its {ttl} runs out. Each of these routers routes {server} to the next.",
             circle.first_hop
         );
     }
@@ -825,6 +826,13 @@ mod tests {
         assert_eq!(
             looping,
             "A routing loop: from hop 1, the SYN goes round 192.0.2.1 → 198.51.100.10 → 192.0.2.1 → ... until its TTL runs out. Each of these routers routes 203.0.113.10 to the next."
+        );
+        let server6: IpAddr = "2001:db8:3::10".parse().expect("test address");
+        let looping6 =
+            path_verdict(&hops(&["2001:db8:1::1", "2001:db8:2::10", "2001:db8:1::1", "2001:db8:2::10"]), server6);
+        assert!(
+            looping6.contains("... until its hop limit runs out. Each of these routers routes 2001:db8:3::10"),
+            "{looping6}"
         );
         let dropped = path_verdict(&hops(&["192.0.2.1", "*", "*", "*"]), server);
         assert!(dropped.starts_with("The SYN is last seen at hop 1: 192.0.2.1 answered there"), "{dropped}");
