@@ -555,9 +555,9 @@ fn test_lab_path_finds_the_routing_loop() {
         return;
     }
     let (attempts, _) = lab(&["--path", "routing-loop"]);
-    // IPv4 routers answer from the address that leads back to the client (the router's client
-    // side); IPv6 ones from the interface the probe came in on (`icmp6_dev`), so from its second
-    // pass on the router answers from its server side.
+    // IPv4 routers answer from the address of their route back to the client (the router's client
+    // side); IPv6 ones, seen on this kernel, from the interface the probe came in on, so from the
+    // probe's second pass the router answers from its server side.
     for (label, first_hop, routers) in [
         ("routing-loop-v4", 1_u8, ["192.0.2.1", "198.51.100.10"]),
         ("routing-loop-v6", 2, ["2001:db8:2::10", "2001:db8:2::1"]),
