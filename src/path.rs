@@ -14,8 +14,9 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 use crate::event::KernelObservation;
 use crate::timeline::{HopAnswer, PathHop, PathReport};
 
-/// How many hops at most.
-pub const MAX_HOPS: u8 = 16;
+/// How many hops at most: traceroute's default (`-m 30`). Paths across the Internet are often
+/// longer than 16 hops.
+pub const MAX_HOPS: u8 = 30;
 /// How long each probe waits for an answer.
 const PROBE_WAIT: Duration = Duration::from_millis(1500);
 /// Consecutive silent hops after which probing stops.

@@ -359,8 +359,13 @@ pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
             format!("At hop {}, {from} answers ICMP type {icmp_type} code {code}: the SYN goes no further.", hops.len())
         }
         (_, Some(HopAnswer::LocalError { error: e })) => format!("This host refuses to send the probe: {e}."),
+        // Every hop probed answered: the probes stopped, not the SYN.
+        (_, Some(HopAnswer::TimeExceeded { from: router })) => format!(
+            "The SYN is still on its way at hop {}, where {router} answered and probing stops: the path is longer than that, and where the SYN dies lies beyond it.",
+            hops.len()
+        ),
         (Some(PathHop { ttl, answer: HopAnswer::TimeExceeded { from: router }, .. }), _) => format!(
-            "The SYN is last seen at hop {ttl}: {router} answered there, and nothing answers beyond it. The SYN dies at {router} or just after it (a silent drop: a firewall or a blackhole route)."
+            "The SYN is last seen at hop {ttl}: {router} answered there, and nothing answers beyond it. The SYN dies at {router} or just after it (a silent drop: a firewall or a blackhole route), unless the routers after it send no ICMP errors, as some do not."
         ),
         _ => "Nothing answers on the path, not even the first hop: the SYN dies at the first router, which drops it silently (a blackhole route drops before the TTL is checked), or the routers do not send ICMP.".to_string(),
     }
@@ -836,6 +841,11 @@ mod tests {
         );
         let dropped = path_verdict(&hops(&["192.0.2.1", "*", "*", "*"]), server);
         assert!(dropped.starts_with("The SYN is last seen at hop 1: 192.0.2.1 answered there"), "{dropped}");
+        // Probing stopped with every hop answering (a path longer than the probes go): no drop.
+        let long: Vec<String> = (1..=30).map(|i| format!("198.51.100.{i}")).collect();
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let still = path_verdict(&hops(&long), server);
+        assert!(still.starts_with("The SYN is still on its way at hop 30, where 198.51.100.30 answered"), "{still}");
         assert_eq!(path_verdict(&hops(&["192.0.2.1", "S"]), server), "The SYN reaches 203.0.113.10 in 2 hop(s).");
     }
 
