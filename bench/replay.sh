@@ -9,8 +9,8 @@
 # by pair (on a shared machine whose speed drifts, the figures to trust); then
 # synscope's time and memory on a capture twice as large; then every attempt of each synscope run
 # (pcap, pcapng, two readers, twice as large) against the generator's ground truth, read by
-# bench/agrees.py with Python's JSON parser (exit 1 if any disagrees). FLOWS sets the size: 1,000,000 attempts is
-# about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
+# bench/agrees.py with Python's JSON parser (exit 1 if any disagrees). FLOWS sets the size:
+# 1,000,000 attempts is about 10.2 M packets and 1 GB, mostly data segments, a fifth SYN/RST/ICMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . script/lib.sh
