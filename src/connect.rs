@@ -299,7 +299,7 @@ fn attempt(rec: &mut Recorder, fd: &OwnedFd, plan: &ConnectPlan) -> anyhow::Resu
                 }
                 // Neither connected nor connecting (closed, its error taken by something else):
                 // nothing more will happen, and every wait would return at once.
-                if state.is_some_and(|state| state != crate::sys::TCP_SYN_SENT) {
+                if state.is_some_and(|state| state != crate::event::TCP_SYN_SENT) {
                     return Ok(());
                 }
             }

@@ -268,12 +268,15 @@ pub enum KernelObservation {
     CounterDeltas(Vec<(String, i64)>),
 }
 
+/// `tcpi_state` while a socket connects (`TCP_SYN_SENT`, include/net/tcp_states.h).
+pub const TCP_SYN_SENT: u8 = 2;
+
 impl KernelObservation {
     /// The TCP state's name (`include/net/tcp_states.h`).
     pub fn state_name(state: u8) -> &'static str {
         match state {
             1 => "ESTABLISHED",
-            2 => "SYN_SENT",
+            TCP_SYN_SENT => "SYN_SENT",
             3 => "SYN_RECV",
             4 => "FIN_WAIT1",
             5 => "FIN_WAIT2",

@@ -23,13 +23,10 @@ pub fn set_tcp_syncnt(fd: BorrowedFd<'_>, n: u32) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
-/// `tcpi_state` while a socket connects (`TCP_SYN_SENT`, include/net/tcp_states.h).
-pub const TCP_SYN_SENT: u8 = 2;
-
 /// The fields of `struct tcp_info` synscope reports (`getsockopt(TCP_INFO)`, tcp(7)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpInfo {
-    /// `tcpi_state`: [`TCP_SYN_SENT`] while connecting.
+    /// `tcpi_state`: [`crate::event::TCP_SYN_SENT`] while connecting.
     pub state: u8,
     /// `tcpi_retransmits`: retransmits of the current segment (the SYN).
     pub retransmits: u8,

@@ -276,7 +276,7 @@ fn live_findings(
             .rev()
             .find(|(_, c)| matches!(c.phase, SyscallPhase::Return { .. }))
             .is_some_and(|(_, c)| c.call == Call::GetsockoptSoError);
-        if failed && by_so_error && last_tcp_info.is_some_and(|(state, _)| state == 2) {
+        if failed && by_so_error && last_tcp_info.is_some_and(|(state, _)| state == crate::event::TCP_SYN_SENT) {
             summary.push_str(" The application then read that remembered error with getsockopt(SO_ERROR) while the socket was still in SYN_SENT: the kernel itself had not given up and would have retransmitted the SYN.");
         }
         if let Some(existing) = attempt.findings.iter_mut().find(|f| f.code == "icmp_deferred_by_socket_lock") {
