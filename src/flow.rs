@@ -22,6 +22,14 @@ impl Family {
         }
     }
 
+    /// What its header calls the hops a packet has left: IPv4's TTL, IPv6's hop limit.
+    pub fn ttl_name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "TTL",
+            Family::Ipv6 => "hop limit",
+        }
+    }
+
     /// Its name in JSON.
     pub fn name(self) -> &'static str {
         match self {

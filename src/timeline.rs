@@ -345,7 +345,7 @@ pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
         for router in circle.routers.iter().chain(&circle.routers[..1]) {
             let _ = write!(round, "{router} → "); // (writing to a String cannot fail)
         }
-        let ttl = if server.is_ipv4() { "TTL" } else { "hop limit" };
+        let ttl = Family::of(server).ttl_name();
         return format!(
             "A routing loop: from hop {}, the SYN goes round {round}... until its {ttl} runs out. Each of these routers routes {server} to the next.",
             circle.first_hop

@@ -472,11 +472,7 @@ fn looped(a: &AttemptState) -> Option<(u8, &'static str)> {
         a.verdict.as_ref().map(|v| &v.decision),
         Some(Decision::Icmp { error, .. }) if error.kind == IcmpErrorKind::TimeExceeded
     );
-    let name = match a.key.family() {
-        Family::Ipv4 => "TTL",
-        Family::Ipv6 => "hop limit",
-    };
-    a.syn_ttl.filter(|&ttl| decided_by_time_exceeded && ttl >= LOOP_TTL).map(|ttl| (ttl, name))
+    a.syn_ttl.filter(|&ttl| decided_by_time_exceeded && ttl >= LOOP_TTL).map(|ttl| (ttl, a.key.family().ttl_name()))
 }
 
 /// Appends the cause of an attempt an ICMP error ended to `s` (the commonest in pieces, as
