@@ -134,17 +134,13 @@ fn arp_request(ms: i64, frame: u64, target: Ipv4Addr) -> Event {
     )
 }
 
-/// `from` answers a client's ARP request: it is at `02:00:00:00:01:01`.
+/// `from` answers the client's ARP request: it is at `02:00:00:00:01:01`.
 fn arp_reply(ms: i64, frame: u64, from: Ipv4Addr) -> Event {
+    let IpAddr::V4(target_ip) = addr(CLIENT).ip() else { unreachable!("the test client is IPv4") };
     packet(
         ms,
         frame,
-        PacketBody::Arp(ArpMessage {
-            op: ArpOp::Reply,
-            sender_ip: from,
-            sender_hw: vec![2, 0, 0, 0, 1, 1],
-            target_ip: Ipv4Addr::new(192, 0, 2, 10),
-        }),
+        PacketBody::Arp(ArpMessage { op: ArpOp::Reply, sender_ip: from, sender_hw: vec![2, 0, 0, 0, 1, 1], target_ip }),
     )
 }
 
