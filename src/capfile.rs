@@ -27,8 +27,13 @@ pub enum FileError {
     /// The file is empty.
     #[error("the file is empty")]
     Empty,
-    /// The first bytes are not a pcap or pcapng magic number.
-    #[error("not a pcap or pcapng file (magic {0:02x?})")]
+    /// The first bytes are not a pcap or pcapng magic number (they are kept, up to
+    /// [`FIRST_BYTES_KEPT`], for [`Lookalike::of`]).
+    #[error(
+        "not a pcap or pcapng file: it starts {}, where a pcap file starts a1 b2 c3 d4 or a1 b2 3c 4d \
+         (in either byte order) and a pcapng file 0a 0d 0d 0a",
+        hex(.0)
+    )]
     NotACapture(Vec<u8>),
     /// The file ends inside a header or record.
     #[error("truncated at byte {offset}: {what} needs {needed} bytes, only {available} left")]
@@ -50,6 +55,85 @@ pub enum FileError {
         /// What is wrong.
         what: String,
     },
+}
+
+/// How many of a file's first bytes [`FileError::NotACapture`] keeps: a line of text's worth.
+pub const FIRST_BYTES_KEPT: usize = 64;
+
+/// The first four bytes, in hex, as `xxd` and `tcpdump -X` show them.
+fn hex(first: &[u8]) -> String {
+    first.iter().take(4).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// What a file that is not a capture is, told from its first bytes, so that the error can say
+/// how to replay it after all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookalike {
+    /// Compressed by a tool other than gzip (which synscope decompresses itself).
+    Compressed {
+        /// The tool's name.
+        tool: &'static str,
+        /// The command that writes the file decompressed to standard output.
+        to_stdout: &'static str,
+    },
+    /// A capture in a format other than pcap and pcapng (Wireshark's `editcap` converts them).
+    OtherCapture(&'static str),
+    /// Text: the listing tcpdump or tshark prints, say, rather than the capture they write with
+    /// `-w`. Holds its first line, shortened.
+    Text(String),
+}
+
+/// Magic numbers of compressed files: the tool, and its command that decompresses to standard output.
+const COMPRESSED: [(&[u8], &str, &str); 5] = [
+    // RFC 8878 3.1.1: 0xFD2FB528, little-endian.
+    (&[0x28, 0xb5, 0x2f, 0xfd], "zstd", "zstd -dc"),
+    (&[0xfd, b'7', b'z', b'X', b'Z', 0x00], "xz", "xz -dc"),
+    (b"BZh", "bzip2", "bzip2 -dc"),
+    // The LZ4 frame format's magic, 0x184D2204, little-endian.
+    (&[0x04, 0x22, 0x4d, 0x18], "lz4", "lz4 -dc"),
+    (b"PK\x03\x04", "zip", "unzip -p"),
+];
+
+/// Magic numbers of other capture formats that carry TCP/IP (as Wireshark's wiretap reads them).
+const OTHER_CAPTURES: [(&[u8], &str); 5] = [
+    // RFC 1761, "Snoop Version 2 Packet Capture File Format".
+    (b"snoop\0\0\0", "a snoop capture (Solaris, RFC 1761)"),
+    (b"GMBU", "a Microsoft Network Monitor 2 capture"),
+    (b"RTSS", "a Microsoft Network Monitor 1 capture"),
+    // libpcap's KUZNETZOV_TCPDUMP_MAGIC: records with 8 bytes more header than pcap's.
+    (&[0xa1, 0xb2, 0xcd, 0x34], "a \"modified\" pcap (Kuznetzov's patched tcpdump)"),
+    (&[0x34, 0xcd, 0xb2, 0xa1], "a \"modified\" pcap (Kuznetzov's patched tcpdump)"),
+];
+
+/// Longest first line [`Lookalike::Text`] keeps, in characters.
+const TEXT_SHOWN: usize = 48;
+
+impl Lookalike {
+    /// What the file that starts with `first` is, if its bytes say; `None` when they do not.
+    pub fn of(first: &[u8]) -> Option<Lookalike> {
+        if let Some((_, tool, to_stdout)) = COMPRESSED.iter().find(|(magic, ..)| first.starts_with(magic)) {
+            return Some(Lookalike::Compressed { tool, to_stdout });
+        }
+        if let Some((_, format)) = OTHER_CAPTURES.iter().find(|(magic, _)| first.starts_with(magic)) {
+            return Some(Lookalike::OtherCapture(format));
+        }
+        // Text: UTF-8 (perhaps cut inside a character at the end) without control characters
+        // other than tab, CR and LF.
+        let text = match std::str::from_utf8(first) {
+            Ok(text) => text,
+            Err(e) if e.error_len().is_none() => std::str::from_utf8(&first[..e.valid_up_to()]).ok()?,
+            Err(_) => return None,
+        };
+        if text.is_empty() || text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n')) {
+            return None;
+        }
+        let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
+        let mut shown: String = line.chars().take(TEXT_SHOWN).collect();
+        if shown.len() < line.len() {
+            shown.push('…');
+        }
+        Some(Lookalike::Text(shown))
+    }
 }
 
 /// Largest record accepted, as libpcap's `max_snaplen_for_dlt` (256 KiB for most link types).
@@ -161,7 +245,8 @@ impl CaptureStream {
         if bytes.is_empty() {
             return Err(FileError::Empty);
         }
-        let magic = take::<4>(bytes, 0).ok_or_else(|| FileError::NotACapture(bytes.to_vec()))?;
+        let first = || bytes[..bytes.len().min(FIRST_BYTES_KEPT)].to_vec();
+        let magic = take::<4>(bytes, 0).ok_or_else(|| FileError::NotACapture(first()))?;
         let pcap = |endian, nanos| -> Result<(CaptureStream, usize), FileError> {
             let header = take::<24>(bytes, 0).ok_or(FileError::Truncated {
                 offset: 0,
@@ -195,7 +280,7 @@ impl CaptureStream {
                 },
                 0,
             )),
-            _ => Err(FileError::NotACapture(magic.to_vec())),
+            _ => Err(FileError::NotACapture(first())),
         }
     }
 
@@ -600,6 +685,50 @@ mod tests {
     fn test_not_a_capture() {
         assert!(matches!(CaptureReader::new(b"hello world"), Err(FileError::NotACapture(_))));
         assert_eq!(CaptureReader::new(b"").unwrap_err(), FileError::Empty);
+        // It keeps the first bytes for the error to show, a line of text's worth.
+        let long = [0u8; 100];
+        assert_eq!(CaptureReader::new(&long).unwrap_err(), FileError::NotACapture(vec![0; FIRST_BYTES_KEPT]));
+        assert_eq!(CaptureReader::new(b"PK").unwrap_err(), FileError::NotACapture(b"PK".to_vec()));
+        assert_eq!(
+            CaptureReader::new(b"\x28\xb5\x2f\xfd\x00").unwrap_err().to_string(),
+            "not a pcap or pcapng file: it starts 28 b5 2f fd, where a pcap file starts a1 b2 c3 d4 or a1 b2 3c 4d \
+             (in either byte order) and a pcapng file 0a 0d 0d 0a"
+        );
+    }
+
+    #[test]
+    fn test_lookalikes() {
+        let compressed = |tool, to_stdout| Some(Lookalike::Compressed { tool, to_stdout });
+        // The first bytes each tool writes (zstd, xz, bzip2 and lz4 compressing "x\n"; a zip's local header).
+        assert_eq!(Lookalike::of(&[0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x58, 0x11]), compressed("zstd", "zstd -dc"));
+        assert_eq!(Lookalike::of(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]), compressed("xz", "xz -dc"));
+        assert_eq!(Lookalike::of(b"BZh91AY&SY"), compressed("bzip2", "bzip2 -dc"));
+        assert_eq!(Lookalike::of(&[0x04, 0x22, 0x4d, 0x18, 0x64, 0x40]), compressed("lz4", "lz4 -dc"));
+        assert_eq!(Lookalike::of(b"PK\x03\x04\x14\x00"), compressed("zip", "unzip -p"));
+        // Other capture formats.
+        let other = |bytes: &[u8]| match Lookalike::of(bytes) {
+            Some(Lookalike::OtherCapture(format)) => format,
+            other => panic!("{bytes:02x?}: {other:?}"),
+        };
+        assert!(other(b"snoop\0\0\0\0\0\0\x02\0\0\0\x04").contains("snoop"));
+        assert!(other(b"GMBU\x00\x02").contains("Network Monitor 2"));
+        assert!(other(b"RTSS\x01\x01").contains("Network Monitor 1"));
+        assert!(other(&[0x34, 0xcd, 0xb2, 0xa1, 2, 0, 4, 0]).contains("modified"));
+        assert!(other(&[0xa1, 0xb2, 0xcd, 0x34, 0, 2, 0, 4]).contains("modified"));
+        // Text: tcpdump's printed listing, its first line shortened; a leading blank line skipped;
+        // a character cut by the end of what was read does not make it binary.
+        let listing = b"23:55:01.123456 IP 192.0.2.1.43512 > 203.0.113.5.443: Flags [S], seq 1\n";
+        assert_eq!(
+            Lookalike::of(listing),
+            Some(Lookalike::Text("23:55:01.123456 IP 192.0.2.1.43512 > 203.0.113.5…".into()))
+        );
+        assert_eq!(Lookalike::of(b"\n  hello\tworld\r\n"), Some(Lookalike::Text("hello\tworld".into())));
+        assert_eq!(Lookalike::of("café → ".as_bytes()), Some(Lookalike::Text("café →".into())));
+        assert_eq!(Lookalike::of(&"café →".as_bytes()[..7]), Some(Lookalike::Text("café".into())));
+        // Neither: binary, control characters, invalid UTF-8, blank or empty.
+        for bytes in [&[0u8, 1, 2, 3][..], b"hello\x1b[0m", b"\xff\xfehi", b" \n\t", b""] {
+            assert_eq!(Lookalike::of(bytes), None, "{bytes:02x?}");
+        }
     }
 
     /// SHB (28 bytes), IDB with if_tsresol=9 (linktype 1), one EPB with 4 bytes of data.

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context as _;
 
-use crate::capfile::{CaptureStream, FileError, Next, Record};
+use crate::capfile::{CaptureStream, FileError, Lookalike, Next, Record};
 use crate::decode::{self, LinkType};
 use crate::event::{Event, EventKind, Timestamp};
 
@@ -559,6 +559,51 @@ pub fn source_size(path: &Path) -> SourceSize {
     }
 }
 
+/// Why the input at `path`, which starts with `first` (after gzip's decompression if
+/// `decompressed`), cannot be replayed, and how to replay it after all when its first bytes say
+/// what it is.
+fn not_a_capture(path: &Path, first: &[u8], decompressed: bool) -> String {
+    let name = source_name(path);
+    // (Standard input has no name for a command line to use.)
+    let file = if is_stdin(path) { "FILE".to_string() } else { shell_word(&path.display().to_string()) };
+    let it_is = if decompressed { "what its gzip compression holds is" } else { "it is" };
+    let not = FileError::NotACapture(first.to_vec());
+    match Lookalike::of(first) {
+        // (What gzip's magic opened is decompressed before it gets here.)
+        _ if first.starts_with(&GZIP_MAGIC) => format!(
+            "cannot replay {name}: it is compressed with gzip twice; decompress it once (gunzip) and replay what that gives"
+        ),
+        Some(Lookalike::Compressed { tool, to_stdout }) if !decompressed => format!(
+            "cannot replay {name}: it is compressed with {tool}, and synscope decompresses only gzip; \
+             pipe it in decompressed: {to_stdout} {file} | synscope replay -"
+        ),
+        Some(Lookalike::Compressed { tool, .. }) => {
+            format!("cannot replay {name}: {it_is} compressed with {tool}; decompress both and replay what that gives")
+        }
+        Some(Lookalike::OtherCapture(format)) => format!(
+            "cannot replay {name}: {it_is} {format}, not pcap or pcapng; Wireshark's editcap converts it: \
+             editcap -F pcap {file} converted.pcap"
+        ),
+        Some(Lookalike::Text(line)) => format!(
+            "cannot replay {name}: {it_is} text (\"{line}\"), not a capture; tcpdump and tshark write a capture \
+             with -w FILE, and what they print is not one"
+        ),
+        None if decompressed => format!("cannot replay {name}: what its gzip compression holds is {not}"),
+        None => format!("cannot replay {name}: {not}"),
+    }
+}
+
+/// `word` as one word of a POSIX shell's command line: as it is when nothing in it is special to
+/// the shell, else in single quotes (a single quote in it closed, escaped and opened again).
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "%+,-./:=@_".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// What [`stream_source`] hands its consumer.
 #[derive(Debug)]
 pub enum Streamed<'a> {
@@ -629,13 +674,10 @@ fn stream<const TELL_WAITING: bool>(
             source_name(path)
         );
     }
-    let (mut stream, _) = CaptureStream::new(window.from(0)).with_context(|| match window.from(0) {
-        // (What gzip's magic opened is decompressed before it gets here.)
-        first if first.starts_with(&GZIP_MAGIC) => format!(
-            "cannot replay {}: it is compressed with gzip twice; decompress it once (gunzip) and replay what that gives",
-            source_name(path)
-        ),
-        _ => format!("cannot replay {}", source_name(path)),
+    let decompressed = matches!(window.input, Input::Gzip(_));
+    let (mut stream, _) = CaptureStream::new(window.from(0)).map_err(|err| match err {
+        FileError::NotACapture(first) => anyhow::anyhow!(not_a_capture(path, &first, decompressed)),
+        err => anyhow::Error::new(err).context(format!("cannot replay {}", source_name(path))),
     })?;
     // Whether the consumer heard that the input waits (then it hears again only after a while).
     let mut told_waiting = false;
@@ -841,6 +883,16 @@ impl LiveCapture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn test_shell_word_quotes_only_what_the_shell_would_read_otherwise() {
+        assert_eq!(shell_word("/var/tmp/dump-2026_12:05+1.pcap.zst"), "/var/tmp/dump-2026_12:05+1.pcap.zst");
+        assert_eq!(shell_word("my dump.zst"), "'my dump.zst'");
+        assert_eq!(shell_word("it's.zst"), r"'it'\''s.zst'");
+        assert_eq!(shell_word("$HOME/*.zst"), "'$HOME/*.zst'");
+        assert_eq!(shell_word("~x"), "'~x'");
+        assert_eq!(shell_word(""), "''");
+    }
 
     /// A classic pcap of `records` Ethernet records of 1,000 bytes each, the record's number in
     /// its first bytes, compressed with gzip.

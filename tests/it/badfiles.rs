@@ -56,7 +56,7 @@ struct Case {
     name: &'static str,
     bytes: Vec<u8>,
     exit: i32,
-    /// What the one line on stderr says (besides the file's name).
+    /// What the one line on stderr says (besides the file's name), `{path}` standing for the file's path.
     says: &'static str,
     /// The outcomes reported, in order of start.
     outcomes: &'static [&'static str],
@@ -76,10 +76,42 @@ fn cases() -> Vec<Case> {
     vec![
         Case { name: "empty", bytes: Vec::new(), exit: 2, says: "the file is empty", outcomes: &[] },
         Case {
-            name: "not a capture",
+            name: "text",
             bytes: b"GET / HTTP/1.1\r\nHost: example\r\n\r\n".to_vec(),
             exit: 2,
-            says: "not a pcap or pcapng file",
+            says: "it is text (\"GET / HTTP/1.1\"), not a capture; tcpdump and tshark write a capture with -w FILE",
+            outcomes: &[],
+        },
+        Case {
+            name: "binary, not a capture",
+            bytes: (0..=255).collect(),
+            exit: 2,
+            says: "not a pcap or pcapng file: it starts 00 01 02 03, where a pcap file starts a1 b2 c3 d4",
+            outcomes: &[],
+        },
+        Case {
+            // (zstd's magic and frame header compressing nothing: only the magic is looked at.)
+            name: "compressed with zstd",
+            bytes: vec![0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x00, 0x01, 0x00, 0x00, 0x99, 0xe9, 0xd8, 0x51],
+            exit: 2,
+            says: "it is compressed with zstd, and synscope decompresses only gzip; \
+                   pipe it in decompressed: zstd -dc {path} | synscope replay -",
+            outcomes: &[],
+        },
+        Case {
+            name: "snoop",
+            bytes: whole(b"snoop\0\0\0\0\0\0\x02\0\0\0\x04".to_vec(), &refused[24..]),
+            exit: 2,
+            says: "it is a snoop capture (Solaris, RFC 1761), not pcap or pcapng; \
+                   Wireshark's editcap converts it: editcap -F pcap {path} converted.pcap",
+            outcomes: &[],
+        },
+        Case {
+            name: "text, compressed with gzip",
+            bytes: crate::util::gzip(b"23:55:01.123456 IP 192.0.2.1.43512 > ...\n", flate2::Compression::fast()),
+            exit: 2,
+            says:
+                "what its gzip compression holds is text (\"23:55:01.123456 IP 192.0.2.1.43512 > ...\"), not a capture",
             outcomes: &[],
         },
         Case {
@@ -186,7 +218,7 @@ fn test_bad_files_give_one_clear_line_and_keep_what_was_read() {
             assert!(stderr.is_empty(), "{name}: {stderr}");
         } else {
             assert_eq!(stderr.lines().count(), 1, "{name}: one line: {stderr}");
-            assert!(stderr.contains(case.says), "{name}: {stderr}");
+            assert!(stderr.contains(&case.says.replace("{path}", &path.display().to_string())), "{name}: {stderr}");
             assert!(stderr.contains(&path.display().to_string()), "{name} names the file: {stderr}");
         }
         let lines = crate::util::json_lines(&out);

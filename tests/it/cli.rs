@@ -82,7 +82,8 @@ fn test_missing_file_is_a_tool_error() {
 fn test_not_a_capture_is_a_tool_error() {
     let out = synscope(&["replay", "Cargo.toml"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a pcap or pcapng file"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot replay Cargo.toml: it is text (\"[package]\"), not a capture"), "{err}");
 }
 
 #[test]
