@@ -302,7 +302,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         readers: args.threads.map_or(replay::DEFAULT_READERS, usize::from),
         max_open: args.max_open.unwrap_or(replay::DEFAULT_MAX_OPEN),
     };
-    let (mut finished_early, mut icmp_quotes_cut) = (0, 0);
+    let (mut finished_early, mut icmp_quotes_cut, mut attempts_found) = (0, 0, 0);
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;
@@ -367,6 +367,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         files_read.push(FileRead { file: capture::source_name(path), packets: report.packets, first_frame, continues });
         packets += report.packets;
         finished_early += report.finished_early;
+        attempts_found += report.attempts;
         icmp_quotes_cut += report.icmp_quotes_cut;
         undecodable += report.undecodable;
         first = match (first, report.first_ts) {
@@ -396,6 +397,8 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
     let mut summary = summary.finish(packets, undecodable, damaged, first, last);
     summary.finished_early = finished_early;
+    let filtered = args.server.is_some() || args.client.is_some() || args.failed;
+    summary.attempts_found = filtered.then_some(attempts_found);
     summary.icmp_quotes_cut = icmp_quotes_cut;
     if several {
         summary.files = files_read;

@@ -412,6 +412,10 @@ pub struct Summary {
     pub kind: &'static str,
     /// Number of attempts reported.
     pub attempts: usize,
+    /// Replay with `--server`, `--client` or `--failed`: the attempts in the capture, of which
+    /// those filters chose the `attempts` reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_found: Option<u64>,
     /// Attempts per outcome.
     pub outcomes: BTreeMap<&'static str, usize>,
     /// Attempts per errno.
@@ -505,6 +509,7 @@ impl Summary {
             dropped: None,
             damaged,
             finished_early: 0,
+            attempts_found: None,
             icmp_quotes_cut: 0,
             files: Vec::new(),
         }
@@ -709,6 +714,7 @@ impl ReplaySummary {
             dropped: None,
             damaged,
             finished_early: 0,
+            attempts_found: None,
             icmp_quotes_cut: 0,
             files: Vec::new(),
         }

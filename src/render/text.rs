@@ -486,8 +486,11 @@ pub fn summary(w: &mut dyn Write, s: &Summary, source: &str, style: Style) -> io
         w,
         "{}",
         style.bold(&format!(
-            "{source}: {} attempt(s) in {} packet(s), {} undecodable",
-            s.attempts, s.packets, s.undecodable
+            "{source}: {} attempt(s){} in {} packet(s), {} undecodable",
+            s.attempts,
+            s.attempts_found.map_or(String::new(), |found| format!(" shown of {found}")),
+            s.packets,
+            s.undecodable
         ))
     )?;
     for outcome in Outcome::ALL {

@@ -81,6 +81,39 @@ fn test_synthetic_pcapng_agrees_with_ground_truth() {
     agrees_with_ground_truth(SynthConfig { flows: 20_000, seed: 8, pcapng: true, ..SynthConfig::default() });
 }
 
+#[test]
+fn test_filtered_summary_says_what_it_chose_from() {
+    // The summary counts what the filters chose, and says of how many attempts in the capture:
+    // `--failed`'s answer is then a failure rate.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SynthConfig { flows: 2_000, seed: 12, ..SynthConfig::default() };
+    let (pcap, truth, _) = generated(dir.path(), config);
+    let rows: Vec<Vec<&str>> = truth.lines().skip(1).map(|line| line.split('\t').collect()).collect();
+    let failed = rows.iter().filter(|row| row[2] != "established").count();
+    let server = rows[0][1];
+    let to_server = rows.iter().filter(|row| row[1] == server).count();
+    assert!(0 < failed && failed < rows.len() && to_server < rows.len(), "{failed} failed, {to_server} to {server}");
+    let pcap = pcap.display().to_string();
+    for (filter, chosen) in [(&["--failed"][..], failed), (&["--server", server], to_server)] {
+        let mut args = vec!["replay", "--format", "json", &pcap];
+        args.extend_from_slice(filter);
+        let lines = crate::util::json_lines(&crate::fixtures::synscope(&args));
+        let summary = lines.last().expect("a summary");
+        assert_eq!(summary["attempts"], chosen, "{filter:?}: {summary}");
+        assert_eq!(summary["attempts_found"], rows.len(), "{filter:?}: {summary}");
+        args[2] = "text";
+        let text = crate::fixtures::synscope(&args);
+        let text = String::from_utf8_lossy(&text.stdout);
+        let said = format!("{chosen} attempt(s) shown of {} in ", rows.len());
+        assert!(text.contains(&said), "{filter:?}: {said:?} in {text}");
+    }
+    // Unfiltered, all were shown: nothing more to say.
+    let lines = crate::util::json_lines(&crate::fixtures::synscope(&["replay", "--format", "json", &pcap]));
+    let summary = lines.last().expect("a summary");
+    assert_eq!(summary["attempts"], rows.len());
+    assert!(summary.get("attempts_found").is_none(), "{summary}");
+}
+
 /// Peak resident memory of a `synscope` run in KiB, as `/usr/bin/time` reports it.
 fn peak_kib(args: &[&str]) -> Option<u64> {
     if !Path::new("/usr/bin/time").exists() {
