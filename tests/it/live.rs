@@ -123,9 +123,10 @@ fn check_attempt(label: &str, a: &Value, blocking: bool) {
         s if icmp_code(s).is_some() => {
             let (what, v4, v6) = icmp_code(s).expect("router scenario");
             assert_eq!(outcome, "unreachable", "{label}");
-            if s.ends_with("-far") {
+            if s.ends_with("-far") || s == "routing-loop" {
                 // Behind the relay, 10 ms each way: connect() has long released the socket to
-                // sleep when the ICMP comes, and the first ends it, blocking or not.
+                // sleep when the ICMP comes, and the first ends it, blocking or not. (A loop's SYN
+                // goes round it in tens of µs: near the client, it would have the near router's race.)
                 assert_eq!(syns, 1, "{label}: {}", a["events"]);
                 let first = |what: &str| events_of(a, what).first().and_then(|e| e["t"].as_f64()).expect(what);
                 let round_trip = first(what) - first("syn");
@@ -137,7 +138,7 @@ fn check_attempt(label: &str, a: &Value, blocking: bool) {
                 // Whether the µs-close router's first ICMP lands while connect() still holds the
                 // socket (then it is only remembered and the second one, after a retransmit,
                 // decides) is a race: a blocking connect nearly always loses it, a non-blocking one
-                // nearly always wins. A routing loop's SYN goes round in tens of µs: the same race.
+                // nearly always wins.
                 assert!((1..=2).contains(&syns), "{label}: {syns} SYNs (blocking: {blocking})");
             }
             decisive(what, if family == "v4" { v4 } else { v6 });
