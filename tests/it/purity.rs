@@ -45,13 +45,17 @@ fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every use of a forbidden item in `source`, outside comments: `line: item (why)`.
+/// Every use of a forbidden item in `source`, outside comments: `line: item (why)`. An item is
+/// one where a name starts (`pcap::Capture`), not the end of a longer one (`next_pcap::<16>`).
 fn violations(source: &str) -> Vec<String> {
     let mut found = Vec::new();
     for (number, line) in source.lines().enumerate() {
         let code = line.split("//").next().unwrap_or("");
         for (item, why) in FORBIDDEN {
-            if code.contains(item) {
+            let starts_a_name = |(at, _): (usize, &str)| {
+                !code[..at].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '_')
+            };
+            if code.match_indices(item).any(starts_a_name) {
                 found.push(format!("{}: {item} ({why})", number + 1));
             }
         }
@@ -83,4 +87,9 @@ fn test_pure_core_has_no_clock_threads_or_io() {
 fn test_purity_check_catches_a_clock_read() {
     let offending = "fn now() -> u64 {\n    std::time::Instant::now();\n    0\n}\n// Instant in a comment is fine\n";
     assert_eq!(violations(offending), ["2: Instant (no clock reads: events carry their time)"]);
+    // A name that only ends like a forbidden one is not it; the forbidden one beside it still is.
+    let turbofish =
+        "let r = self.next_pcap::<16>(w);\nlet c = pcap::Capture::dead(l);\nx.next_pcap::<16>(); pcap::x();\n";
+    let libpcap = "pcap:: (libpcap belongs in the capture shell)";
+    assert_eq!(violations(turbofish), [format!("2: {libpcap}"), format!("3: {libpcap}")]);
 }
