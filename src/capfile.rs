@@ -95,14 +95,11 @@ const COMPRESSED: [(&[u8], &str, &str); 5] = [
 ];
 
 /// Magic numbers of other capture formats that carry TCP/IP (as Wireshark's wiretap reads them).
-const OTHER_CAPTURES: [(&[u8], &str); 5] = [
+const OTHER_CAPTURES: [(&[u8], &str); 3] = [
     // RFC 1761, "Snoop Version 2 Packet Capture File Format".
     (b"snoop\0\0\0", "a snoop capture (Solaris, RFC 1761)"),
     (b"GMBU", "a Microsoft Network Monitor 2 capture"),
     (b"RTSS", "a Microsoft Network Monitor 1 capture"),
-    // libpcap's KUZNETZOV_TCPDUMP_MAGIC: records with 8 bytes more header than pcap's.
-    (&[0xa1, 0xb2, 0xcd, 0x34], "a \"modified\" pcap (Kuznetzov's patched tcpdump)"),
-    (&[0x34, 0xcd, 0xb2, 0xa1], "a \"modified\" pcap (Kuznetzov's patched tcpdump)"),
 ];
 
 /// Longest first line [`Lookalike::Text`] keeps, in characters.
@@ -191,14 +188,32 @@ enum Format {
         nanos: bool,
         link_type: LinkType,
         snaplen: u32,
-        /// Files older than format 2.3 may have the captured and wire lengths swapped.
-        lens_maybe_swapped: bool,
+        /// What makes its records read other than the common way, if anything.
+        unusual: Option<Unusual>,
     },
     PcapNg {
         endian: Endian,
         interfaces: Vec<Interface>,
     },
 }
+
+/// What makes a pcap file's records read other than the common way, out of line (see
+/// [`CaptureStream::next_unusual_pcap`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unusual {
+    /// A file older than format 2.3, whose captured and wire lengths may be swapped.
+    LensMaybeSwapped,
+    /// libpcap's "modified" pcap (`KUZNETZOV_TCPDUMP_MAGIC`, sf-pcap.c): microsecond records whose
+    /// headers hold 8 bytes more than pcap's (`struct pcap_sf_patched_pkthdr`: interface index,
+    /// protocol, packet type), which a replay does not need.
+    Modified,
+}
+
+/// Bytes of a pcap record's header.
+const PCAP_RECORD_HEADER: usize = 16;
+
+/// Bytes of a modified pcap record's header (`struct pcap_sf_patched_pkthdr`, padded).
+const MODIFIED_RECORD_HEADER: usize = 24;
 
 fn take<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
     bytes.get(at..at.checked_add(N)?)?.try_into().ok()
@@ -247,7 +262,7 @@ impl CaptureStream {
         }
         let first = || bytes[..bytes.len().min(FIRST_BYTES_KEPT)].to_vec();
         let magic = take::<4>(bytes, 0).ok_or_else(|| FileError::NotACapture(first()))?;
-        let pcap = |endian, nanos| -> Result<(CaptureStream, usize), FileError> {
+        let pcap = |endian, nanos, modified| -> Result<(CaptureStream, usize), FileError> {
             let header = take::<24>(bytes, 0).ok_or(FileError::Truncated {
                 offset: 0,
                 what: "the pcap file header",
@@ -258,20 +273,21 @@ impl CaptureStream {
             let version = (Endian::u16(endian, [header[4], header[5]]), Endian::u16(endian, [header[6], header[7]]));
             // The link type is the low 28 bits (the top bits hold the FCS length, RFC draft pcap 4.1).
             let link = Endian::u32(endian, [header[20], header[21], header[22], header[23]]) & 0x0fff_ffff;
-            let format = Format::Pcap {
-                endian,
-                nanos,
-                link_type: LinkType(link),
-                snaplen,
-                lens_maybe_swapped: version < (2, 3),
+            let unusual = match (modified, version < (2, 3)) {
+                (true, _) => Some(Unusual::Modified),
+                (false, true) => Some(Unusual::LensMaybeSwapped),
+                (false, false) => None,
             };
+            let format = Format::Pcap { endian, nanos, link_type: LinkType(link), snaplen, unusual };
             Ok((CaptureStream { format, position: 24, done: false }, 24))
         };
         match magic {
-            [0xd4, 0xc3, 0xb2, 0xa1] => pcap(Endian::Little, false),
-            [0xa1, 0xb2, 0xc3, 0xd4] => pcap(Endian::Big, false),
-            [0x4d, 0x3c, 0xb2, 0xa1] => pcap(Endian::Little, true),
-            [0xa1, 0xb2, 0x3c, 0x4d] => pcap(Endian::Big, true),
+            [0xd4, 0xc3, 0xb2, 0xa1] => pcap(Endian::Little, false, false),
+            [0xa1, 0xb2, 0xc3, 0xd4] => pcap(Endian::Big, false, false),
+            [0x4d, 0x3c, 0xb2, 0xa1] => pcap(Endian::Little, true, false),
+            [0xa1, 0xb2, 0x3c, 0x4d] => pcap(Endian::Big, true, false),
+            [0x34, 0xcd, 0xb2, 0xa1] => pcap(Endian::Little, false, true),
+            [0xa1, 0xb2, 0xcd, 0x34] => pcap(Endian::Big, false, true),
             [0x0a, 0x0d, 0x0d, 0x0a] => Ok((
                 CaptureStream {
                     format: Format::PcapNg { endian: Endian::Little, interfaces: Vec::new() },
@@ -311,9 +327,10 @@ impl CaptureStream {
         }
         let start = self.position;
         let step = match &self.format {
-            Format::Pcap { endian, nanos, link_type, snaplen, lens_maybe_swapped } => {
-                self.next_pcap(window, *endian, *nanos, *link_type, *snaplen, *lens_maybe_swapped)
-            }
+            Format::Pcap { endian, nanos, link_type, snaplen, unusual } => match unusual {
+                None => self.next_pcap::<PCAP_RECORD_HEADER, false>(window, *endian, *nanos, *link_type, *snaplen),
+                Some(unusual) => self.next_unusual_pcap(window, *unusual, *endian, *nanos, *link_type, *snaplen),
+            },
             Format::PcapNg { endian, interfaces } => {
                 let packet = match endian {
                     Endian::Little => next_enhanced_packet::<false>(interfaces, window),
@@ -358,38 +375,63 @@ impl CaptureStream {
         }
     }
 
-    /// A record from the front of `w`, `None` at the end, or why not.
+    /// A record from the front of `w` (its header `HEADER` bytes; its lengths perhaps swapped if
+    /// `MAYBE_SWAPPED`), `None` at the end, or why not.
     #[allow(clippy::type_complexity)]
     #[inline]
-    fn next_pcap<'a>(
+    fn next_pcap<'a, const HEADER: usize, const MAYBE_SWAPPED: bool>(
         &self,
         w: &'a [u8],
         endian: Endian,
         nanos: bool,
         link_type: LinkType,
         snaplen: u32,
-        lens_maybe_swapped: bool,
     ) -> Result<Option<(Record<'a>, usize)>, Result<Short, FileError>> {
         if w.is_empty() {
             return Ok(None);
         }
-        let h = take::<16>(w, 0).ok_or(Ok(Short { what: "a record header", needed: 16 }))?;
+        let h = take::<16>(w, 0).ok_or(Ok(Short { what: "a record header", needed: HEADER }))?;
         let secs = endian.u32([h[0], h[1], h[2], h[3]]);
         let frac = endian.u32([h[4], h[5], h[6], h[7]]);
         let mut caplen = endian.u32([h[8], h[9], h[10], h[11]]);
         let mut wire_len = endian.u32([h[12], h[13], h[14], h[15]]);
         // Writers of format 2.2 and older sometimes stored the two lengths the other way round;
         // libpcap (sf-pcap.c, `MAYBE_SWAPPED`) swaps them back when the captured length is the larger.
-        if lens_maybe_swapped && caplen > wire_len {
+        if MAYBE_SWAPPED && caplen > wire_len {
             std::mem::swap(&mut caplen, &mut wire_len);
         }
         if caplen > MAX_RECORD.max(snaplen) {
             return Err(Err(self.too_long(caplen, snaplen)));
         }
-        let used = 16 + caplen as usize;
-        let data = w.get(16..used).ok_or(Ok(Short { what: "a record", needed: used }))?;
+        let used = HEADER + caplen as usize;
+        let data = w.get(HEADER..used).ok_or(Ok(Short { what: "a record", needed: used }))?;
         let nanos_part = if nanos { frac } else { frac.saturating_mul(1000) };
         Ok(Some((Record { ts: Timestamp::from_parts(i64::from(secs), nanos_part), link_type, data, wire_len }, used)))
+    }
+
+    /// A record of an [`Unusual`] pcap file: out of line, so that the common way, inlined into a
+    /// replay's record loop, is all it holds.
+    #[allow(clippy::type_complexity)]
+    #[inline(never)]
+    fn next_unusual_pcap<'a>(
+        &self,
+        w: &'a [u8],
+        unusual: Unusual,
+        endian: Endian,
+        nanos: bool,
+        link_type: LinkType,
+        snaplen: u32,
+    ) -> Result<Option<(Record<'a>, usize)>, Result<Short, FileError>> {
+        match unusual {
+            Unusual::LensMaybeSwapped => {
+                self.next_pcap::<PCAP_RECORD_HEADER, true>(w, endian, nanos, link_type, snaplen)
+            }
+            // (A header cut short is said to be one, as pcap's is.)
+            Unusual::Modified if !w.is_empty() && w.len() < MODIFIED_RECORD_HEADER => {
+                Err(Ok(Short { what: "a record header", needed: MODIFIED_RECORD_HEADER }))
+            }
+            Unusual::Modified => self.next_pcap::<MODIFIED_RECORD_HEADER, false>(w, endian, nanos, link_type, snaplen),
+        }
     }
 
     /// A record longer than any snapshot: kept out of line, off the path of every good record.
@@ -668,6 +710,59 @@ mod tests {
         }
     }
 
+    /// A "modified" pcap (libpcap's `KUZNETZOV_TCPDUMP_MAGIC`) of `records`, each (seconds,
+    /// microseconds, data), in either byte order; each record's header has its 8 more bytes
+    /// (interface index 2, protocol 0x0800, packet type 4: outgoing) after pcap's 16.
+    fn modified_pcap(big: bool, records: &[(u32, u32, &[u8])]) -> Vec<u8> {
+        let u32_of = |v: u32| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u16_of = |v: u16| if big { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut f = u32_of(0xa1b2_cd34).to_vec();
+        f.extend(u16_of(2));
+        f.extend(u16_of(4));
+        f.extend([0; 8]);
+        f.extend(u32_of(65535));
+        f.extend(u32_of(1));
+        for (secs, micros, data) in records {
+            for field in [*secs, *micros, data.len() as u32, data.len() as u32 + 10, 2] {
+                f.extend(u32_of(field));
+            }
+            f.extend(u16_of(0x0800));
+            f.extend([4, 0]);
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    #[test]
+    fn test_modified_pcap_reads_as_libpcap_reads_it() {
+        let records: [(u32, u32, &[u8]); 2] = [(100, 7, &[0xde, 0xad, 0xbe, 0xef]), (101, 999_999, &[1, 2, 3])];
+        for big in [false, true] {
+            let f = modified_pcap(big, &records);
+            let reader = CaptureReader::new(&f).unwrap();
+            assert_eq!(reader.link_type(), Some(LinkType::ETHERNET));
+            let read: Vec<_> = reader.map(Result::unwrap).collect();
+            assert_eq!(read.len(), 2, "big-endian: {big}");
+            for (record, (secs, micros, data)) in read.iter().zip(records) {
+                assert_eq!(record.ts, Timestamp::from_parts(i64::from(secs), micros * 1000));
+                assert_eq!((record.data, record.wire_len), (data, data.len() as u32 + 10));
+            }
+            // Cut inside the second record's 8 more header bytes: the first is kept, and the
+            // damage says a 24-byte header is cut.
+            let cut = 24 + 24 + 4 + 20;
+            let read: Vec<_> = CaptureReader::new(&f[..cut]).unwrap().collect();
+            assert_eq!(read.len(), 2);
+            assert_eq!(
+                read[1],
+                Err(FileError::Truncated { offset: 52, what: "a record header", needed: 24, available: 20 })
+            );
+            for len in 0..f.len() {
+                if let Ok(reader) = CaptureReader::new(&f[..len]) {
+                    for _ in reader {}
+                }
+            }
+        }
+    }
+
     #[test]
     fn test_pcap_2_2_swapped_lengths() {
         // Format 2.2 with captured length 60 and wire length 4 stored the other way round.
@@ -713,8 +808,6 @@ mod tests {
         assert!(other(b"snoop\0\0\0\0\0\0\x02\0\0\0\x04").contains("snoop"));
         assert!(other(b"GMBU\x00\x02").contains("Network Monitor 2"));
         assert!(other(b"RTSS\x01\x01").contains("Network Monitor 1"));
-        assert!(other(&[0x34, 0xcd, 0xb2, 0xa1, 2, 0, 4, 0]).contains("modified"));
-        assert!(other(&[0xa1, 0xb2, 0xcd, 0x34, 0, 2, 0, 4]).contains("modified"));
         // Text: tcpdump's printed listing, its first line shortened; a leading blank line skipped;
         // a character cut by the end of what was read does not make it binary.
         let listing = b"23:55:01.123456 IP 192.0.2.1.43512 > 203.0.113.5.443: Flags [S], seq 1\n";

@@ -52,6 +52,19 @@ fn two_link_types() -> Vec<u8> {
     f
 }
 
+/// The little-endian classic pcap `pcap` as a "modified" pcap: its magic 0xa1b2cd34, and 8 more
+/// bytes in each record's header (interface index, protocol, packet type, padding).
+fn modified(pcap: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x34, 0xcd, 0xb2, 0xa1];
+    f.extend_from_slice(&pcap[4..24]);
+    for record in crate::util::pcap_records(pcap) {
+        f.extend_from_slice(&record[..16]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0x08, 0x00, 4, 0]);
+        f.extend_from_slice(&record[16..]);
+    }
+    f
+}
+
 struct Case {
     name: &'static str,
     bytes: Vec<u8>,
@@ -193,6 +206,14 @@ fn cases() -> Vec<Case> {
             exit: 2,
             says: "its gzip compression breaks off before the capture begins",
             outcomes: &[],
+        },
+        Case {
+            // libpcap's KUZNETZOV_TCPDUMP_MAGIC, as `editcap -F modpcap` writes it: read, as libpcap reads it.
+            name: "modified pcap",
+            bytes: modified(&refused),
+            exit: 0,
+            says: "",
+            outcomes: &["refused"],
         },
         Case {
             name: "pcapng, two interfaces of different link types",
