@@ -146,6 +146,7 @@ pub fn trace_config(args: &TraceArgs) -> anyhow::Result<TraceConfig> {
         // One trace needs nothing once its capture is armed; `--count` and `--all-addresses`
         // arm a new capture for each attempt, so they keep the capabilities to capture only.
         drop_privileges: args.count <= 1 && !args.all_addresses,
+        show_waiting: std::io::stderr().is_terminal(),
     })
 }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -756,6 +756,32 @@ pub fn read_file(path: &Path) -> anyhow::Result<FileCapture> {
 
 /// How long a live capture's read blocks before it looks at the stop flag.
 const READ_TIMEOUT_MS: i32 = 20;
+
+/// What a live capture of one attempt has seen so far, for a display while `connect()` waits
+/// (the capture's filter keeps only that attempt's segments, ICMP errors, ARP and ND).
+#[derive(Debug, Default)]
+pub struct LiveTally {
+    /// SYNs without ACK: the attempt's SYN and its retransmits.
+    pub syns: AtomicU32,
+    /// What could answer them: SYN-ACKs, RSTs and ICMP errors.
+    pub answers: AtomicU32,
+}
+
+impl LiveTally {
+    fn count(&self, body: &decode::PacketBody) {
+        use decode::{PacketBody, TcpFlags};
+        let counter = match body {
+            PacketBody::Tcp(segment) if segment.flags.is_syn_only() => &self.syns,
+            PacketBody::Tcp(segment) if segment.flags.has(TcpFlags::RST) || segment.flags.has(TcpFlags::SYN) => {
+                &self.answers
+            }
+            PacketBody::IcmpError(_) => &self.answers,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Bytes kept of each captured packet (see `LiveCapture::open`).
 const SNAPLEN: i32 = 2048;
 /// The kernel ring a live capture reads from.
@@ -830,12 +856,12 @@ impl LiveCapture {
         Ok(LiveCapture { capture, link_type, savefile })
     }
 
-    /// Reads packets on a thread of its own until `stop` is set.
-    pub fn spawn(self, stop: Arc<AtomicBool>) -> JoinHandle<anyhow::Result<LiveResult>> {
-        std::thread::spawn(move || self.read_until(&stop))
+    /// Reads packets on a thread of its own until `stop` is set, counting in `tally` as it goes.
+    pub fn spawn(self, stop: Arc<AtomicBool>, tally: Arc<LiveTally>) -> JoinHandle<anyhow::Result<LiveResult>> {
+        std::thread::spawn(move || self.read_until(&stop, &tally))
     }
 
-    fn read_until(mut self, stop: &AtomicBool) -> anyhow::Result<LiveResult> {
+    fn read_until(mut self, stop: &AtomicBool, tally: &LiveTally) -> anyhow::Result<LiveResult> {
         let mut result = LiveResult::default();
         loop {
             match self.capture.next_packet() {
@@ -851,9 +877,12 @@ impl LiveCapture {
                     );
                     match decode::decode(self.link_type, packet.data) {
                         Ok(p) if matches!(p.body, decode::PacketBody::Other(_)) => {}
-                        Ok(p) => result
-                            .events
-                            .push(Event { ts, kind: EventKind::Packet { frame: result.packets, packet: p } }),
+                        Ok(p) => {
+                            tally.count(&p.body);
+                            result
+                                .events
+                                .push(Event { ts, kind: EventKind::Packet { frame: result.packets, packet: p } });
+                        }
                         Err(_) => result.undecodable += 1,
                     }
                 }

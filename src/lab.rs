@@ -1068,6 +1068,7 @@ fn run_scenario(scenario: &'static Scenario, family: Family, config: &LabConfig)
         linger: Duration::from_millis(1500),
         // The lab builds the next scenario's namespaces after this one: it keeps its root.
         drop_privileges: false,
+        show_waiting: std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
     let report = in_netns(&lab.ns("client"), move || trace::run(&trace_config))?;
     Ok(LabRun { scenario, family, report, written })

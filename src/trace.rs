@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::capture::{LiveCapture, LiveResult};
+use crate::capture::{LiveCapture, LiveResult, LiveTally};
 use crate::connect::{self, ConnectPlan, Mode};
 use crate::correlate::{correlate, syscall_verdict, SyscallVerdict};
 use crate::event::{Event, EventKind};
@@ -53,6 +53,74 @@ pub struct TraceConfig {
     pub linger: Duration,
     /// Give up every privilege once the capture is armed (see [`crate::privilege`]).
     pub drop_privileges: bool,
+    /// While `connect()` waits, say on stderr for how long, what the capture has seen and when
+    /// it will end (for a terminal: the timeline comes only once the attempt is decided).
+    pub show_waiting: bool,
+}
+
+/// How long a `connect()` waits before [`Waiting`] says so: most attempts are decided sooner.
+const WAITING_SHOWN_AFTER: Duration = Duration::from_millis(700);
+
+/// A line on stderr while `connect()` waits (see [`TraceConfig::show_waiting`]): how long so far,
+/// the SYNs and answers the capture has seen, and when the kernel (or the application's timeout)
+/// ends the attempt.
+struct Waiting<'a> {
+    bar: Option<indicatif::ProgressBar>,
+    /// Whether the bar is drawn yet (it is from [`WAITING_SHOWN_AFTER`] on).
+    drawn: std::cell::Cell<bool>,
+    started: std::time::Instant,
+    tally: Option<&'a LiveTally>,
+    /// When the attempt ends at the latest, in words.
+    ends: String,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(config: &TraceConfig, timing: &SynTiming, tally: Option<&'a LiveTally>) -> Waiting<'a> {
+        let deadline = timing.schedule().deadline;
+        let ends = match config.timeout {
+            Some(timeout) if timeout.as_nanos() < u128::from(deadline.0.unsigned_abs()) => {
+                format!("--timeout at {:.1} s", timeout.as_secs_f64())
+            }
+            _ => format!("ETIMEDOUT at {deadline}"),
+        };
+        let bar = config.show_waiting.then(|| {
+            let bar = indicatif::ProgressBar::hidden();
+            let style = indicatif::ProgressStyle::with_template("{spinner} {wide_msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar
+        });
+        Waiting { bar, drawn: std::cell::Cell::new(false), started: std::time::Instant::now(), tally, ends }
+    }
+
+    fn update(&self) {
+        let Some(bar) = &self.bar else { return };
+        let waited = self.started.elapsed();
+        if waited < WAITING_SHOWN_AFTER {
+            return;
+        }
+        if !self.drawn.replace(true) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.enable_steady_tick(Duration::from_millis(100));
+        }
+        let seen = match self.tally {
+            Some(tally) => {
+                let syns = tally.syns.load(Ordering::Relaxed);
+                match tally.answers.load(Ordering::Relaxed) {
+                    0 => format!(": {syns} SYN(s), no answer yet"),
+                    answers => format!(": {syns} SYN(s), {answers} answer(s) that did not end it"),
+                }
+            }
+            None => String::new(),
+        };
+        bar.set_message(format!("waiting {:.1} s for connect(){seen}; {}", waited.as_secs_f64(), self.ends));
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// What the trace header shows: the target, the route and the deadline.
@@ -179,7 +247,8 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
 
     // The capture is active: only now may the SYN leave.
     let stop = Arc::new(AtomicBool::new(false));
-    let reader = capture.map(|c| c.spawn(Arc::clone(&stop)));
+    let tally = Arc::new(LiveTally::default());
+    let reader = capture.map(|c| c.spawn(Arc::clone(&stop), Arc::clone(&tally)));
     let log = connect::EventLog::default();
     let thread_log = Arc::clone(&log);
     let connect_thread = std::thread::Builder::new()
@@ -187,9 +256,12 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         .spawn(move || (privilege::Held::now(), connect::run(socket, &plan, thread_log)))?;
     // Ctrl-C or SIGTERM while connect() blocks: stop waiting for it (the process exits with the
     // thread still in the call) and show what happened so far.
+    let waiting = Waiting::new(config, &timing, config.capture.then_some(&*tally));
     while !connect_thread.is_finished() && !crate::interrupt::requested() {
         std::thread::sleep(Duration::from_millis(10));
+        waiting.update();
     }
+    waiting.clear();
     // An attempt that is deciding anyway (refused, unreachable) gets a moment to finish.
     for _ in 0..10 {
         if connect_thread.is_finished() {

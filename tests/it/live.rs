@@ -320,6 +320,13 @@ impl LoopbackNs {
         self.run(env!("CARGO_BIN_EXE_synscope"), args)
     }
 
+    /// Drops every TCP segment to port 9 on the way in: a `connect()` there waits for an answer
+    /// that never comes.
+    fn drop_syns_to_port_9(&self) {
+        let drop = self.run("iptables", &["-w", "5", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"]);
+        assert!(drop.status.success(), "iptables: {}", String::from_utf8_lossy(&drop.stderr));
+    }
+
     /// Runs synscope as `nobody`, without any privilege.
     fn synscope_as_nobody(&self, args: &[&str]) -> std::process::Output {
         let mut full = vec!["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_synscope")];
@@ -807,8 +814,7 @@ fn test_trace_interrupted_while_connect_blocks() {
         return;
     }
     let ns = LoopbackNs::new();
-    let drop_syns = ns.run("iptables", &["-w", "5", "-A", "INPUT", "-p", "tcp", "--dport", "9", "-j", "DROP"]);
-    assert!(drop_syns.status.success(), "iptables: {}", String::from_utf8_lossy(&drop_syns.stderr));
+    ns.drop_syns_to_port_9();
     let dir = tempfile::tempdir().expect("tempdir");
     for signal in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
         let file = dir.path().join(format!("{signal}.pcap"));
@@ -837,6 +843,43 @@ fn test_trace_interrupted_while_connect_blocks() {
         assert_eq!(replayed.len(), 1, "{signal}: the --write file is complete and valid");
         assert!(replayed[0].syn_count >= 2, "{signal}: {}", replayed[0].syn_count);
     }
+}
+
+/// While connect() waits, a terminal is told how long it has waited, the SYNs seen and when it
+/// ends, on a line erased before the timeline; a pipe is told nothing.
+#[test]
+fn test_trace_says_how_long_connect_has_waited_on_a_terminal_only() {
+    if !lab_ready() {
+        return;
+    }
+    let ns = LoopbackNs::new();
+    ns.drop_syns_to_port_9();
+    // One retransmit: SYNs at 0 and 1 s, ETIMEDOUT at 3 s.
+    let args = ["trace", "--syn-retries", "1", "--color", "never", "127.0.0.1", "9"];
+    // A terminal (script(1) gives it a pty): a line says how long connect() has waited, the SYNs
+    // seen, and when it will end, until the timeline replaces it.
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(!util::in_ci(), "script(1) is missing (the test script installs it)");
+        eprintln!("skipped: script(1) is missing");
+        return;
+    }
+    let command = format!("{} {}", env!("CARGO_BIN_EXE_synscope"), args.join(" "));
+    let tty = ns.run("script", &["-qec", &command, "/dev/null"]);
+    let shown = String::from_utf8_lossy(&tty.stdout).replace("\r\n", "\n");
+    assert_eq!(tty.status.code(), Some(1), "{shown}");
+    for said in ["waiting 0.", "waiting 2.", "for connect(): 2 SYN(s), no answer yet; ETIMEDOUT at 3.00 s"] {
+        assert!(shown.contains(said), "{said:?} in {shown:?}");
+    }
+    // Its last draw is erased (ESC [2K) before anything else goes on a line of its own.
+    let last_draw = &shown[shown.rfind("waiting").expect("drawn")..];
+    let its_line = last_draw.split('\n').next().unwrap_or_default();
+    assert!(its_line.contains("\x1b[2K"), "the waiting line is left behind: {its_line:?}");
+    let verdict = shown.lines().find(|line| line.contains("⇒ timed_out")).expect("a verdict");
+    assert!(!verdict.contains("waiting"), "{verdict:?}");
+    // Not a terminal: nothing of it.
+    let piped = ns.synscope(&args);
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
 }
 
 /// Sends UDP datagrams from the client namespace to a closed port of the server at `rate` per
