@@ -39,7 +39,7 @@ pub fn probe(server: SocketAddr, source: Option<IpAddr>) -> anyhow::Result<PathR
             break;
         }
     }
-    let verdict = crate::timeline::path_verdict(&hops, server.ip());
+    let verdict = crate::timeline::path_verdict(&hops, routing_loop.as_ref(), server.ip());
     Ok(PathReport { hops, routing_loop, verdict })
 }
 

@@ -338,9 +338,10 @@ pub fn routing_loop(hops: &[PathHop]) -> Option<RoutingLoop> {
     })
 }
 
-/// Says where a path's probes stop being answered.
-pub fn path_verdict(hops: &[PathHop], server: IpAddr) -> String {
-    if let Some(circle) = routing_loop(hops) {
+/// Says where a path's probes stop being answered, or which routers they go round
+/// (`routing_loop`, as [`routing_loop`] found it in `hops`).
+pub fn path_verdict(hops: &[PathHop], routing_loop: Option<&RoutingLoop>, server: IpAddr) -> String {
+    if let Some(circle) = routing_loop {
         let mut round = String::new();
         for router in circle.routers.iter().chain(&circle.routers[..1]) {
             let _ = write!(round, "{router} → "); // (writing to a String cannot fail)
@@ -801,6 +802,12 @@ mod tests {
             .collect()
     }
 
+    /// The verdict on hops that answered as `answers` say (see [`hops`]), their loop found first.
+    fn verdict_on(answers: &[&str], server: IpAddr) -> String {
+        let hops = hops(answers);
+        path_verdict(&hops, routing_loop(&hops).as_ref(), server)
+    }
+
     fn circle(answers: &[&str]) -> Option<(u8, Vec<String>)> {
         routing_loop(&hops(answers)).map(|l| (l.first_hop, l.routers.iter().map(IpAddr::to_string).collect()))
     }
@@ -833,26 +840,25 @@ mod tests {
     #[test]
     fn test_path_verdict_names_the_loop_or_the_last_router() {
         let server: IpAddr = "203.0.113.10".parse().expect("test address");
-        let looping = path_verdict(&hops(&["192.0.2.1", "198.51.100.10", "192.0.2.1", "198.51.100.10"]), server);
+        let looping = verdict_on(&["192.0.2.1", "198.51.100.10", "192.0.2.1", "198.51.100.10"], server);
         assert_eq!(
             looping,
             "A routing loop: from hop 1, the SYN goes round 192.0.2.1 → 198.51.100.10 → 192.0.2.1 → ... until its TTL runs out. Each of these routers routes 203.0.113.10 to the next."
         );
         let server6: IpAddr = "2001:db8:3::10".parse().expect("test address");
-        let looping6 =
-            path_verdict(&hops(&["2001:db8:1::1", "2001:db8:2::10", "2001:db8:1::1", "2001:db8:2::10"]), server6);
+        let looping6 = verdict_on(&["2001:db8:1::1", "2001:db8:2::10", "2001:db8:1::1", "2001:db8:2::10"], server6);
         assert!(
             looping6.contains("... until its hop limit runs out. Each of these routers routes 2001:db8:3::10"),
             "{looping6}"
         );
-        let dropped = path_verdict(&hops(&["192.0.2.1", "*", "*", "*"]), server);
+        let dropped = verdict_on(&["192.0.2.1", "*", "*", "*"], server);
         assert!(dropped.starts_with("The SYN is last seen at hop 1: 192.0.2.1 answered there"), "{dropped}");
         // Probing stopped with every hop answering (a path longer than the probes go): no drop.
         let long: Vec<String> = (1..=30).map(|i| format!("198.51.100.{i}")).collect();
         let long: Vec<&str> = long.iter().map(String::as_str).collect();
-        let still = path_verdict(&hops(&long), server);
+        let still = verdict_on(&long, server);
         assert!(still.starts_with("The SYN is still on its way at hop 30, where 198.51.100.30 answered"), "{still}");
-        assert_eq!(path_verdict(&hops(&["192.0.2.1", "S"]), server), "The SYN reaches 203.0.113.10 in 2 hop(s).");
+        assert_eq!(verdict_on(&["192.0.2.1", "S"], server), "The SYN reaches 203.0.113.10 in 2 hop(s).");
     }
 
     #[test]
