@@ -398,8 +398,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     let damaged = (!damages.is_empty()).then(|| damages.join("; "));
     let mut summary = summary.finish(packets, undecodable, damaged, first, last);
     summary.finished_early = finished_early;
-    let filtered = args.server.is_some() || args.client.is_some() || args.failed;
-    summary.attempts_found = filtered.then_some(attempts_found);
+    summary.attempts_found = sink.chooses().then_some(attempts_found);
     summary.icmp_quotes_cut = icmp_quotes_cut;
     if several {
         summary.files = files_read;
@@ -452,6 +451,13 @@ fn in_time_order(files: &[PathBuf]) -> Vec<(&Path, Option<Timestamp>)> {
 struct ReplaySink<'a> {
     args: &'a ReplayArgs,
     style: text::Style,
+}
+
+impl ReplaySink<'_> {
+    /// Whether [`replay::Sink::wants`] may leave attempts out (`--server`, `--client`, `--failed`).
+    fn chooses(&self) -> bool {
+        self.args.server.is_some() || self.args.client.is_some() || self.args.failed
+    }
 }
 
 impl replay::Sink for ReplaySink<'_> {
