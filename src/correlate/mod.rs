@@ -1596,8 +1596,38 @@ impl AttemptState {
                 .last()
                 .map(|n| n.target)
         });
+        // A resolution answered before the one the first SYN could have waited for began belongs
+        // to an earlier connection: once answered, the entry stays usable for seconds to minutes
+        // (REACHABLE for base_reachable_time, then STALE, which still sends), so a later
+        // resolution of the same address starts afresh. Each next hop the attempt may show keeps
+        // only what came after its last earlier answer.
+        let earlier_answer = |target: IpAddr| -> Option<Timestamp> {
+            let syn = first_syn?;
+            let before = || neighbors.range(start..).take_while(|n| n.ts <= syn).filter(|n| n.target == target);
+            let is_answer = |n: &&NeighborObservation| matches!(n.what, What::ArpReply | What::Na);
+            if waited_for != Some(target) {
+                // The SYN did not wait for it: whatever was answered before the SYN was resolved
+                // already.
+                return before().filter(is_answer).last().map(|n| n.ts);
+            }
+            // The SYN waited for it: the resolution that released it began with the requests after
+            // the answer before them (one request may draw several answers).
+            let released_by = before().filter(is_answer).last()?.ts;
+            let asked = before()
+                .filter(|n| matches!(n.what, What::ArpRequest | What::Ns) && n.asker == Some(client))
+                .filter(|n| n.ts <= released_by)
+                .last()
+                .map_or(released_by, |n| n.ts);
+            before().filter(is_answer).filter(|n| n.ts < asked).last().map(|n| n.ts)
+        };
+        let server_answered = earlier_answer(server);
+        let next_hop_answered = waited_for.filter(|&hop| hop != server).and_then(earlier_answer);
         let mut resolved = std::mem::take(&mut self.resolving);
         for n in neighbors.range(start..).take_while(|n| n.ts <= last) {
+            let earlier = if n.target == server { server_answered } else { next_hop_answered };
+            if earlier.is_some_and(|answered| n.ts <= answered) {
+                continue;
+            }
             let asked_by_client = n.asker == Some(client);
             let for_server = n.target == server;
             // (`waited_for` is only ever found before a first SYN.)

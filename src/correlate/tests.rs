@@ -597,6 +597,50 @@ fn test_the_next_hop_the_first_syn_waited_for_is_on_the_timeline() {
     assert_eq!(before, [(What::Syn, Some(3)), (What::Rst, Some(4))]);
 }
 
+/// A next hop answered before the resolution the first SYN waited for began was resolved for an
+/// earlier connection (the entry then stays usable for seconds): only the last resolution, with
+/// every request it took, is on the timeline, and the attempt starts with it. The same holds for an
+/// on-link server, whether the SYN waited for it or found it resolved.
+#[test]
+fn test_an_earlier_resolution_of_the_next_hop_is_not_the_attempts() {
+    let gateway: Ipv4Addr = ROUTER.parse().expect("router");
+    let IpAddr::V4(server) = addr(SERVER).ip() else { unreachable!("the test server is IPv4") };
+    let frames = |events: Vec<Event>| -> (Timestamp, Vec<u64>) {
+        let attempt = only(events);
+        (attempt.start, attempt.events.iter().filter_map(|e| e.frame).collect())
+    };
+    let refused = |ms: i64, frame: u64| from_server(ms, frame, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1);
+    let (start, shown) = frames(vec![
+        arp_request(0, 1, gateway),
+        arp_reply(1, 2, gateway),
+        arp_request(1500, 3, gateway),
+        arp_request(2500, 4, gateway),
+        arp_reply(2501, 5, gateway),
+        arp_reply(2502, 6, gateway),
+        syn(2503, 7),
+        refused(2504, 8),
+    ]);
+    assert_eq!((start, shown), (at_ms(1500), vec![3, 4, 5, 6, 7, 8]), "the gateway, asked twice, answered twice");
+    let (start, shown) = frames(vec![
+        arp_request(0, 1, server),
+        arp_reply(1, 2, server),
+        arp_request(2000, 3, server),
+        arp_reply(2001, 4, server),
+        syn(2001, 5),
+        refused(2002, 6),
+    ]);
+    assert_eq!((start, shown), (at_ms(2000), vec![3, 4, 5, 6]), "an on-link server the SYN waited for");
+    let (start, shown) = frames(vec![
+        arp_request(0, 1, server),
+        arp_reply(1, 2, server),
+        arp_request(1000, 3, server),
+        syn(2000, 4),
+        arp_request(2500, 5, server),
+        refused(2600, 6),
+    ]);
+    assert_eq!((start, shown), (at_ms(1000), vec![3, 4, 5, 6]), "an on-link server resolved already, probed");
+}
+
 #[test]
 fn test_events_in_any_order_give_the_same_attempts() {
     let ordered = vec![

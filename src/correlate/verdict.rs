@@ -37,7 +37,7 @@ pub(super) enum Cut {
 /// given: a replay words millions of attempts, and its strings keep their buffers.
 pub(super) fn finish(a: &mut AttemptState, timing: &SynTiming, horizon: Horizon, previous: Option<Attempt>) -> Attempt {
     let capture_end = horizon.at;
-    a.entries.sort_by_key(|e| e.ts);
+    a.entries.sort_by_key(|e| (e.ts, e.frame));
     let fitted = annotate_retransmits(a, timing);
     let start = a.entries.first().map_or(capture_end, |e| e.ts);
     let first_syn = a.syn_times.first().copied();
