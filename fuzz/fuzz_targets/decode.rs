@@ -13,7 +13,7 @@ use synscope::flow::End;
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, frame)) = data.split_first() else { return };
     // Every link type the decoder knows, and one it does not (147, LINKTYPE_USER0).
-    let link = LinkType::DECODED.get(usize::from(pick) % 14).copied().unwrap_or(LinkType(147));
+    let link = LinkType::DECODED.get(usize::from(pick) % (LinkType::DECODED.len() + 1)).copied().unwrap_or(LinkType(147));
     let decoded = decode::decode(link, frame);
     let beyond = decode::look_beyond_tcp(link, frame);
     if beyond == decode::Beyond::Udp {

@@ -228,6 +228,80 @@ fn test_fixtures_read_alike_through_tunnels() {
     assert!(read >= 10, "the Ethernet fixtures ({read})");
 }
 
+/// A link layer's header put in front of an IP packet, given the packet's PPP protocol number.
+type Framing = fn(u16, &[u8]) -> Vec<u8>;
+
+/// RFC 2516's PPPoE session header (session 1) and PPP's protocol field in front of `packet`.
+fn in_pppoe(ppp_protocol: u16, packet: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(2 + packet.len()).expect("short").to_be_bytes();
+    [&[0x11, 0x00, 0x00, 0x01, len[0], len[1]][..], &ppp_protocol.to_be_bytes(), packet].concat()
+}
+
+/// RFC 1662's address and control bytes and PPP's protocol field in front of `packet`.
+fn in_ppp(ppp_protocol: u16, packet: &[u8]) -> Vec<u8> {
+    [&[0xff, 0x03][..], &ppp_protocol.to_be_bytes(), packet].concat()
+}
+
+/// Cisco HDLC's address and control bytes and the EtherType of PPP's protocol in front of `packet`.
+fn in_cisco_hdlc(ppp_protocol: u16, packet: &[u8]) -> Vec<u8> {
+    let ethertype: u16 = if ppp_protocol == 0x0021 { 0x0800 } else { 0x86dd };
+    [&[0x0f, 0x00][..], &ethertype.to_be_bytes(), packet].concat()
+}
+
+#[test]
+fn test_fixtures_read_alike_over_ppp_and_cisco_hdlc() {
+    // Each Ethernet fixture's IP packets as a DSL line carries them (PPPoE, RFC 2516), and as the
+    // link types of PPP and of a router's serial line record them: the same attempts, byte for
+    // byte. (These links have no ARP: the fixture is compared without its ARP records there.)
+    let ip_of = |frame: &[u8]| -> Option<(u16, Vec<u8>)> {
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        let ppp_protocol = match ethertype {
+            0x0800 => 0x0021,
+            0x86dd => 0x0057,
+            _ => return None,
+        };
+        Some((ppp_protocol, frame[14..].to_vec()))
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut read = 0;
+    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
+        let original = util::root().join("fixtures").join(&fixture.file);
+        let pcap = std::fs::read(&original).expect("read fixture");
+        if pcap[20..24] != 1u32.to_le_bytes() {
+            continue;
+        }
+        let attempts = |name: &str, pcap: Vec<u8>| -> Vec<String> {
+            let path = dir.path().join(format!("{name}-{}", fixture.file));
+            std::fs::write(&path, pcap).expect("write");
+            let json = synscope(&["replay", "--format", "json", path.to_str().expect("a UTF-8 path")]);
+            assert!(json.status.success(), "{name} {}: {}", fixture.file, String::from_utf8_lossy(&json.stderr));
+            let json = String::from_utf8_lossy(&json.stdout).into_owned();
+            json.lines().filter(|line| line.starts_with(r#"{"kind":"attempt""#)).map(str::to_owned).collect()
+        };
+        let pppoe_in_ethernet = util::rewrapped(&pcap, |frame| match ip_of(frame) {
+            Some((protocol, packet)) => [&frame[..12], &[0x88, 0x64], &in_pppoe(protocol, &packet)].concat(),
+            None => frame.to_vec(),
+        });
+        let plain = attempts("plain", pcap.clone());
+        assert!(!plain.is_empty(), "{}", fixture.file);
+        assert_eq!(attempts("pppoe", pppoe_in_ethernet), plain, "{} in PPPoE", fixture.file);
+        let without_arp = attempts("ip-only", util::relinked(&pcap, 1, |frame| ip_of(frame).map(|_| frame.to_vec())));
+        // LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_PPP_ETHER, LINKTYPE_C_HDLC.
+        let over: [(u32, Framing); 4] = [(9, in_ppp), (50, in_ppp), (51, in_pppoe), (104, in_cisco_hdlc)];
+        for (link_type, frame) in over {
+            let relinked = util::relinked(&pcap, link_type, |data| ip_of(data).map(|(p, packet)| frame(p, &packet)));
+            assert_eq!(
+                attempts(&format!("link{link_type}"), relinked),
+                without_arp,
+                "{} as link type {link_type}",
+                fixture.file
+            );
+        }
+        read += 1;
+    }
+    assert!(read >= 10, "the Ethernet fixtures ({read})");
+}
+
 #[test]
 fn test_fixtures_golden_output() {
     let mut settings = insta::Settings::clone_current();

@@ -72,16 +72,24 @@ pub fn doubled(pcap: &[u8]) -> Vec<u8> {
 /// A little-endian classic pcap with each record's data passed through `wrap` (encapsulated in a
 /// tunnel, say), its captured and original lengths grown by as much.
 pub fn rewrapped(pcap: &[u8], wrap: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
-    let mut out = pcap[..24].to_vec();
+    let link_type = u32::from_le_bytes(pcap[20..24].try_into().expect("4 bytes"));
+    relinked(pcap, link_type, |data| Some(wrap(data)))
+}
+
+/// A little-endian classic pcap of `link_type` made from another: each record's data passed through
+/// `relink` (its link-layer header replaced, say), its captured and original lengths changed by
+/// as much, and left out where `relink` gives `None`.
+pub fn relinked(pcap: &[u8], link_type: u32, relink: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    let mut out = pcap[..20].to_vec();
+    out.extend_from_slice(&link_type.to_le_bytes());
     for record in pcap_records(pcap) {
         let (header, data) = record.split_at(16);
-        let wrapped = wrap(data);
-        let grown = u32::try_from(wrapped.len() - data.len()).expect("a short tunnel header");
-        let original = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) + grown;
+        let Some(relinked) = relink(data) else { continue };
+        let original = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) as usize + relinked.len();
         out.extend_from_slice(&header[..8]);
-        out.extend_from_slice(&u32::try_from(wrapped.len()).expect("a record length").to_le_bytes());
-        out.extend_from_slice(&original.to_le_bytes());
-        out.extend_from_slice(&wrapped);
+        out.extend_from_slice(&u32::try_from(relinked.len()).expect("a record length").to_le_bytes());
+        out.extend_from_slice(&u32::try_from(original - data.len()).expect("a record length").to_le_bytes());
+        out.extend_from_slice(&relinked);
     }
     out
 }
