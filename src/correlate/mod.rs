@@ -1622,10 +1622,20 @@ impl AttemptState {
         };
         let server_answered = earlier_answer(server);
         let next_hop_answered = waited_for.filter(|&hop| hop != server).and_then(earlier_answer);
+        // With no SYN on the wire a resolution failed, and a next hop that answered is not the one
+        // the kernel gave up on (an answered entry sends at once): it was resolved for another
+        // connection, as a gateway is.
+        let mut answered = Vec::new();
+        if no_syn {
+            let window = neighbors.range(start..).take_while(|n| n.ts <= last);
+            answered.extend(window.filter(|n| matches!(n.what, What::ArpReply | What::Na)).map(|n| n.target));
+            answered.sort_unstable();
+            answered.dedup();
+        }
         let mut resolved = std::mem::take(&mut self.resolving);
         for n in neighbors.range(start..).take_while(|n| n.ts <= last) {
             let earlier = if n.target == server { server_answered } else { next_hop_answered };
-            if earlier.is_some_and(|answered| n.ts <= answered) {
+            if earlier.is_some_and(|answered| n.ts <= answered) || answered.binary_search(&n.target).is_ok() {
                 continue;
             }
             let asked_by_client = n.asker == Some(client);

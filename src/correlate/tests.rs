@@ -566,6 +566,25 @@ fn test_arp_failure_found_from_local_icmp() {
     );
 }
 
+/// No SYN left, so a resolution failed: a next hop that answered just before (the gateway, for
+/// another connection) is not the one the kernel gave up on, and is not on the timeline.
+#[test]
+fn test_a_next_hop_that_answered_is_not_the_failed_resolution() {
+    let (gateway, target) = (ROUTER.parse().expect("router"), Ipv4Addr::new(198, 51, 100, 10));
+    let a = only(vec![
+        arp_request(0, 1, gateway),
+        arp_reply(1, 2, gateway),
+        arp_request(100, 3, target),
+        arp_request(1100, 4, target),
+        arp_request(2100, 5, target),
+        icmp(3150, 6, "192.0.2.10", 3, 1, ISN),
+    ]);
+    assert_eq!(verdict(&a), (Outcome::Unreachable, Some(Errno::Ehostunreach), 0));
+    assert_eq!(a.events.iter().filter_map(|e| e.frame).collect::<Vec<_>>(), [3, 4, 5, 6]);
+    assert_eq!(a.start, at_ms(100));
+    assert!(a.cause.starts_with("No ARP reply for 198.51.100.10: the kernel sent 3 request(s)"), "{}", a.cause);
+}
+
 /// The first SYN left as the gateway's ARP reply came in (`__neigh_update` sends what waited for
 /// it): the request and the reply are on the timeline, before the SYN, which waited for them. An
 /// answer a little longer before the SYN, or a resolution after it, belongs to no attempt.
