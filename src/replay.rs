@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use crate::capfile::{FileError, Record};
 use crate::capture::{self, BpfFilter};
 use crate::correlate::{Correlator, Finished, Offered, Spare};
-use crate::decode::{self, Packet, PacketBody, TcpFlags};
+use crate::decode::{self, Packet, PacketBody};
 use crate::event::{Event, EventKind, Timestamp};
 use crate::flow::End;
 use crate::linux::SynTiming;
@@ -763,15 +763,16 @@ fn take_record(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, n
 }
 
 /// Whether the TCP segment `peek` read is done with once its flow and flags are known: it is
-/// another reader's (the clock moves), or it has neither SYN nor RST and no attempt of its
-/// 4-tuple needs more of it than a count.
+/// another reader's (the clock moves), or it has ACK but neither SYN nor RST and no attempt of its
+/// 4-tuple needs more of it than a count. (One without ACK is a scanner's probe, whose reset the
+/// correlator must not take for an attempt's: see `Correlator::answers_probe`.)
 #[inline(always)]
 fn passes_by(correlator: &mut Correlator, shard: Shard, record: &Record<'_>, peek: decode::TcpPeek<'_>) -> bool {
     if !shard.holds(peek.src, peek.dst) {
         correlator.tick(record.ts);
         return true;
     }
-    peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+    peek.flags.is_ack_without_syn_or_rst()
         && correlator.offer_segment(record.ts, peek.src, peek.dst) != Offered::NeedsDecode
 }
 

@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use synscope::capfile::{CaptureReader, CaptureStream, Next};
 use synscope::correlate::{correlate, Correlator, Offered};
-use synscope::decode::{self, TcpFlags};
+use synscope::decode;
 use synscope::event::{Event, EventKind};
 use synscope::linux::SynTiming;
 
@@ -38,8 +38,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(windowed, whole);
     }
 
-    // As `synscope replay` reads: segments without SYN or RST offered by their peeked ends and
-    // decoded only when they may change an attempt, attempts built in worded ones' memory.
+    // As `synscope replay` reads: segments with ACK and without SYN or RST offered by their peeked
+    // ends and decoded only when they may change an attempt, attempts built in worded ones' memory.
     let records: Vec<_> = whole.into_iter().map_while(Result::ok).collect();
     let end = records.iter().map(|r| r.0).max().unwrap_or_default();
     let mut correlator = Correlator::streaming(SynTiming::default());
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     for (frame, &(ts, link, bytes)) in records.iter().enumerate() {
         // (The plain look, or the look through tunnels where it does not answer.)
         if let Some(peek) = decode::peek_tcp(link, bytes).or_else(|| decode::look_beyond_tcp(link, bytes).tunneled()) {
-            if peek.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0
+            if peek.flags.is_ack_without_syn_or_rst()
                 && correlator.offer_segment(ts, peek.src, peek.dst) != Offered::NeedsDecode
             {
                 continue;

@@ -298,6 +298,23 @@ struct NeighborObservation {
 /// without bound (the oldest go first; attempts rarely look back further than a few seconds).
 const MAX_NEIGHBORS: usize = 1 << 16;
 
+/// A segment with neither SYN, ACK nor RST, and the ack of the reset that refuses it.
+#[derive(Debug)]
+struct Probe {
+    ts: Timestamp,
+    from: End,
+    to: End,
+    /// SEG.SEQ+SEG.LEN, what a reset answering it acknowledges (FIN counts in SEG.LEN).
+    reset_ack: u32,
+}
+
+/// Probes kept at most: a scan sends thousands a second, and the reset answering one comes within
+/// a round trip of it.
+const MAX_PROBES: usize = 1 << 12;
+
+/// How long after a probe a reset may still answer it: a round trip, with room to spare.
+const PROBE_ANSWERED_WITHIN: Span = Span::from_millis(3_000);
+
 /// Builds attempts from events fed in time order; see [`correlate`] for events in any order.
 ///
 /// With [`Correlator::streaming`], attempts that nothing can change any more are finished as the
@@ -332,6 +349,9 @@ pub struct Correlator {
     current: index::EndsIndex,
     /// Recent ARP/ND observations, oldest first (pruned to what open attempts can still use).
     neighbors: VecDeque<NeighborObservation>,
+    /// Recent segments with neither SYN, ACK nor RST (a scanner's FIN, NULL and Xmas probes),
+    /// oldest first: a reset that answers one reveals no attempt (see `answers_probe`).
+    probes: VecDeque<Probe>,
     /// Whether attempts are finished as the clock passes them (replay), or only at the end (live).
     streaming: bool,
     /// The latest event time seen: the capture's clock.
@@ -838,6 +858,9 @@ impl Correlator {
             return;
         }
         if !seg.flags.has(TcpFlags::RST) && !seg.flags.has(TcpFlags::SYN | TcpFlags::ACK) {
+            if seg.flags.0 & (TcpFlags::SYN | TcpFlags::ACK) == 0 {
+                self.remember_probe(ts, seg);
+            }
             // Only the client's segments can change an attempt, and only while it awaits them
             // (the same lookup as `offer_segment`, so that both take a segment alike).
             let awaiting = self.find_awaiting(End::of(seg.src), End::of(seg.dst));
@@ -858,7 +881,7 @@ impl Correlator {
                 a.on_server_rst(ts, frame, on_loopback, seg);
             } else if let Some(a) = from_client.and_then(|i| self.attempt(i)) {
                 a.on_client_rst(ts, frame, seg);
-            } else if seg.flags.has(TcpFlags::ACK) && seg.seq == 0 {
+            } else if seg.flags.has(TcpFlags::ACK) && seg.seq == 0 && !self.answers_probe(ts, seg) {
                 // The answer to a SYN at a closed port is <SEQ=0><ACK=ISN+1><CTL=RST,ACK> (RFC 9293
                 // 3.10.7.1, tcp_v4_send_reset): it reveals an attempt whose SYN is not in the capture,
                 // as when this host's own firewall forges the reset before the SYN reaches the wire.
@@ -871,6 +894,29 @@ impl Correlator {
         } else if let Some(a) = from_server.and_then(|i| self.attempt(i)) {
             a.on_syn_ack(ts, frame, seg);
         }
+    }
+
+    /// Keeps a segment with neither SYN, ACK nor RST (a port scanner's FIN, NULL or Xmas probe; no
+    /// TCP sends one otherwise), to tell the reset that refuses it from one that refuses a SYN.
+    fn remember_probe(&mut self, ts: Timestamp, seg: &TcpSegment) {
+        if self.probes.len() >= MAX_PROBES {
+            self.probes.pop_front();
+        }
+        let fin = u32::from(seg.flags.has(TcpFlags::FIN));
+        let reset_ack = seg.seq.wrapping_add(seg.payload_len).wrapping_add(fin);
+        self.probes.push_back(Probe { ts, from: End::of(seg.src), to: End::of(seg.dst), reset_ack });
+    }
+
+    /// Whether the reset `rst` answers a probe kept by [`Self::remember_probe`]: a closed port
+    /// answers a segment without ACK with <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK> (RFC 9293
+    /// 3.10.7.1, `tcp_v4_send_reset`), as it answers a SYN.
+    fn answers_probe(&self, ts: Timestamp, rst: &TcpSegment) -> bool {
+        let (from, to) = (End::of(rst.dst), End::of(rst.src));
+        self.probes
+            .iter()
+            .rev()
+            .take_while(|p| ts.since(p.ts) <= PROBE_ANSWERED_WITHIN)
+            .any(|p| p.from == from && p.to == to && p.reset_ack == rst.ack)
     }
 
     fn open_attempt(&mut self, key: FlowKey, ts: Timestamp, frame: u64, link: LinkDirection, seg: &TcpSegment) {

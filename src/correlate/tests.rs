@@ -545,6 +545,36 @@ fn test_refused_then_syn_again_is_counted() {
     assert!(a.events[2].note.as_deref().unwrap_or_default().contains("Windows"));
 }
 
+/// A reset <SEQ=0><ACK=ISN+1><CTL=RST,ACK> with no SYN in the capture reveals an attempt (this
+/// host's firewall forged it before the SYN left); one that answers a scanner's FIN, NULL or Xmas
+/// probe, a segment with no ACK (RFC 9293 3.10.7.1: <ACK=SEG.SEQ+SEG.LEN>), reveals none.
+#[test]
+fn test_a_reset_answering_a_probe_is_no_attempt() {
+    let orphan =
+        correlate(vec![from_server(0, 1, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)], SynTiming::default(), None);
+    assert_eq!(orphan.iter().map(verdict).collect::<Vec<_>>(), [(Outcome::Refused, Some(Errno::Econnrefused), 0)]);
+    let fin = TcpFlags::FIN;
+    let xmas = TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG;
+    for (probe, len_in_seq) in [(fin, 1), (0, 0), (xmas, 1)] {
+        let answered = correlate(
+            vec![
+                from_client(0, 1, probe, ISN, 0),
+                from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + len_in_seq),
+            ],
+            SynTiming::default(),
+            None,
+        );
+        assert!(answered.is_empty(), "flags {probe:#x}: {answered:#?}");
+    }
+    // A reset that does not answer the probe (another ack) still reveals an attempt.
+    let unanswered = correlate(
+        vec![from_client(0, 1, fin, ISN + 500, 0), from_server(1, 2, TcpFlags::RST | TcpFlags::ACK, 0, ISN + 1)],
+        SynTiming::default(),
+        None,
+    );
+    assert_eq!(unanswered.len(), 1);
+}
+
 #[test]
 fn test_arp_failure_found_from_local_icmp() {
     // No SYN on the wire: three unanswered who-has, then the host's own ICMP host unreachable on lo.
@@ -1020,7 +1050,7 @@ fn test_offered_segments_go_exactly_as_pushed_ones() {
         let EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. } = &event.kind else {
             unreachable!("TCP only")
         };
-        if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 {
+        if seg.flags.is_ack_without_syn_or_rst() {
             let result = correlator.offer_segment(event.ts, End::of(seg.src), End::of(seg.dst));
             offered.push(Some(result));
             if result != NeedsDecode {

@@ -74,6 +74,15 @@ impl TcpFlags {
         self.0 & mask == mask
     }
 
+    /// ACK without SYN or RST: a segment of an established connection, which a replay need not
+    /// decode unless an attempt awaits one (`Correlator::offer_segment`). A SYN or RST opens or
+    /// ends attempts; a segment without ACK is a scanner's probe, whose reset must be told from an
+    /// attempt's.
+    #[inline]
+    pub fn is_ack_without_syn_or_rst(self) -> bool {
+        self.0 & (Self::SYN | Self::RST | Self::ACK) == Self::ACK
+    }
+
     /// A SYN without ACK: the opening segment of an attempt.
     pub fn is_syn_only(self) -> bool {
         self.has(Self::SYN) && !self.has(Self::ACK) && !self.has(Self::RST)

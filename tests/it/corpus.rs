@@ -205,6 +205,17 @@ fn test_corpus_agrees_with_oracle() {
         "flows the oracle could not decide, without an explanation:\n{}",
         unexplained_special.join("\n")
     );
+    // And nothing else: every attempt synscope reports is a client SYN flow the oracle has (a reset
+    // that answers a scanner's FIN, NULL or Xmas probe is no attempt).
+    let oracle_tuples: std::collections::HashSet<_> =
+        rows.iter().map(|r| (r.file.as_str(), r.client, r.server)).collect();
+    let not_in_oracle: Vec<String> = replays
+        .iter()
+        .flat_map(|(file, attempts)| attempts.iter().map(move |a| (file, a)))
+        .filter(|(file, a)| !oracle_tuples.contains(&(file.as_str(), a.client, a.server)))
+        .map(|(file, a)| format!("{file} {} -> {}: {}", a.client, a.server, a.cause))
+        .collect();
+    assert!(not_in_oracle.is_empty(), "attempts the oracle does not have:\n{}", not_in_oracle.join("\n"));
 }
 
 /// Whether the cause says what makes a flow unusual: an answer Linux ignores, a missing direction,

@@ -199,8 +199,8 @@ proptest! {
         prop_assert!(reported >= all.len(), "{reported} reported, {} without the bound", all.len());
     }
 
-    /// The replay's shortcuts change nothing: offering segments without SYN or RST by their ends
-    /// (and pushing only those that need decoding), and building attempts in the memory of worded
+    /// The replay's shortcuts change nothing: offering segments with ACK and without SYN or RST by
+    /// their ends (and pushing only those that need decoding), and building attempts in the memory of worded
     /// ones, report exactly what pushing every event into a fresh correlator reports.
     #[test]
     fn prop_replay_shortcuts_report_what_correlate_reports(events in arb_events()) {
@@ -209,7 +209,7 @@ proptest! {
         for e in &events {
             let offered = match &e.kind {
                 EventKind::Packet { packet: Packet { body: PacketBody::Tcp(seg), .. }, .. }
-                    if seg.flags.0 & (TcpFlags::SYN | TcpFlags::RST) == 0 =>
+                    if seg.flags.is_ack_without_syn_or_rst() =>
                 {
                     correlator.offer_segment(e.ts, End::of(seg.src), End::of(seg.dst))
                 }
