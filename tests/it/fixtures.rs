@@ -204,28 +204,40 @@ fn test_fixtures_read_alike_through_tunnels() {
         outer_ipv4(47, &[&[0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x07, 0, 1, 0, 0, 0, 0][..], frame].concat())
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut read = 0;
-    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
-        let original = util::root().join("fixtures").join(&fixture.file);
-        let pcap = std::fs::read(&original).expect("read fixture");
-        if pcap[20..24] != 1u32.to_le_bytes() {
-            continue; // Not Ethernet: a tunnel carries Ethernet frames or IP packets.
-        }
-        let attempts = |path: &Path| -> Vec<String> {
-            let json = synscope(&["replay", "--format", "json", path.to_str().expect("a UTF-8 path")]);
-            let json = String::from_utf8_lossy(&json.stdout).into_owned();
-            json.lines().filter(|line| line.starts_with(r#"{"kind":"attempt""#)).map(str::to_owned).collect()
-        };
-        let plain = attempts(&original);
-        assert!(!plain.is_empty(), "{}", fixture.file);
+    for (file, pcap) in ethernet_fixtures() {
+        let plain = attempt_lines(dir.path(), &format!("plain-{file}"), &pcap);
+        assert!(!plain.is_empty(), "{file}");
         for (tunnel, wrap) in [("vxlan", &vxlan as &dyn Fn(&[u8]) -> Vec<u8>), ("erspan", &erspan)] {
-            let tunneled = dir.path().join(format!("{tunnel}-{}", fixture.file));
-            std::fs::write(&tunneled, util::rewrapped(&pcap, wrap)).expect("write");
-            assert_eq!(attempts(&tunneled), plain, "{} in {tunnel}", fixture.file);
+            let tunneled = util::rewrapped(&pcap, wrap);
+            assert_eq!(attempt_lines(dir.path(), &format!("{tunnel}-{file}"), &tunneled), plain, "{file} in {tunnel}");
         }
-        read += 1;
     }
-    assert!(read >= 10, "the Ethernet fixtures ({read})");
+}
+
+/// The Ethernet fixtures, named, with their bytes: what a tunnel or a PPP link is made to carry.
+fn ethernet_fixtures() -> Vec<(String, Vec<u8>)> {
+    let ethernet: Vec<(String, Vec<u8>)> = fixtures()
+        .into_iter()
+        .filter(|f| f.file.ends_with(".pcap"))
+        .map(|f| {
+            let pcap = std::fs::read(util::root().join("fixtures").join(&f.file)).expect("read fixture");
+            (f.file, pcap)
+        })
+        .filter(|(_, pcap)| pcap[20..24] == 1u32.to_le_bytes())
+        .collect();
+    assert!(ethernet.len() >= 10, "the Ethernet fixtures ({})", ethernet.len());
+    ethernet
+}
+
+/// The attempts `synscope replay --format json` writes for `pcap`, a JSON line each (written to
+/// `name` in `dir` first).
+fn attempt_lines(dir: &Path, name: &str, pcap: &[u8]) -> Vec<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, pcap).expect("write");
+    let json = synscope(&["replay", "--format", "json", path.to_str().expect("a UTF-8 path")]);
+    assert!(json.status.success(), "{name}: {}", String::from_utf8_lossy(&json.stderr));
+    let json = String::from_utf8_lossy(&json.stdout).into_owned();
+    json.lines().filter(|line| line.starts_with(r#"{"kind":"attempt""#)).map(str::to_owned).collect()
 }
 
 /// A link layer's header put in front of an IP packet, given the packet's PPP protocol number.
@@ -263,43 +275,23 @@ fn test_fixtures_read_alike_over_ppp_and_cisco_hdlc() {
         Some((ppp_protocol, frame[14..].to_vec()))
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut read = 0;
-    for fixture in fixtures().iter().filter(|f| f.file.ends_with(".pcap")) {
-        let original = util::root().join("fixtures").join(&fixture.file);
-        let pcap = std::fs::read(&original).expect("read fixture");
-        if pcap[20..24] != 1u32.to_le_bytes() {
-            continue;
-        }
-        let attempts = |name: &str, pcap: Vec<u8>| -> Vec<String> {
-            let path = dir.path().join(format!("{name}-{}", fixture.file));
-            std::fs::write(&path, pcap).expect("write");
-            let json = synscope(&["replay", "--format", "json", path.to_str().expect("a UTF-8 path")]);
-            assert!(json.status.success(), "{name} {}: {}", fixture.file, String::from_utf8_lossy(&json.stderr));
-            let json = String::from_utf8_lossy(&json.stdout).into_owned();
-            json.lines().filter(|line| line.starts_with(r#"{"kind":"attempt""#)).map(str::to_owned).collect()
-        };
+    for (file, pcap) in ethernet_fixtures() {
+        let attempts = |name: &str, pcap: Vec<u8>| attempt_lines(dir.path(), &format!("{name}-{file}"), &pcap);
         let pppoe_in_ethernet = util::rewrapped(&pcap, |frame| match ip_of(frame) {
             Some((protocol, packet)) => [&frame[..12], &[0x88, 0x64], &in_pppoe(protocol, &packet)].concat(),
             None => frame.to_vec(),
         });
         let plain = attempts("plain", pcap.clone());
-        assert!(!plain.is_empty(), "{}", fixture.file);
-        assert_eq!(attempts("pppoe", pppoe_in_ethernet), plain, "{} in PPPoE", fixture.file);
+        assert!(!plain.is_empty(), "{file}");
+        assert_eq!(attempts("pppoe", pppoe_in_ethernet), plain, "{file} in PPPoE");
         let without_arp = attempts("ip-only", util::relinked(&pcap, 1, |frame| ip_of(frame).map(|_| frame.to_vec())));
         // LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_PPP_ETHER, LINKTYPE_C_HDLC.
         let over: [(u32, Framing); 4] = [(9, in_ppp), (50, in_ppp), (51, in_pppoe), (104, in_cisco_hdlc)];
         for (link_type, frame) in over {
             let relinked = util::relinked(&pcap, link_type, |data| ip_of(data).map(|(p, packet)| frame(p, &packet)));
-            assert_eq!(
-                attempts(&format!("link{link_type}"), relinked),
-                without_arp,
-                "{} as link type {link_type}",
-                fixture.file
-            );
+            assert_eq!(attempts(&format!("link{link_type}"), relinked), without_arp, "{file} as link type {link_type}");
         }
-        read += 1;
     }
-    assert!(read >= 10, "the Ethernet fixtures ({read})");
 }
 
 #[test]
