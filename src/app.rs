@@ -303,7 +303,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         readers: args.threads.map_or(replay::DEFAULT_READERS, usize::from),
         max_open: args.max_open.unwrap_or(replay::DEFAULT_MAX_OPEN),
     };
-    let (mut finished_early, mut icmp_quotes_cut, mut attempts_found) = (0, 0, 0);
+    let (mut finished_early, mut finished_early_awaiting_ack, mut icmp_quotes_cut, mut attempts_found) = (0, 0, 0, 0);
     // Ctrl-C or SIGTERM: stop reading, show the attempts read so far and the summary, exit 130.
     interrupt::install("showing the attempts read so far and the summary");
     let mut interrupted = false;
@@ -368,6 +368,7 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
         files_read.push(FileRead { file: capture::source_name(path), packets: report.packets, first_frame, continues });
         packets += report.packets;
         finished_early += report.finished_early;
+        finished_early_awaiting_ack += report.finished_early_awaiting_ack;
         attempts_found += report.attempts;
         icmp_quotes_cut += report.icmp_quotes_cut;
         undecodable += report.undecodable;
@@ -405,8 +406,8 @@ fn replay(args: &ReplayArgs, out: &mut (dyn Write + Send), style: text::Style) -
     }
     if finished_early > 0 {
         eprintln!(
-            "synscope: {finished_early} attempt(s) were finished before their time, on the evidence seen so far: more than {} were open at once (a SYN flood?); those whose outcome could still change have the finding decided_early; --max-open raises the bound, at about 0.8 KiB an attempt",
-            replaying.max_open
+            "synscope: {}",
+            finished_early_warning(finished_early, finished_early_awaiting_ack, replaying.max_open)
         );
     }
     match args.format {
@@ -548,4 +549,22 @@ fn progress_bar(path: &std::path::Path, of_files: Option<(usize, usize)>) -> ind
         None => bar.set_prefix(name),
     }
     bar
+}
+
+/// What stderr says when `finished` attempts were finished before their time because more than
+/// `max_open` were open at once, `awaiting_ack` of them established and waiting only for the
+/// client's ACK. Mostly those, the capture holds no ACKs (a filter that keeps SYN and RST, as the
+/// README's live pipe does), and the attempts were no flood: they were kept open for seconds, for
+/// a retransmitted SYN that would overturn them (`retire::expires_at`).
+fn finished_early_warning(finished: u64, awaiting_ack: u64, max_open: usize) -> String {
+    let why = if 2 * awaiting_ack > finished {
+        format!(
+            ". {awaiting_ack} of them were established and waited only for the client's ACK, which this capture seems not to hold (was it filtered to SYN and RST?): each is kept open for seconds, in case a retransmitted SYN shows that the client never saw the SYN-ACK"
+        )
+    } else {
+        " (a SYN flood?)".to_string()
+    };
+    format!(
+        "{finished} attempt(s) were finished before their time, on the evidence seen so far, because more than {max_open} were open at once{why}. Those whose outcome could still change have the finding decided_early; --max-open raises the bound, at about 0.8 KiB an attempt"
+    )
 }

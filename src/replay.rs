@@ -46,6 +46,8 @@ pub struct FileReport {
     /// Attempts finished before their time: more were open at once than [`Replaying::max_open`]
     /// allows.
     pub finished_early: u64,
+    /// Of those, the ones established that waited only for the client's ACK.
+    pub finished_early_awaiting_ack: u64,
     /// Records of link types synscope does not decode, by link type (they count as undecodable).
     pub unsupported_link_types: std::collections::BTreeMap<u32, u64>,
     /// Reading stopped at this byte of the file because of Ctrl-C or SIGTERM.
@@ -335,6 +337,7 @@ pub fn replay_file<S: Sink>(
             let (other, going_on) = other?;
             report.attempts += other.attempts;
             report.finished_early += other.finished_early;
+            report.finished_early_awaiting_ack += other.finished_early_awaiting_ack;
             correlators.extend(going_on);
         }
         // Every reader decides alike, on the same records: all go on, or none.
@@ -513,7 +516,7 @@ fn read_shard(
     let continuing = correlator.is_some();
     let mut correlator =
         correlator.unwrap_or_else(|| Correlator::streaming(replaying.timing).with_max_open(replaying.max_open));
-    let early_before = correlator.finished_early();
+    let early_before = (correlator.finished_early(), correlator.finished_early_awaiting_ack());
     let mut report = FileReport::default();
     let mut pending = Vec::with_capacity(2 * BATCH);
     let mut since_hand_over = 0;
@@ -604,7 +607,8 @@ fn read_shard(
         Ok(end) => end,
     };
     report.damage = end.damage;
-    report.finished_early = correlator.finished_early() - early_before;
+    report.finished_early = correlator.finished_early() - early_before.0;
+    report.finished_early_awaiting_ack = correlator.finished_early_awaiting_ack() - early_before.1;
     // When the next file continues this capture, what is still open goes on there.
     let goes_on = report.damage.is_none()
         && report.interrupted_at.is_none()

@@ -367,6 +367,9 @@ pub struct Correlator {
     max_open: Option<usize>,
     /// Attempts finished before their time because more than `max_open` were open.
     finished_early: u64,
+    /// Of those, the ones established that waited only for the client's ACK (see
+    /// [`retire::awaits_only_the_ack`]).
+    finished_early_awaiting_ack: u64,
     /// Attempts finished and not yet taken.
     finished: Vec<Finished>,
     /// The attempts a sweep found expired, as start, opening frame and slot (kept for its capacity).
@@ -630,6 +633,12 @@ impl Correlator {
     /// finding `decided_early`).
     pub fn finished_early(&self) -> u64 {
         self.finished_early
+    }
+
+    /// Of [`Correlator::finished_early`], the attempts established that waited only for the
+    /// client's ACK: many of them say the capture holds no ACKs (filtered to SYN and RST).
+    pub fn finished_early_awaiting_ack(&self) -> u64 {
+        self.finished_early_awaiting_ack
     }
 
     /// Attempts open now: the slots in use. (Not the index's entries: an attempt whose 4-tuple
@@ -1162,6 +1171,8 @@ impl Correlator {
                 continue;
             }
             self.finished_early += 1;
+            self.finished_early_awaiting_ack +=
+                u64::from(self.attempts[i].as_deref().is_some_and(retire::awaits_only_the_ack));
             if self.attempts[i].as_deref().is_some_and(retire::settled) {
                 // Its outcome stands: only late evidence (a duplicate SYN-ACK or RST) is not shown.
                 self.retire(i, now, verdict::Cut::CaptureGoesOn);

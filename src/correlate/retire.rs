@@ -49,6 +49,13 @@ pub(super) fn settled(a: &AttemptState) -> bool {
     }
 }
 
+/// Whether `a` is established and waits only for the client's ACK of the SYN-ACK to be settled:
+/// a capture filtered to SYN and RST (and ICMP) never holds it, so such attempts stay open until a
+/// retransmitted SYN could no longer overturn them (see [`expires_at`]).
+pub(super) fn awaits_only_the_ack(a: &AttemptState) -> bool {
+    matches!(a.verdict.as_ref().map(|v| &v.decision), Some(Decision::Established { .. })) && !a.handshake_acked
+}
+
 /// When `a` may be finished: after this time no packet can change its report. One that is not
 /// [`settled`] stays open until the SYN retransmit that would settle it is overdue.
 pub(super) fn expires_at(a: &AttemptState) -> Timestamp {

@@ -114,6 +114,30 @@ fn test_filtered_summary_says_what_it_chose_from() {
     assert!(summary.get("attempts_found").is_none(), "{summary}");
 }
 
+#[test]
+fn test_crowded_replay_says_when_the_capture_lacks_the_handshakes_acks() {
+    // 2,000 attempts in 0.2 s, at most 600 open. A capture filtered to SYN, RST and ICMP (as the
+    // README's live pipe is) holds no ACK of the SYN-ACK, so established attempts are kept open for
+    // seconds: stderr says so, where a crowd of every kind is told as a possible SYN flood.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = SynthConfig { flows: 2_000, seed: 5, start_interval_us: 100, ..SynthConfig::default() };
+    let (pcap, _, _) = generated(dir.path(), config);
+    let pcap = pcap.display().to_string();
+    let stderr = |extra: &[&str]| {
+        let mut args = vec!["replay", "--format", "json", "--max-open", "600", &pcap];
+        args.extend_from_slice(extra);
+        let out = crate::fixtures::synscope(&args);
+        assert_eq!(out.status.code(), Some(0), "{extra:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let filtered = stderr(&["--bpf", "tcp[tcpflags] & (tcp-syn|tcp-rst) != 0 or icmp or icmp6"]);
+    assert!(filtered.contains("were established and waited only for the client's ACK"), "{filtered}");
+    assert!(!filtered.contains("SYN flood"), "{filtered}");
+    let whole = stderr(&[]);
+    assert!(whole.contains("were open at once (a SYN flood?)"), "{whole}");
+    assert!(!whole.contains("client's ACK"), "{whole}");
+}
+
 /// Peak resident memory of a `synscope` run in KiB, as `/usr/bin/time` reports it.
 fn peak_kib(args: &[&str]) -> Option<u64> {
     if !Path::new("/usr/bin/time").exists() {
