@@ -200,8 +200,8 @@ proptest! {
     }
 
     /// The replay's shortcuts change nothing: offering segments with ACK and without SYN or RST by
-    /// their ends (and pushing only those that need decoding), and building attempts in the memory of worded
-    /// ones, report exactly what pushing every event into a fresh correlator reports.
+    /// their ends (and pushing only those that need decoding), and building attempts in the memory
+    /// of worded ones, report exactly what pushing every event into a fresh correlator reports.
     #[test]
     fn prop_replay_shortcuts_report_what_correlate_reports(events in arb_events()) {
         let mut correlator = Correlator::streaming(SynTiming::default());
