@@ -67,7 +67,7 @@ const WAITING_SHOWN_AFTER: Duration = Duration::from_millis(700);
 struct Waiting<'a> {
     bar: Option<indicatif::ProgressBar>,
     /// Whether the bar is drawn yet (it is from [`WAITING_SHOWN_AFTER`] on).
-    drawn: std::cell::Cell<bool>,
+    drawn: bool,
     started: std::time::Instant,
     tally: Option<&'a LiveTally>,
     /// When the attempt ends at the latest, in words.
@@ -90,16 +90,16 @@ impl<'a> Waiting<'a> {
             bar.set_style(style);
             bar
         });
-        Waiting { bar, drawn: std::cell::Cell::new(false), started: std::time::Instant::now(), tally, ends }
+        Waiting { bar, drawn: false, started: std::time::Instant::now(), tally, ends }
     }
 
-    fn update(&self) {
+    fn update(&mut self) {
         let Some(bar) = &self.bar else { return };
         let waited = self.started.elapsed();
         if waited < WAITING_SHOWN_AFTER {
             return;
         }
-        if !self.drawn.replace(true) {
+        if !std::mem::replace(&mut self.drawn, true) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             bar.enable_steady_tick(Duration::from_millis(100));
         }
@@ -256,7 +256,7 @@ pub fn run(config: &TraceConfig) -> anyhow::Result<TraceReport> {
         .spawn(move || (privilege::Held::now(), connect::run(socket, &plan, thread_log)))?;
     // Ctrl-C or SIGTERM while connect() blocks: stop waiting for it (the process exits with the
     // thread still in the call) and show what happened so far.
-    let waiting = Waiting::new(config, &timing, config.capture.then_some(&*tally));
+    let mut waiting = Waiting::new(config, &timing, config.capture.then_some(&*tally));
     while !connect_thread.is_finished() && !crate::interrupt::requested() {
         std::thread::sleep(Duration::from_millis(10));
         waiting.update();
