@@ -1171,9 +1171,9 @@ impl Correlator {
                 continue;
             }
             self.finished_early += 1;
-            self.finished_early_awaiting_ack +=
-                u64::from(self.attempts[i].as_deref().is_some_and(retire::awaits_only_the_ack));
-            if self.attempts[i].as_deref().is_some_and(retire::settled) {
+            let attempt = self.attempts[i].as_deref();
+            self.finished_early_awaiting_ack += u64::from(attempt.is_some_and(retire::awaits_only_the_ack));
+            if attempt.is_some_and(retire::settled) {
                 // Its outcome stands: only late evidence (a duplicate SYN-ACK or RST) is not shown.
                 self.retire(i, now, verdict::Cut::CaptureGoesOn);
             } else {
